@@ -1,0 +1,347 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Settings from the kernel command line and `/etc/vfio-early.conf`: pure parsing, no I/O.
+//!
+//! Both sources share one key table, so the file has exactly the command line's power. The
+//! command line is applied after the file: it adds devices and overrides every other key,
+//! including the kill switch.
+
+use core::fmt;
+
+use crate::cmdline::{self, param_eq};
+use crate::entry::{self, Entry, EntryError};
+use crate::text::Token;
+
+/// Device entries kept per boot (all sources together).
+pub const MAX_ENTRIES: usize = 32;
+/// Input problems kept for the log and the state file; more are counted.
+pub const MAX_PROBLEMS: usize = 16;
+/// Default deadline of the whole run.
+pub const DEFAULT_TIMEOUT_MS: u32 = 10_000;
+
+/// The command-line namespace.
+pub const PREFIX: &[u8] = b"vfio-early.";
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GroupPolicy {
+    /// A display function brings the audio functions of its slot in its IOMMU group.
+    #[default]
+    Companions,
+    /// Every endpoint of the group is taken (the usual refusals still apply).
+    Whole,
+    /// A group that is not fully covered is refused.
+    Strict,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnFail {
+    /// Clear the override and re-probe, so the host keeps the device.
+    #[default]
+    Release,
+    /// Leave the device fenced, with no driver.
+    Fence,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub entries: heapless::Vec<Entry, MAX_ENTRIES>,
+    pub off: bool,
+    pub group: GroupPolicy,
+    pub on_fail: OnFail,
+    pub timeout_ms: u32,
+    pub dry_run: bool,
+    pub debug: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            entries: heapless::Vec::new(),
+            off: false,
+            group: GroupPolicy::default(),
+            on_fail: OnFail::default(),
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            dry_run: false,
+            debug: false,
+        }
+    }
+}
+
+/// Where a piece of input came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Cmdline,
+    CmdlineD,
+    ConfigLine(u32),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Cmdline => f.write_str("kernel command line"),
+            Origin::CmdlineD => f.write_str("/etc/cmdline.d"),
+            Origin::ConfigLine(n) => write!(f, "/etc/vfio-early.conf line {n}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    #[error("bad device entry \"{token}\": {why}")]
+    Entry { token: Token, why: EntryError },
+    #[error("unknown key \"{0}\" (known: devices, off, group, on-fail, timeout, dry-run, debug)")]
+    UnknownKey(Token),
+    #[error("bad value \"{value}\" for {key}: expected {expected}")]
+    Value {
+        key: &'static str,
+        value: Token,
+        expected: &'static str,
+    },
+    #[error("\"{0}\" is not `key = value`")]
+    Line(Token),
+    #[error("too many device entries (capacity {MAX_ENTRIES}): \"{0}\" not applied")]
+    TooManyEntries(Token),
+    #[error("more than {0} bytes: the rest is not read")]
+    TooLong(usize),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub origin: Origin,
+    pub error: InputError,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.origin, self.error)
+    }
+}
+
+/// Problems found while reading input; bounded, with a count of those not kept.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Problems {
+    pub kept: heapless::Vec<Problem, MAX_PROBLEMS>,
+    pub dropped: usize,
+}
+
+impl Problems {
+    pub fn push(&mut self, origin: Origin, error: InputError) {
+        if self.kept.push(Problem { origin, error }).is_err() {
+            self.dropped += 1;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.kept.len() + self.dropped
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Settings {
+    /// Applies the `vfio-early.*` arguments of a command line; other arguments are ignored.
+    pub fn apply_cmdline(&mut self, line: &[u8], origin: Origin, problems: &mut Problems) {
+        for arg in cmdline::args(line) {
+            let Some(key) = strip_prefix(arg.param) else {
+                continue;
+            };
+            let value = arg.value.map(String::from_utf8_lossy);
+            let key = String::from_utf8_lossy(key);
+            self.apply_key(&key, value.as_deref(), origin, problems);
+        }
+    }
+
+    /// Applies `/etc/vfio-early.conf`: `key = value` lines, `#` comments; a bare boolean key means yes.
+    pub fn apply_file(&mut self, text: &str, problems: &mut Problems) {
+        for (n, raw) in text.lines().enumerate() {
+            let origin = Origin::ConfigLine(n as u32 + 1);
+            let line = raw.split_once('#').map_or(raw, |(l, _)| l).trim();
+            if line.is_empty() {
+                continue;
+            }
+            let (key, value) = match line.split_once('=') {
+                Some((k, v)) => (k.trim(), Some(v.trim())),
+                None => (line, None),
+            };
+            if key.is_empty() || key.contains(char::is_whitespace) {
+                problems.push(origin, InputError::Line(Token::new(line)));
+                continue;
+            }
+            self.apply_key(key, value, origin, problems);
+        }
+    }
+
+    /// Every key of both sources goes through here; a bad key or value leaves the setting as it was.
+    fn apply_key(&mut self, key: &str, value: Option<&str>, origin: Origin, problems: &mut Problems) {
+        if param_eq(key.as_bytes(), b"devices") {
+            match value {
+                Some(list) => self.add_devices(list, origin, problems),
+                None => problems.push(origin, bad("devices", "", "a list of entries")),
+            }
+        } else if let Err(e) = self.apply_scalar(key, value) {
+            problems.push(origin, e);
+        }
+    }
+
+    fn apply_scalar(&mut self, key: &str, value: Option<&str>) -> Result<(), InputError> {
+        let k = key.as_bytes();
+        if param_eq(k, b"off") {
+            self.off = boolean("off", value)?;
+        } else if param_eq(k, b"dry-run") {
+            self.dry_run = boolean("dry-run", value)?;
+        } else if param_eq(k, b"debug") {
+            self.debug = boolean("debug", value)?;
+        } else if param_eq(k, b"group") {
+            self.group = match value {
+                Some("companions") => GroupPolicy::Companions,
+                Some("whole") => GroupPolicy::Whole,
+                Some("strict") => GroupPolicy::Strict,
+                v => return Err(bad("group", v.unwrap_or(""), "companions, whole or strict")),
+            };
+        } else if param_eq(k, b"on-fail") {
+            self.on_fail = match value {
+                Some("release") => OnFail::Release,
+                Some("fence") => OnFail::Fence,
+                v => return Err(bad("on-fail", v.unwrap_or(""), "release or fence")),
+            };
+        } else if param_eq(k, b"timeout") {
+            let v = value.unwrap_or("");
+            self.timeout_ms = match v.parse::<u32>() {
+                Ok(s @ 1..=600) => s * 1000,
+                _ => return Err(bad("timeout", v, "whole seconds from 1 to 600")),
+            };
+        } else {
+            return Err(InputError::UnknownKey(Token::new(key)));
+        }
+        Ok(())
+    }
+
+    /// Adds a comma-separated list; each bad entry is reported, every good one is kept.
+    fn add_devices(&mut self, list: &str, origin: Origin, problems: &mut Problems) {
+        for token in list.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            let result = match entry::parse(token) {
+                Ok(e) => self
+                    .entries
+                    .push(e)
+                    .map_err(|_| InputError::TooManyEntries(Token::new(token))),
+                Err(why) => Err(InputError::Entry {
+                    token: Token::new(token),
+                    why,
+                }),
+            };
+            if let Err(e) = result {
+                problems.push(origin, e);
+            }
+        }
+    }
+}
+
+fn strip_prefix(param: &[u8]) -> Option<&[u8]> {
+    let (head, tail) = param.split_at_checked(PREFIX.len())?;
+    param_eq(head, PREFIX).then_some(tail)
+}
+
+fn bad(key: &'static str, value: &str, expected: &'static str) -> InputError {
+    InputError::Value {
+        key,
+        value: Token::new(value),
+        expected,
+    }
+}
+
+fn boolean(key: &'static str, value: Option<&str>) -> Result<bool, InputError> {
+    match value {
+        None | Some("1" | "y" | "yes" | "on" | "true") => Ok(true),
+        Some("0" | "n" | "no" | "off" | "false") => Ok(false),
+        Some(v) => Err(bad(key, v, "yes or no (1/0, on/off, true/false)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(cmdline: &str, file: &str) -> (Settings, Problems) {
+        let mut s = Settings::default();
+        let mut p = Problems::default();
+        s.apply_file(file, &mut p);
+        s.apply_cmdline(cmdline.as_bytes(), Origin::Cmdline, &mut p);
+        (s, p)
+    }
+
+    fn texts(s: &Settings) -> Vec<&str> {
+        s.entries.iter().map(|e| e.text.as_str()).collect()
+    }
+
+    #[test]
+    fn lists_merge_and_names_fold() {
+        let (s, p) = from(
+            "ro vfio-early.devices=01:00.0 root=/dev/sda vfio_early.devices=10de:1c03,02:00.0+unbind",
+            "devices = 03:00.0 # a comment\n",
+        );
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(texts(&s), ["03:00.0", "01:00.0", "10de:1c03", "02:00.0+unbind"]);
+    }
+
+    #[test]
+    fn bad_tokens_are_named_and_good_ones_kept() {
+        let (s, p) = from(
+            "vfio-early.devices=zz:00.0,../../x,01:00.0,/sys/bus vfio-early.bogus=1 vfio-early.group=most",
+            "",
+        );
+        assert_eq!(texts(&s), ["01:00.0"]);
+        let msgs: Vec<String> = p.kept.iter().map(|p| p.to_string()).collect();
+        for needle in ["\"zz:00.0\"", "\"../../x\"", "\"/sys/bus\"", "unknown key \"bogus\"", "\"most\""] {
+            assert!(msgs.iter().any(|m| m.contains(needle)), "{needle} missing in {msgs:?}");
+        }
+        assert!(msgs.iter().all(|m| m.starts_with("kernel command line: ")));
+    }
+
+    #[test]
+    fn file_lines_are_located() {
+        let (s, p) = from("", "# header\n\ndevices = 01:00.0\ngarbage line here\ncolour = blue\noff\n");
+        assert_eq!(texts(&s), ["01:00.0"]);
+        assert!(s.off, "a bare boolean key means yes");
+        let msgs: Vec<String> = p.kept.iter().map(|p| p.to_string()).collect();
+        assert_eq!(msgs.len(), 2, "{msgs:?}");
+        assert!(msgs[0].starts_with("/etc/vfio-early.conf line 4: \"garbage line here\""));
+        assert!(msgs[1].contains("line 5: unknown key \"colour\""));
+    }
+
+    #[test]
+    fn cmdline_overrides_scalars_and_its_kill_switch_wins() {
+        let (s, _) = from("vfio-early.off", "off = no\ngroup = strict\n");
+        assert!(s.off);
+        assert_eq!(s.group, GroupPolicy::Strict);
+        let (s, _) = from("vfio-early.off=0 vfio-early.group=whole", "off = yes\n");
+        assert!(!s.off);
+        assert_eq!(s.group, GroupPolicy::Whole);
+        let (s, p) = from("vfio-early.timeout=0 vfio-early.on-fail=fence", "");
+        assert_eq!(s.timeout_ms, DEFAULT_TIMEOUT_MS);
+        assert_eq!(s.on_fail, OnFail::Fence);
+        assert_eq!(p.len(), 1);
+    }
+
+    #[test]
+    fn everything_after_double_dash_belongs_to_init() {
+        let (s, _) = from("quiet -- vfio-early.devices=01:00.0", "");
+        assert!(s.entries.is_empty());
+    }
+
+    #[test]
+    fn capacity_is_an_error_not_a_silent_cut() {
+        let list: Vec<String> = (0..MAX_ENTRIES + 2).map(|i| format!("{i:02x}:00.0")).collect();
+        let (s, p) = from(&format!("vfio-early.devices={}", list.join(",")), "");
+        assert_eq!(s.entries.len(), MAX_ENTRIES);
+        assert_eq!(p.len(), 2);
+        assert!(p.kept[0].to_string().contains("capacity 32"));
+    }
+
+    #[test]
+    fn quoted_values_follow_the_kernel() {
+        let (s, p) = from("\"vfio-early.devices=01:00.0, 02:00.0\"", "");
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(texts(&s), ["01:00.0", "02:00.0"]);
+    }
+}

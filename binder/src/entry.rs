@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! One device entry of `vfio-early.devices=` / `devices =`: what to take and what it may override.
+//!
+//! ```text
+//! entry    = selector *("+" flag)
+//! selector = BDF | BDF "@" ID | ID          BDF = [DDDD:]BB:DD.F   ID = vvvv:dddd[:ssss:ssss]
+//! flag     = "unbind" | "boot-vga" | "guarded"
+//! ```
+
+use core::fmt;
+
+use crate::pci::{Bdf, IdMatch, PciId};
+use crate::text::Token;
+
+/// What an entry selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selector {
+    /// One address, optionally pinned to the identity it must have.
+    Bdf { bdf: Bdf, pin: Option<IdMatch> },
+    /// Every device with this identity.
+    Id(IdMatch),
+}
+
+/// Per-entry permissions; they also cover the companions the entry brings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flags {
+    /// Take the device even if a driver holds it (unbind first).
+    pub unbind: bool,
+    /// Take the device even though it is the boot display.
+    pub boot_vga: bool,
+    /// Take a storage, network, input, USB or SMBus device (needs an ID pin).
+    pub guarded: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub selector: Selector,
+    pub flags: Flags,
+    /// The entry as written, for log lines and the state file.
+    pub text: Token,
+}
+
+impl Entry {
+    /// Whether the entry states the identity of what it selects (an ID entry, or a pinned BDF).
+    pub fn pins_id(&self) -> bool {
+        !matches!(self.selector, Selector::Bdf { pin: None, .. })
+    }
+
+    pub fn selects(&self, bdf: &Bdf, id: &PciId) -> bool {
+        match &self.selector {
+            Selector::Bdf { bdf: b, .. } => b == bdf,
+            Selector::Id(m) => m.matches(id),
+        }
+    }
+}
+
+/// Why an entry was rejected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EntryError {
+    Address,
+    Id,
+    Flag(Token),
+    GuardedWithoutPin,
+}
+
+impl fmt::Display for EntryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EntryError::Address => f.write_str(
+                "expected a PCI address such as 0000:01:00.0 or 01:00.0, optionally @vendor:device",
+            ),
+            EntryError::Id => f.write_str(
+                "expected vendor:device such as 10de:1c03 (four hex digits each), optionally :subvendor:subdevice",
+            ),
+            EntryError::Flag(flag) => write!(
+                f,
+                "unknown flag \"+{flag}\" (known: +unbind, +boot-vga, +guarded)"
+            ),
+            EntryError::GuardedWithoutPin => f.write_str(
+                "+guarded needs the expected ID, e.g. 00:1f.2@8086:2922+guarded",
+            ),
+        }
+    }
+}
+
+/// Parses one entry (already split off its list and trimmed).
+pub fn parse(token: &str) -> Result<Entry, EntryError> {
+    let mut parts = token.split('+');
+    let selector = parse_selector(parts.next().unwrap_or(""))?;
+    let mut flags = Flags::default();
+    for flag in parts {
+        match flag {
+            "unbind" => flags.unbind = true,
+            "boot-vga" | "boot_vga" => flags.boot_vga = true,
+            "guarded" => flags.guarded = true,
+            other => return Err(EntryError::Flag(Token::new(other))),
+        }
+    }
+    let entry = Entry {
+        selector,
+        flags,
+        text: Token::new(token),
+    };
+    if flags.guarded && !entry.pins_id() {
+        return Err(EntryError::GuardedWithoutPin);
+    }
+    Ok(entry)
+}
+
+fn parse_selector(s: &str) -> Result<Selector, EntryError> {
+    if let Some((bdf, id)) = s.split_once('@') {
+        let bdf = Bdf::parse(bdf).ok_or(EntryError::Address)?;
+        let pin = IdMatch::parse(id).ok_or(EntryError::Id)?;
+        return Ok(Selector::Bdf {
+            bdf,
+            pin: Some(pin),
+        });
+    }
+    // Only addresses have a dot; an ID never does.
+    if s.contains('.') {
+        let bdf = Bdf::parse(s).ok_or(EntryError::Address)?;
+        return Ok(Selector::Bdf { bdf, pin: None });
+    }
+    if s.bytes().filter(|&b| b == b':').count() % 2 == 1 {
+        return IdMatch::parse(s).map(Selector::Id).ok_or(EntryError::Id);
+    }
+    Err(EntryError::Address)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn forms() {
+        let e = parse("01:00.0").unwrap();
+        assert!(matches!(e.selector, Selector::Bdf { pin: None, .. }));
+        assert!(!e.pins_id());
+        let e = parse("0000:01:00.0@10de:1c03+unbind+boot-vga").unwrap();
+        assert!(e.pins_id() && e.flags.unbind && e.flags.boot_vga && !e.flags.guarded);
+        let e = parse("10de:1c03:1043:85f4").unwrap();
+        assert!(matches!(e.selector, Selector::Id(IdMatch { subsystem: Some(_), .. })));
+        assert!(parse("00:1f.2@8086:2922+guarded").unwrap().flags.guarded);
+        assert!(parse("8086:2922+guarded").unwrap().flags.guarded);
+    }
+
+    #[test]
+    fn rejections_say_why() {
+        let table = [
+            ("zz:00.0", EntryError::Address),
+            ("../../x", EntryError::Address),
+            ("/sys/bus", EntryError::Address),
+            ("", EntryError::Address),
+            ("10de", EntryError::Address),
+            ("10de:1c0", EntryError::Id),
+            ("01:00.0@10de", EntryError::Id),
+            ("01:00.0+bogus", EntryError::Flag(Token::new("bogus"))),
+            ("00:1f.2+guarded", EntryError::GuardedWithoutPin),
+        ];
+        for (tok, want) in table {
+            assert_eq!(parse(tok), Err(want), "{tok:?}");
+        }
+        assert!(EntryError::Flag(Token::new("bogus"))
+            .to_string()
+            .contains("\"+bogus\""));
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(s in "\\PC{0,40}") {
+            let _ = parse(&s);
+        }
+
+        // Whatever is accepted as an address, its canonical spelling parses to the same entry.
+        #[test]
+        fn address_roundtrip(d in 0u32..0x10000, b in 0u8.., dev in 0u8..0x20, f in 0u8..8) {
+            let text = format!("{d:04x}:{b:02x}:{dev:02x}.{f}");
+            let e = parse(&text).unwrap();
+            let Selector::Bdf { bdf, pin: None } = e.selector else { panic!("not a BDF") };
+            prop_assert_eq!(bdf.to_string(), text);
+        }
+    }
+}

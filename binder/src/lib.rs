@@ -1,0 +1,21 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! vfio-early: put chosen PCI devices on vfio-pci from the initramfs, before any native driver.
+//!
+//! Pure parts (`cmdline`, `entry`, `config`, `plan`, `iomem`, `legacy`, `report`) take text and
+//! facts; `sysfs`/`scan` read under one root; `apply` is the only writer, through [`apply::Kernel`].
+
+pub mod apply;
+pub mod cmdline;
+pub mod config;
+pub mod entry;
+pub mod iomem;
+pub mod kmsg;
+pub mod legacy;
+pub mod pci;
+pub mod plan;
+pub mod report;
+pub mod run;
+pub mod scan;
+pub mod state;
+pub mod sysfs;
+pub mod text;

@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `vfio-early`: arguments in, exit code out; everything else is in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use vfio_early::run::{self, Mode, Options, EXIT_USAGE};
+
+const HELP: &str = "\
+vfio-early: bind chosen PCI devices to vfio-pci from the initramfs, before any native driver
+
+Usage:
+  vfio-early [bind] [--root DIR]              act (inside an initramfs only; always exits 0 there)
+  vfio-early plan [--root DIR] [--cmdline S]  show what a boot would do; change nothing
+  vfio-early --help | --version
+
+Options:
+  --root DIR      read and write every /proc, /sys, /etc, /run and /dev path under DIR (default /)
+  --cmdline S     plan for this kernel command line instead of /proc/cmdline
+
+Kernel command line (the same keys work in /etc/vfio-early.conf without the prefix):
+  vfio-early.devices=LIST   comma-separated entries, may repeat:
+                              01:00.0 or 0000:01:00.0     one device by PCI address
+                              01:00.0@10de:1c03[:ssss:ssss] ...that must have this ID
+                              10de:1c03[:ssss:ssss]        every device with this ID
+                            flags after an entry: +unbind +boot-vga +guarded
+  vfio-early.off            do nothing (kill switch)
+  vfio-early.group=companions|whole|strict   what else of the IOMMU group is taken
+  vfio-early.on-fail=release|fence           what to do with a device vfio-pci did not take
+  vfio-early.timeout=SECONDS                 the run's own deadline (default 10)
+  vfio-early.dry-run        plan and log at boot, write nothing
+  vfio-early.debug          more log records
+
+Exit codes of plan: 0 every entry would be bound, 1 something is refused or malformed, 2 usage.
+The kernel log (dmesg | grep vfio-early) and /run/vfio-early/state.json say what happened.
+";
+
+fn main() -> ExitCode {
+    match parse(std::env::args().skip(1)) {
+        Ok(Some(opts)) => ExitCode::from(run::run(&opts) as u8),
+        Ok(None) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("vfio-early: {msg}\nTry 'vfio-early --help'.");
+            ExitCode::from(EXIT_USAGE as u8)
+        }
+    }
+}
+
+/// `Ok(None)`: help or version was printed.
+fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
+    let mut opts = Options {
+        root: PathBuf::from("/"),
+        mode: Mode::Boot,
+        cmdline: None,
+    };
+    let mut command = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-h" | "--help" | "help" => {
+                print!("{HELP}");
+                return Ok(None);
+            }
+            "-V" | "--version" => {
+                println!("vfio-early {}", env!("CARGO_PKG_VERSION"));
+                return Ok(None);
+            }
+            "--root" => opts.root = args.next().ok_or("--root needs a directory")?.into(),
+            "--cmdline" => opts.cmdline = Some(args.next().ok_or("--cmdline needs a string")?),
+            "bind" | "plan" if command.is_none() => {
+                command = Some(arg.clone());
+                if arg == "plan" {
+                    opts.mode = Mode::Plan;
+                }
+            }
+            other => return Err(format!("unknown argument \"{other}\"")),
+        }
+    }
+    if opts.cmdline.is_some() && opts.mode != Mode::Plan {
+        return Err("--cmdline goes with plan".into());
+    }
+    Ok(Some(opts))
+}

@@ -1,0 +1,316 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Deciding, without touching anything, which devices go to vfio-pci and why the others do not.
+
+use core::fmt;
+
+use crate::config::{GroupPolicy, Settings};
+use crate::entry::{Flags, Selector};
+use crate::iomem;
+use crate::pci::{Bdf, IdMatch};
+use crate::scan::{Inventory, MAX_DEVICES};
+use crate::sysfs::{Device, Name};
+
+/// Group warnings kept; one per endpoint left outside.
+pub const MAX_WARNINGS: usize = 16;
+
+pub const VFIO: &str = "vfio-pci";
+
+/// Why a device is in the plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Why {
+    /// Selected by entry number `n` (an index into `Settings::entries`).
+    Listed(usize),
+    /// The HDMI/DP audio function of a listed display.
+    Companion(Bdf),
+    /// Another endpoint of a listed device's IOMMU group (`group=whole`).
+    GroupMember(Bdf),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    Missing,
+    IdMismatch { expected: IdMatch },
+    Bridge,
+    Guarded { kind: &'static str },
+    NoGroup { iommu_off: bool },
+    BootDisplay { framebuffer: bool },
+    Bound { driver: Name },
+    StrictGroup { group: u32, outside: Bdf },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Override and probe; unbind this driver first.
+    Bind { unbind: Option<Name> },
+    /// Already on vfio-pci: nothing to do.
+    Already,
+    Refuse(Refusal),
+}
+
+impl Decision {
+    pub fn takes(&self) -> bool {
+        matches!(self, Decision::Bind { .. } | Decision::Already)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Item {
+    pub bdf: Bdf,
+    /// `None` when a listed address does not exist.
+    pub dev: Option<Device>,
+    pub why: Why,
+    pub flags: Flags,
+    pub decision: Decision,
+}
+
+/// An endpoint that stays with the host although it shares an IOMMU group with a taken device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outside {
+    pub group: u32,
+    pub dev: Device,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub items: heapless::Vec<Item, MAX_DEVICES>,
+    pub outside: heapless::Vec<Outside, MAX_WARNINGS>,
+}
+
+impl Plan {
+    fn has(&self, bdf: &Bdf) -> bool {
+        self.items.iter().any(|i| i.bdf == *bdf)
+    }
+
+    fn push(&mut self, item: Item) {
+        // The inventory holds at most MAX_DEVICES devices and items are unique per address, so
+        // only missing addresses could overflow; those beyond the cap are not worth an item.
+        let _ = self.items.push(item);
+    }
+}
+
+/// The whole decision: pure, from settings and the gathered facts.
+pub fn plan(settings: &Settings, inv: &Inventory) -> Plan {
+    let mut plan = Plan::default();
+    for (n, entry) in settings.entries.iter().enumerate() {
+        match &entry.selector {
+            Selector::Bdf { bdf, pin } => {
+                if plan.has(bdf) {
+                    continue;
+                }
+                let dev = inv.get(bdf).cloned();
+                let decision = match (&dev, pin) {
+                    (None, _) => Decision::Refuse(Refusal::Missing),
+                    (Some(d), Some(pin)) if !pin.matches(&d.id) => {
+                        Decision::Refuse(Refusal::IdMismatch { expected: *pin })
+                    }
+                    (Some(d), _) => decide(d, entry.flags, pin.is_some(), inv),
+                };
+                plan.push(Item {
+                    bdf: *bdf,
+                    dev,
+                    why: Why::Listed(n),
+                    flags: entry.flags,
+                    decision,
+                });
+            }
+            Selector::Id(m) => {
+                for d in inv.devices.iter().filter(|d| m.matches(&d.id)) {
+                    if !plan.has(&d.bdf) {
+                        plan.push(Item {
+                            bdf: d.bdf,
+                            dev: Some(d.clone()),
+                            why: Why::Listed(n),
+                            flags: entry.flags,
+                            decision: decide(d, entry.flags, true, inv),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    add_companions(&mut plan, settings.group, inv);
+    check_groups(&mut plan, settings.group, inv);
+    plan
+}
+
+/// The checks every path goes through, in order of precedence.
+fn decide(d: &Device, flags: Flags, pinned: bool, inv: &Inventory) -> Decision {
+    let refuse = |r| Decision::Refuse(r);
+    if d.class.is_bridge() {
+        return refuse(Refusal::Bridge);
+    }
+    if let Some(kind) = d.class.guarded_kind() {
+        if !(flags.guarded && pinned) {
+            return refuse(Refusal::Guarded { kind });
+        }
+    }
+    if d.group.is_none() {
+        return refuse(Refusal::NoGroup {
+            iommu_off: !inv.iommu_on,
+        });
+    }
+    let framebuffer = d.class.is_display() && iomem::in_bars(&inv.framebuffers, &d.bars);
+    if (d.boot_vga || framebuffer) && !flags.boot_vga {
+        return refuse(Refusal::BootDisplay { framebuffer });
+    }
+    match &d.driver {
+        None => Decision::Bind { unbind: None },
+        Some(drv) if drv == VFIO => Decision::Already,
+        Some(drv) if flags.unbind => Decision::Bind {
+            unbind: Some(drv.clone()),
+        },
+        Some(drv) => refuse(Refusal::Bound {
+            driver: drv.clone(),
+        }),
+    }
+}
+
+/// Displays bring their slot's audio functions in the same group; `whole` brings every endpoint.
+fn add_companions(plan: &mut Plan, policy: GroupPolicy, inv: &Inventory) {
+    let leads: heapless::Vec<(Bdf, u32, bool, Flags), MAX_DEVICES> = plan
+        .items
+        .iter()
+        .filter(|i| i.decision.takes())
+        .filter_map(|i| {
+            let d = i.dev.as_ref()?;
+            Some((d.bdf, d.group?, d.class.is_display(), i.flags))
+        })
+        .collect();
+    for (lead, group, display, flags) in leads {
+        for m in inv.group_members(group) {
+            if plan.has(&m.bdf) || m.class.is_bridge() {
+                continue;
+            }
+            let why = match policy {
+                GroupPolicy::Whole => Why::GroupMember(lead),
+                _ if display && m.class.is_audio() && m.bdf.same_slot(&lead) => {
+                    Why::Companion(lead)
+                }
+                _ => continue,
+            };
+            plan.push(Item {
+                bdf: m.bdf,
+                dev: Some(m.clone()),
+                why,
+                flags,
+                // A companion's identity is not pinned by its lead's entry.
+                decision: decide(m, flags, false, inv),
+            });
+        }
+    }
+}
+
+/// Names every endpoint left outside a taken group; `strict` refuses such groups instead.
+fn check_groups(plan: &mut Plan, policy: GroupPolicy, inv: &Inventory) {
+    let mut groups: heapless::Vec<u32, MAX_DEVICES> = heapless::Vec::new();
+    for g in plan
+        .items
+        .iter()
+        .filter(|i| i.decision.takes())
+        .filter_map(|i| i.dev.as_ref()?.group)
+    {
+        if !groups.contains(&g) {
+            let _ = groups.push(g);
+        }
+    }
+    for g in groups {
+        let outside: heapless::Vec<&Device, MAX_DEVICES> = inv
+            .group_members(g)
+            .filter(|m| !m.class.is_bridge() && !plan.items.iter().any(|i| i.bdf == m.bdf && i.decision.takes()))
+            .collect();
+        match (policy, outside.first()) {
+            (_, None) => {}
+            (GroupPolicy::Strict, Some(first)) => {
+                for item in plan.items.iter_mut() {
+                    let in_group = item.dev.as_ref().and_then(|d| d.group) == Some(g);
+                    if in_group && matches!(item.decision, Decision::Bind { .. }) {
+                        item.decision = Decision::Refuse(Refusal::StrictGroup {
+                            group: g,
+                            outside: first.bdf,
+                        });
+                    }
+                }
+            }
+            _ => {
+                for m in outside {
+                    let _ = plan.outside.push(Outside {
+                        group: g,
+                        dev: m.clone(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    /// The reason, then a hint a person can act on.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Missing => f.write_str(
+                "no such PCI device; hint: check `lspci -D`, the address may have changed",
+            ),
+            Refusal::IdMismatch { expected } => write!(
+                f,
+                "its ID does not match the expected {expected}; hint: the bus may have been renumbered (new card, firmware update): check `lspci -nn` and fix the entry"
+            ),
+            Refusal::Bridge => f.write_str("class guard: bridges are never bound to vfio-pci"),
+            Refusal::Guarded { kind } => write!(
+                f,
+                "class guard: a {kind} is bound only when its entry pins the ID and says +guarded (it may hold the root disk, network or keyboard); hint: BDF@vendor:device+guarded if you are sure"
+            ),
+            Refusal::NoGroup { iommu_off: true } => f.write_str(
+                "no IOMMU group: the IOMMU is off; hint: add intel_iommu=on (Intel) or amd_iommu=on (AMD) to the kernel command line and enable VT-d / AMD-Vi in the firmware setup",
+            ),
+            Refusal::NoGroup { iommu_off: false } => f.write_str(
+                "no IOMMU group although the IOMMU is on; hint: the device is not behind the IOMMU (check `ls /sys/kernel/iommu_groups/*/devices`)",
+            ),
+            Refusal::BootDisplay { framebuffer: false } => f.write_str(
+                "boot display (boot_vga=1): the host console is on it; hint: add +boot-vga to its entry to take it anyway",
+            ),
+            Refusal::BootDisplay { framebuffer: true } => f.write_str(
+                "boot display (a firmware framebuffer lies in its BAR): the host console is on it; hint: add +boot-vga to its entry to take it anyway",
+            ),
+            Refusal::Bound { driver } => write!(
+                f,
+                "bound to {driver}; hint: add +unbind to its entry to move it to vfio-pci"
+            ),
+            Refusal::StrictGroup { group, outside } => write!(
+                f,
+                "IOMMU group {group} is not fully covered ({outside} stays outside) and vfio-early.group=strict; hint: list {outside} too"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Outside {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = &self.dev;
+        let guarded = if d.class.guarded_kind().is_some() {
+            "+guarded"
+        } else {
+            ""
+        };
+        write!(
+            f,
+            "IOMMU group {}: {} [{}] ({}) stays with the host, so a VM cannot use this group; to include it add {}@{}{} to vfio-early.devices",
+            self.group,
+            d.bdf,
+            d.id,
+            d.class.kind(),
+            d.bdf,
+            d.id,
+            guarded
+        )
+    }
+}
+
+impl fmt::Display for Why {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Why::Listed(_) => f.write_str("listed"),
+            Why::Companion(lead) => write!(f, "audio companion of {lead}"),
+            Why::GroupMember(lead) => write!(f, "IOMMU group member of {lead}"),
+        }
+    }
+}

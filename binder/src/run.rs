@@ -1,0 +1,337 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! One run, start to summary: read the settings, scan, plan, act (or not), tell.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use log::{error, info, log, warn, LevelFilter};
+
+use crate::apply::{self, Deadline, Kernel, Outcome, Outcomes, RealKernel};
+use crate::config::{Origin, Problems, Settings};
+use crate::kmsg::{self, SUMMARY};
+use crate::legacy;
+use crate::plan::{self, Decision, Plan};
+use crate::report::{Counts, DeviceReport};
+use crate::scan;
+use crate::state::{self, Json};
+use crate::sysfs::{self, Root};
+
+/// Caps on the input files: a command line is at most a few KiB on every architecture.
+pub const CMDLINE_CAP: usize = 8192;
+pub const CONFIG_CAP: usize = 16384;
+/// dracut's `/etc/cmdline.d/*.conf` files read.
+pub const MAX_CMDLINE_D: usize = 16;
+
+pub const STATE_FILE: &str = "run/vfio-early/state.json";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Act (inside an initramfs only); always exits 0.
+    Boot,
+    /// Dry run for people: read everything, print the plan, change nothing.
+    Plan,
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub root: PathBuf,
+    pub mode: Mode,
+    /// Used instead of `/proc/cmdline` (`plan --cmdline`).
+    pub cmdline: Option<String>,
+}
+
+/// Exit codes of `plan` (boot mode exits 0 inside an initramfs).
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_REFUSED: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+
+/// Everything the configuration sources say, with the problems found in them.
+pub struct Input {
+    pub settings: Settings,
+    pub problems: Problems,
+    pub cmdline_ids: bool,
+    pub modprobe_hacks: heapless::Vec<(PathBuf, legacy::ModprobeHacks), 8>,
+}
+
+/// Reads the config file, dracut's cmdline.d and the command line, in that order of precedence.
+pub fn read_input(root: &Root, cmdline: Option<&str>) -> Input {
+    let mut settings = Settings::default();
+    let mut problems = Problems::default();
+    let too_long = |p: &mut Problems, origin, cap| p.push(origin, crate::config::InputError::TooLong(cap));
+
+    if let Ok(Some((text, cut))) = sysfs::read_optional(&root.path("etc/vfio-early.conf"), CONFIG_CAP) {
+        settings.apply_file(&text, &mut problems);
+        if cut {
+            too_long(&mut problems, Origin::ConfigLine(text.lines().count() as u32 + 1), CONFIG_CAP);
+        }
+    }
+    // dracut's getcmdline(): cmdline.d first, /proc/cmdline last (it wins).
+    let mut confs: heapless::Vec<PathBuf, MAX_CMDLINE_D> = heapless::Vec::new();
+    if let Ok(dir) = std::fs::read_dir(root.path("etc/cmdline.d")) {
+        for e in dir.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "conf") && confs.push(p).is_err() {
+                too_long(&mut problems, Origin::CmdlineD, MAX_CMDLINE_D);
+                break;
+            }
+        }
+    }
+    confs.sort_unstable();
+    let mut cmdline_ids = false;
+    for p in &confs {
+        if let Ok((text, _)) = sysfs::read_capped(p, CMDLINE_CAP) {
+            settings.apply_cmdline(text.as_bytes(), Origin::CmdlineD, &mut problems);
+            cmdline_ids |= legacy::cmdline_has_ids(text.as_bytes());
+        }
+    }
+    let proc_cmdline = match cmdline {
+        Some(c) => Some(c.to_string()),
+        None => sysfs::read_capped(&root.path("proc/cmdline"), CMDLINE_CAP)
+            .ok()
+            .map(|(t, _)| t),
+    };
+    if let Some(text) = proc_cmdline {
+        settings.apply_cmdline(text.as_bytes(), Origin::Cmdline, &mut problems);
+        cmdline_ids |= legacy::cmdline_has_ids(text.as_bytes());
+    }
+
+    let mut modprobe_hacks = heapless::Vec::new();
+    for dir in legacy::MODPROBE_DIRS.iter().chain([&legacy::MODPROBE_DIRS_USR]) {
+        let Ok(entries) = std::fs::read_dir(root.path(dir)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if !p.extension().is_some_and(|x| x == "conf") {
+                continue;
+            }
+            if let Ok((text, _)) = sysfs::read_capped(&p, CONFIG_CAP) {
+                let hacks = legacy::scan_modprobe_conf(&text);
+                if hacks != legacy::ModprobeHacks::default() {
+                    let _ = modprobe_hacks.push((p, hacks));
+                }
+            }
+        }
+    }
+    Input {
+        settings,
+        problems,
+        cmdline_ids,
+        modprobe_hacks,
+    }
+}
+
+fn warn_legacy(input: &Input) {
+    if input.cmdline_ids {
+        warn!("the command line also has vfio-pci.ids=: vfio-pci will grab every device with those IDs, identical twins included; vfio-early selects by address, so drop vfio-pci.ids=");
+    }
+    for (path, h) in &input.modprobe_hacks {
+        if h.ids {
+            warn!("{}: `options vfio-pci ids=` grabs every device with those IDs, identical twins included; remove it", path.display());
+        }
+        if h.install {
+            warn!("{}: an `install vfio-pci` directive (the old override-script hack) runs when vfio-early loads vfio-pci; remove it", path.display());
+        }
+    }
+}
+
+/// The whole run; returns the exit code.
+pub fn run(opts: &Options) -> i32 {
+    let start = Instant::now();
+    let root = Root::new(&opts.root);
+    match opts.mode {
+        Mode::Boot => {
+            let devkmsg = sysfs::read_capped(&root.path("proc/sys/kernel/printk_devkmsg"), 64)
+                .ok()
+                .map(|(t, _)| t);
+            kmsg::init(
+                kmsg::Target::Kmsg {
+                    path: &root.path("dev/kmsg"),
+                    printk_devkmsg: devkmsg.as_deref(),
+                },
+                LevelFilter::Info,
+            );
+            if !root.in_initrd() {
+                error!("not inside an initramfs (no /etc/initrd-release): boot mode refuses to act on a running system; use `vfio-early plan` to see what it would do");
+                return EXIT_REFUSED;
+            }
+        }
+        Mode::Plan => kmsg::init(kmsg::Target::Stderr, LevelFilter::Info),
+    }
+
+    let input = read_input(&root, opts.cmdline.as_deref());
+    let settings = &input.settings;
+    if settings.debug {
+        log::set_max_level(LevelFilter::Debug);
+    }
+    for p in &input.problems.kept {
+        error!("{p}");
+    }
+    if input.problems.dropped > 0 {
+        error!("{} more input problems not shown", input.problems.dropped);
+    }
+    let bad = input.problems.len();
+
+    if settings.off {
+        info!("disabled by vfio-early.off; nothing done");
+        return finish(opts, &root, start, &input, None, bad);
+    }
+    if settings.entries.is_empty() {
+        return finish(opts, &root, start, &input, None, bad);
+    }
+    warn_legacy(&input);
+
+    let (inv, errors) = scan::scan(&root, &settings.entries);
+    for e in &errors.kept {
+        error!("{e}");
+    }
+    let plan = plan::plan(settings, &inv);
+    for o in &plan.outside {
+        warn!("{o}");
+    }
+    let act = opts.mode == Mode::Boot && !settings.dry_run;
+    let outcomes = if act {
+        let mut kernel = RealKernel::new(&root);
+        apply_plan(&root, &mut kernel, settings, &plan, start)
+    } else {
+        plan.items
+            .iter()
+            .map(|i| match i.decision {
+                Decision::Bind { .. } => Outcome::WouldBind,
+                _ => Outcome::AsPlanned,
+            })
+            .collect()
+    };
+    if settings.dry_run && opts.mode == Mode::Boot {
+        info!("dry run (vfio-early.dry-run): nothing written");
+    }
+    let scan_errors = errors.kept.len() + errors.dropped;
+    finish(opts, &root, start, &input, Some((&plan, &outcomes)), bad + scan_errors)
+}
+
+fn apply_plan<K: Kernel>(root: &Root, kernel: &mut K, settings: &Settings, plan: &Plan, start: Instant) -> Outcomes {
+    let mut ctx = apply::Ctx {
+        root,
+        kernel,
+        deadline: Deadline {
+            start,
+            limit: Duration::from_millis(settings.timeout_ms.into()),
+        },
+        on_fail: settings.on_fail,
+    };
+    apply::apply(&mut ctx, plan)
+}
+
+/// Per-device lines, the state file and the summary; returns the exit code.
+fn finish(
+    opts: &Options,
+    root: &Root,
+    start: Instant,
+    input: &Input,
+    done: Option<(&Plan, &Outcomes)>,
+    bad: usize,
+) -> i32 {
+    let settings = &input.settings;
+    let mut counts = Counts::default();
+    if let Some((plan, outcomes)) = done {
+        for (item, outcome) in plan.items.iter().zip(outcomes.iter()) {
+            let r = DeviceReport {
+                item,
+                outcome,
+                settings,
+            };
+            counts.add(&r);
+            match opts.mode {
+                Mode::Plan => println!("{r}"),
+                Mode::Boot => log!(r.level(), "{r}"),
+            }
+        }
+    }
+    let ms = start.elapsed().as_millis();
+    if opts.mode == Mode::Boot {
+        let doc = state_json(root, input, done, ms);
+        if let Err(e) = state::write_file(&root.path(STATE_FILE), &doc) {
+            warn!("state file not written: {e}");
+        }
+    }
+    let what = if settings.off {
+        "disabled"
+    } else if settings.entries.is_empty() && bad == 0 {
+        "nothing configured (vfio-early.devices= or /etc/vfio-early.conf)"
+    } else {
+        ""
+    };
+    let suppressed = kmsg::suppressed();
+    let more = if suppressed > 0 {
+        format!("; {suppressed} records over the kernel log budget are in /{STATE_FILE}")
+    } else {
+        String::new()
+    };
+    log!(
+        target: SUMMARY,
+        if counts.failed > 0 { log::Level::Error } else { log::Level::Info },
+        "summary: {} bound, {} refused, {} failed, {} bad entries in {} ms{}{}{}",
+        counts.bound,
+        counts.refused,
+        counts.failed,
+        bad,
+        ms,
+        if what.is_empty() { "" } else { "; " },
+        what,
+        more
+    );
+    match opts.mode {
+        Mode::Boot => EXIT_OK,
+        Mode::Plan if counts.refused + counts.failed + bad > 0 => EXIT_REFUSED,
+        Mode::Plan => EXIT_OK,
+    }
+}
+
+fn state_json(root: &Root, input: &Input, done: Option<(&Plan, &Outcomes)>, ms: u128) -> String {
+    let s = &input.settings;
+    let mut j = Json::default();
+    j.open(None, '{')
+        .raw(Some("version"), 1)
+        .raw(Some("off"), s.off)
+        .raw(Some("dry_run"), s.dry_run)
+        .raw(Some("elapsed_ms"), ms);
+    j.open(Some("asked"), '[');
+    for e in &s.entries {
+        j.str(None, &e.text);
+    }
+    j.close(']').open(Some("problems"), '[');
+    for p in &input.problems.kept {
+        j.str(None, p);
+    }
+    j.close(']').open(Some("warnings"), '[');
+    if let Some((plan, _)) = done {
+        for o in &plan.outside {
+            j.str(None, o);
+        }
+    }
+    j.close(']').open(Some("devices"), '[');
+    if let Some((plan, outcomes)) = done {
+        for (item, outcome) in plan.items.iter().zip(outcomes.iter()) {
+            let r = DeviceReport {
+                item,
+                outcome,
+                settings: s,
+            };
+            j.open(None, '{').str(Some("bdf"), item.bdf);
+            if let Some(d) = &item.dev {
+                j.str(Some("id"), d.id)
+                    .str(Some("class"), d.class)
+                    .str(Some("driver_before"), d.driver.as_deref().unwrap_or(""));
+            }
+            j.str(Some("why"), r.why())
+                .str(Some("result"), r.result())
+                .str(Some("detail"), r.detail())
+                .str(Some("driver_now"), root.driver_of(&item.bdf).as_deref().unwrap_or(""));
+            j.close('}');
+        }
+    }
+    j.close(']').close('}');
+    j.out.push('\n');
+    j.out
+}
+

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Bounded text: user tokens quoted in messages, and writers that cannot overflow.
+
+use core::fmt;
+
+/// Longest piece of user input kept verbatim in a message.
+pub const TOKEN_CAP: usize = 64;
+
+/// A copy of a user token for messages: bounded, control bytes replaced, cut with `...` when long.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Token(heapless::String<TOKEN_CAP>);
+
+impl Token {
+    pub fn new(s: &str) -> Token {
+        Token::from_bytes(s.as_bytes())
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Token {
+        let mut t = Bounded::<TOKEN_CAP>::new();
+        for ch in String::from_utf8_lossy(b).chars() {
+            let ch = if ch.is_control() { '?' } else { ch };
+            let _ = fmt::Write::write_char(&mut t, ch);
+        }
+        Token(t.finish())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0.as_str())
+    }
+}
+
+/// A `fmt::Write` into a fixed string that keeps what fits and marks a cut with `...`.
+pub struct Bounded<const N: usize> {
+    s: heapless::String<N>,
+    cut: bool,
+}
+
+impl<const N: usize> Default for Bounded<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Bounded<N> {
+    pub fn new() -> Self {
+        Bounded {
+            s: heapless::String::new(),
+            cut: false,
+        }
+    }
+
+    pub fn finish(mut self) -> heapless::String<N> {
+        if self.cut {
+            while self.s.len() + 3 > N {
+                self.s.pop();
+            }
+            let _ = self.s.push_str("...");
+        }
+        self.s
+    }
+}
+
+impl<const N: usize> fmt::Write for Bounded<N> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        for ch in text.chars() {
+            if self.cut || self.s.push(ch).is_err() {
+                self.cut = true;
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Formats into a bounded string.
+pub fn bounded<const N: usize>(args: fmt::Arguments<'_>) -> heapless::String<N> {
+    let mut b = Bounded::<N>::new();
+    let _ = fmt::write(&mut b, args);
+    b.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_bounded_and_printable() {
+        assert_eq!(Token::new("a\nb").as_str(), "a?b");
+        let long = "x".repeat(200);
+        let t = Token::new(&long);
+        assert_eq!(t.as_str().len(), TOKEN_CAP);
+        assert!(t.as_str().ends_with("..."));
+        let s: heapless::String<8> = bounded(format_args!("{}", "ééééé"));
+        assert!(s.ends_with("..."), "cut on a char boundary: {s}");
+    }
+}
