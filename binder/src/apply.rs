@@ -36,10 +36,15 @@ pub struct RealKernel {
 impl RealKernel {
     /// The system's modprobe, by absolute path, so the admin's modprobe.d applies.
     pub fn new(root: &Root) -> RealKernel {
-        let modprobe = ["sbin/modprobe", "usr/sbin/modprobe", "bin/modprobe", "usr/bin/modprobe"]
-            .iter()
-            .map(|p| root.path(p))
-            .find(|p| p.exists());
+        let modprobe = [
+            "sbin/modprobe",
+            "usr/sbin/modprobe",
+            "bin/modprobe",
+            "usr/bin/modprobe",
+        ]
+        .iter()
+        .map(|p| root.path(p))
+        .find(|p| p.exists());
         RealKernel { modprobe }
     }
 }
@@ -167,7 +172,10 @@ impl<K: Kernel> Ctx<'_, K> {
     }
 
     fn probe(&mut self, bdf: &Bdf) -> Result<(), Option<Failure>> {
-        self.write(&self.root.path("sys/bus/pci/drivers_probe"), &bdf.to_string())
+        self.write(
+            &self.root.path("sys/bus/pci/drivers_probe"),
+            &bdf.to_string(),
+        )
     }
 }
 
@@ -186,7 +194,10 @@ pub fn apply<K: Kernel>(ctx: &mut Ctx<'_, K>, plan: &Plan) -> Outcomes {
             continue;
         }
         let result = match unbind {
-            Some(_) => ctx.write(&ctx.root.attr(&item.bdf, "driver/unbind"), &item.bdf.to_string()),
+            Some(_) => ctx.write(
+                &ctx.root.attr(&item.bdf, "driver/unbind"),
+                &item.bdf.to_string(),
+            ),
             None => Ok(()),
         }
         .and_then(|_| ctx.write(&ctx.root.attr(&item.bdf, "driver_override"), VFIO));
@@ -222,10 +233,15 @@ pub fn apply<K: Kernel>(ctx: &mut Ctx<'_, K>, plan: &Plan) -> Outcomes {
             failure = Some(Failure::Modprobe(bounded(format_args!("{e}"))));
         }
     }
+    // Time spent inside modprobe counts too.
+    stopped |= ctx.deadline.passed();
     for &n in &fenced {
         let bdf = plan.items[n].bdf;
+        if stopped {
+            break;
+        }
         let unprobed = ctx.root.driver_of(&bdf).is_none() && ctx.root.driver_registered(VFIO);
-        if stopped || (unprobed && ctx.probe(&bdf) == Err(None)) {
+        if unprobed && ctx.probe(&bdf) == Err(None) {
             stopped = true;
         }
     }
@@ -247,7 +263,7 @@ pub fn apply<K: Kernel>(ctx: &mut Ctx<'_, K>, plan: &Plan) -> Outcomes {
             (None, true) if now.is_none() => Failure::Deadline,
             _ => Failure::NotTaken(now),
         };
-        let released = ctx.on_fail == OnFail::Release && release(ctx, &item.bdf);
+        let released = ctx.on_fail == OnFail::Release && !stopped && release(ctx, &item.bdf);
         out[n] = Outcome::Failed { reason, released };
     }
     out
@@ -255,5 +271,7 @@ pub fn apply<K: Kernel>(ctx: &mut Ctx<'_, K>, plan: &Plan) -> Outcomes {
 
 /// Gives a device back to the host: clear the override, let the kernel look for its driver.
 fn release<K: Kernel>(ctx: &mut Ctx<'_, K>, bdf: &Bdf) -> bool {
-    ctx.write(&ctx.root.attr(bdf, "driver_override"), "\n").is_ok() && ctx.probe(bdf).is_ok()
+    ctx.write(&ctx.root.attr(bdf, "driver_override"), "\n")
+        .is_ok()
+        && ctx.probe(bdf).is_ok()
 }

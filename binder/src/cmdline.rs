@@ -120,7 +120,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn toks(line: &str) -> Vec<(String, Option<String>)> {
+    type Toks = Vec<(String, Option<String>)>;
+
+    fn toks(line: &str) -> Toks {
         args(line.as_bytes())
             .map(|a| {
                 (
@@ -137,7 +139,7 @@ mod tests {
 
     #[test]
     fn kernel_quoting_rules() {
-        let table: &[(&str, Vec<(String, Option<String>)>)] = &[
+        let table: &[(&str, Toks)] = &[
             ("", vec![]),
             ("  \n", vec![]),
             ("ro quiet\n", vec![kv("ro", None), kv("quiet", None)]),
@@ -146,7 +148,10 @@ mod tests {
             ("\"a b\" c", vec![kv("a b", None), kv("c", None)]),
             ("\"a=b c\"", vec![kv("a", Some("b c"))]),
             // A quote opened mid-value keeps both quotes: only a leading one is stripped.
-            ("a=b\"c d\" e", vec![kv("a", Some("b\"c d\"")), kv("e", None)]),
+            (
+                "a=b\"c d\" e",
+                vec![kv("a", Some("b\"c d\"")), kv("e", None)],
+            ),
             ("a=", vec![kv("a", Some(""))]),
             ("a==b", vec![kv("a", Some("=b"))]),
             ("a=\"\"", vec![kv("a", Some(""))]),

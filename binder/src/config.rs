@@ -173,7 +173,13 @@ impl Settings {
     }
 
     /// Every key of both sources goes through here; a bad key or value leaves the setting as it was.
-    fn apply_key(&mut self, key: &str, value: Option<&str>, origin: Origin, problems: &mut Problems) {
+    fn apply_key(
+        &mut self,
+        key: &str,
+        value: Option<&str>,
+        origin: Origin,
+        problems: &mut Problems,
+    ) {
         if param_eq(key.as_bytes(), b"devices") {
             match value {
                 Some(list) => self.add_devices(list, origin, problems),
@@ -281,7 +287,10 @@ mod tests {
             "devices = 03:00.0 # a comment\n",
         );
         assert!(p.is_empty(), "{p:?}");
-        assert_eq!(texts(&s), ["03:00.0", "01:00.0", "10de:1c03", "02:00.0+unbind"]);
+        assert_eq!(
+            texts(&s),
+            ["03:00.0", "01:00.0", "10de:1c03", "02:00.0+unbind"]
+        );
     }
 
     #[test]
@@ -292,15 +301,27 @@ mod tests {
         );
         assert_eq!(texts(&s), ["01:00.0"]);
         let msgs: Vec<String> = p.kept.iter().map(|p| p.to_string()).collect();
-        for needle in ["\"zz:00.0\"", "\"../../x\"", "\"/sys/bus\"", "unknown key \"bogus\"", "\"most\""] {
-            assert!(msgs.iter().any(|m| m.contains(needle)), "{needle} missing in {msgs:?}");
+        for needle in [
+            "\"zz:00.0\"",
+            "\"../../x\"",
+            "\"/sys/bus\"",
+            "unknown key \"bogus\"",
+            "\"most\"",
+        ] {
+            assert!(
+                msgs.iter().any(|m| m.contains(needle)),
+                "{needle} missing in {msgs:?}"
+            );
         }
         assert!(msgs.iter().all(|m| m.starts_with("kernel command line: ")));
     }
 
     #[test]
     fn file_lines_are_located() {
-        let (s, p) = from("", "# header\n\ndevices = 01:00.0\ngarbage line here\ncolour = blue\noff\n");
+        let (s, p) = from(
+            "",
+            "# header\n\ndevices = 01:00.0\ngarbage line here\ncolour = blue\noff\n",
+        );
         assert_eq!(texts(&s), ["01:00.0"]);
         assert!(s.off, "a bare boolean key means yes");
         let msgs: Vec<String> = p.kept.iter().map(|p| p.to_string()).collect();
@@ -331,7 +352,9 @@ mod tests {
 
     #[test]
     fn capacity_is_an_error_not_a_silent_cut() {
-        let list: Vec<String> = (0..MAX_ENTRIES + 2).map(|i| format!("{i:02x}:00.0")).collect();
+        let list: Vec<String> = (0..MAX_ENTRIES + 2)
+            .map(|i| format!("{i:02x}:00.0"))
+            .collect();
         let (s, p) = from(&format!("vfio-early.devices={}", list.join(",")), "");
         assert_eq!(s.entries.len(), MAX_ENTRIES);
         assert_eq!(p.len(), 2);

@@ -140,7 +140,13 @@ mod tests {
         let e = parse("0000:01:00.0@10de:1c03+unbind+boot-vga").unwrap();
         assert!(e.pins_id() && e.flags.unbind && e.flags.boot_vga && !e.flags.guarded);
         let e = parse("10de:1c03:1043:85f4").unwrap();
-        assert!(matches!(e.selector, Selector::Id(IdMatch { subsystem: Some(_), .. })));
+        assert!(matches!(
+            e.selector,
+            Selector::Id(IdMatch {
+                subsystem: Some(_),
+                ..
+            })
+        ));
         assert!(parse("00:1f.2@8086:2922+guarded").unwrap().flags.guarded);
         assert!(parse("8086:2922+guarded").unwrap().flags.guarded);
     }

@@ -62,7 +62,10 @@ fe000000-fe0fffff : efifb
     #[test]
     fn finds_framebuffers_at_any_depth() {
         let fbs = framebuffers(IOMEM);
-        assert_eq!(fbs.as_slice(), &[(0xc000_0000, 0xc02f_ffff), (0xfe00_0000, 0xfe0f_ffff)]);
+        assert_eq!(
+            fbs.as_slice(),
+            &[(0xc000_0000, 0xc02f_ffff), (0xfe00_0000, 0xfe0f_ffff)]
+        );
         assert!(in_bars(&fbs, &[(0xc000_0000, 0xc0ff_ffff)]));
         assert!(!in_bars(&fbs, &[(0xfd00_0000, 0xfdff_ffff)]));
         assert!(framebuffers("garbage\n - : \n").is_empty());

@@ -78,6 +78,8 @@ pub fn init(target: Target<'_>, level: LevelFilter) {
     if let Ok(mut s) = LOGGER.sink.lock() {
         *s = sink;
     }
+    LOGGER.written.store(0, Ordering::Relaxed);
+    LOGGER.suppressed.store(0, Ordering::Relaxed);
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(level);
 }

@@ -60,7 +60,16 @@ mod tests {
         let h = scan_modprobe_conf(
             "# options vfio-pci ids=1:2\noptions vfio_pci disable_vga=1 ids=10de:1c03\ninstall vfio-pci /usr/bin/vfio-override.sh\n",
         );
-        assert_eq!(h, ModprobeHacks { ids: true, install: true });
-        assert_eq!(scan_modprobe_conf("softdep nouveau pre: vfio-pci\noptions snd ids=1\n"), ModprobeHacks::default());
+        assert_eq!(
+            h,
+            ModprobeHacks {
+                ids: true,
+                install: true
+            }
+        );
+        assert_eq!(
+            scan_modprobe_conf("softdep nouveau pre: vfio-pci\noptions snd ids=1\n"),
+            ModprobeHacks::default()
+        );
     }
 }

@@ -214,8 +214,19 @@ mod tests {
             "VMD domains have five digits"
         );
         for bad in [
-            "", "01:00", "01:00.8", "01:20.0", "001:00.0", "0000:01:00.0.0", "../../x", "g1:00.0",
-            "01:00.", ":01:00.0", "1:2:3:4.0", "/sys/bus", "01:00.0 ",
+            "",
+            "01:00",
+            "01:00.8",
+            "01:20.0",
+            "001:00.0",
+            "0000:01:00.0.0",
+            "../../x",
+            "g1:00.0",
+            "01:00.",
+            ":01:00.0",
+            "1:2:3:4.0",
+            "/sys/bus",
+            "01:00.0 ",
         ] {
             assert_eq!(Bdf::parse(bad), None, "{bad:?} must be rejected");
         }
@@ -232,7 +243,13 @@ mod tests {
         assert!(IdMatch::parse("10de:1c03").unwrap().matches(&id));
         assert!(IdMatch::parse("10DE:1C03:1043:85f4").unwrap().matches(&id));
         assert!(!IdMatch::parse("10de:1c03:1043:0000").unwrap().matches(&id));
-        for bad in ["10de", "10de:1c0", "10de:1c03:1043", "10de:1c03:1043:85f4:1", "zzzz:1c03"] {
+        for bad in [
+            "10de",
+            "10de:1c0",
+            "10de:1c03:1043",
+            "10de:1c03:1043:85f4:1",
+            "zzzz:1c03",
+        ] {
             assert_eq!(IdMatch::parse(bad), None, "{bad:?} must be rejected");
         }
     }

@@ -41,7 +41,9 @@ pub enum Refusal {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Decision {
     /// Override and probe; unbind this driver first.
-    Bind { unbind: Option<Name> },
+    Bind {
+        unbind: Option<Name>,
+    },
     /// Already on vfio-pci: nothing to do.
     Already,
     Refuse(Refusal),
@@ -216,7 +218,13 @@ fn check_groups(plan: &mut Plan, policy: GroupPolicy, inv: &Inventory) {
     for g in groups {
         let outside: heapless::Vec<&Device, MAX_DEVICES> = inv
             .group_members(g)
-            .filter(|m| !m.class.is_bridge() && !plan.items.iter().any(|i| i.bdf == m.bdf && i.decision.takes()))
+            .filter(|m| {
+                !m.class.is_bridge()
+                    && !plan
+                        .items
+                        .iter()
+                        .any(|i| i.bdf == m.bdf && i.decision.takes())
+            })
             .collect();
         match (policy, outside.first()) {
             (_, None) => {}

@@ -5,7 +5,7 @@ use core::fmt;
 
 use log::Level;
 
-use crate::apply::Outcome;
+use crate::apply::{Failure, Outcome};
 use crate::config::{OnFail, Settings};
 use crate::plan::{Decision, Item, Why, VFIO};
 
@@ -68,6 +68,9 @@ impl fmt::Display for Detail<'_, '_> {
                     write!(f, " after unbinding it from {d}")?;
                 }
                 Ok(())
+            }
+            (_, Outcome::Failed { reason: reason @ Failure::Deadline, .. }) => {
+                write!(f, "not bound: {reason}")
             }
             (_, Outcome::Failed { reason, released }) => {
                 write!(f, "not bound: {reason}; ")?;

@@ -57,12 +57,19 @@ pub struct Input {
 pub fn read_input(root: &Root, cmdline: Option<&str>) -> Input {
     let mut settings = Settings::default();
     let mut problems = Problems::default();
-    let too_long = |p: &mut Problems, origin, cap| p.push(origin, crate::config::InputError::TooLong(cap));
+    let too_long =
+        |p: &mut Problems, origin, cap| p.push(origin, crate::config::InputError::TooLong(cap));
 
-    if let Ok(Some((text, cut))) = sysfs::read_optional(&root.path("etc/vfio-early.conf"), CONFIG_CAP) {
+    if let Ok(Some((text, cut))) =
+        sysfs::read_optional(&root.path("etc/vfio-early.conf"), CONFIG_CAP)
+    {
         settings.apply_file(&text, &mut problems);
         if cut {
-            too_long(&mut problems, Origin::ConfigLine(text.lines().count() as u32 + 1), CONFIG_CAP);
+            too_long(
+                &mut problems,
+                Origin::ConfigLine(text.lines().count() as u32 + 1),
+                CONFIG_CAP,
+            );
         }
     }
     // dracut's getcmdline(): cmdline.d first, /proc/cmdline last (it wins).
@@ -96,7 +103,10 @@ pub fn read_input(root: &Root, cmdline: Option<&str>) -> Input {
     }
 
     let mut modprobe_hacks = heapless::Vec::new();
-    for dir in legacy::MODPROBE_DIRS.iter().chain([&legacy::MODPROBE_DIRS_USR]) {
+    for dir in legacy::MODPROBE_DIRS
+        .iter()
+        .chain([&legacy::MODPROBE_DIRS_USR])
+    {
         let Ok(entries) = std::fs::read_dir(root.path(dir)) else {
             continue;
         };
@@ -206,10 +216,23 @@ pub fn run(opts: &Options) -> i32 {
         info!("dry run (vfio-early.dry-run): nothing written");
     }
     let scan_errors = errors.kept.len() + errors.dropped;
-    finish(opts, &root, start, &input, Some((&plan, &outcomes)), bad + scan_errors)
+    finish(
+        opts,
+        &root,
+        start,
+        &input,
+        Some((&plan, &outcomes)),
+        bad + scan_errors,
+    )
 }
 
-fn apply_plan<K: Kernel>(root: &Root, kernel: &mut K, settings: &Settings, plan: &Plan, start: Instant) -> Outcomes {
+fn apply_plan<K: Kernel>(
+    root: &Root,
+    kernel: &mut K,
+    settings: &Settings,
+    plan: &Plan,
+    start: Instant,
+) -> Outcomes {
     let mut ctx = apply::Ctx {
         root,
         kernel,
@@ -326,7 +349,10 @@ fn state_json(root: &Root, input: &Input, done: Option<(&Plan, &Outcomes)>, ms: 
             j.str(Some("why"), r.why())
                 .str(Some("result"), r.result())
                 .str(Some("detail"), r.detail())
-                .str(Some("driver_now"), root.driver_of(&item.bdf).as_deref().unwrap_or(""));
+                .str(
+                    Some("driver_now"),
+                    root.driver_of(&item.bdf).as_deref().unwrap_or(""),
+                );
             j.close('}');
         }
     }
@@ -334,4 +360,3 @@ fn state_json(root: &Root, input: &Input, done: Option<(&Plan, &Outcomes)>, ms: 
     j.out.push('\n');
     j.out
 }
-

@@ -86,7 +86,10 @@ pub fn scan(root: &Root, entries: &[Entry]) -> (Inventory, Errors) {
         }
     }
     // ID entries need the whole bus: stream it, reading only `uevent` until something matches.
-    if entries.iter().any(|e| matches!(e.selector, Selector::Id(_))) {
+    if entries
+        .iter()
+        .any(|e| matches!(e.selector, Selector::Id(_)))
+    {
         let mut matches: heapless::Vec<Bdf, MAX_DEVICES> = heapless::Vec::new();
         let listed = sysfs::for_each_bdf(&root.devices_dir(), |bdf| {
             let uevent = root.attr(&bdf, "uevent");

@@ -188,8 +188,8 @@ pub fn read_device(root: &Root, bdf: &Bdf) -> Result<Option<Device>, SysError> {
     })?;
     let group = link_name(&root.attr(bdf, "iommu_group")).and_then(|g| g.parse().ok());
     // boot_vga exists only for VGA-class devices; absent means no.
-    let boot_vga = read_optional(&root.attr(bdf, "boot_vga"), 16)?
-        .is_some_and(|(t, _)| t.trim() == "1");
+    let boot_vga =
+        read_optional(&root.attr(bdf, "boot_vga"), 16)?.is_some_and(|(t, _)| t.trim() == "1");
     let bars = read_optional(&root.attr(bdf, "resource"), 2048)?
         .map(|(t, _)| parse_bars(&t))
         .unwrap_or_default();
@@ -224,7 +224,10 @@ mod tests {
     fn uevent_fields() {
         let text = "DRIVER=bochs-drm\nPCI_CLASS=30000\nPCI_ID=1234:1111\nPCI_SUBSYS_ID=1AF4:1100\nPCI_SLOT_NAME=0000:01:00.0\n";
         let (id, class) = parse_uevent(text).unwrap();
-        assert_eq!((id.vendor, id.device, id.subvendor, id.subdevice), (0x1234, 0x1111, 0x1af4, 0x1100));
+        assert_eq!(
+            (id.vendor, id.device, id.subvendor, id.subdevice),
+            (0x1234, 0x1111, 0x1af4, 0x1100)
+        );
         assert_eq!(class, Class(0x030000));
         assert_eq!(parse_uevent("PCI_ID=1234:1111\n"), None, "no class");
         assert_eq!(parse_uevent("PCI_CLASS=30000\nPCI_ID=zz:1\n"), None);

@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The exact sequence of kernel writes, recorded through the `Kernel` interface.
+
+mod common;
+
+use std::io;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Dev, FakeTree};
+use vfio_early::apply::{self, Ctx, Deadline, Kernel, Outcome, Via};
+use vfio_early::config::{OnFail, Origin, Problems, Settings};
+use vfio_early::sysfs::Root;
+use vfio_early::{plan, scan};
+
+/// Records every call; `bind_on_modprobe` lets the tree imitate vfio-pci's module init.
+struct Recorder<'a> {
+    tree: &'a FakeTree,
+    calls: Vec<String>,
+    bind_on_modprobe: bool,
+}
+
+impl Kernel for Recorder<'_> {
+    fn write(&mut self, path: &Path, value: &str) -> io::Result<()> {
+        let rel = path.strip_prefix(&self.tree.root).unwrap_or(path);
+        self.calls.push(format!("{} <- {value:?}", rel.display()));
+        Ok(())
+    }
+    fn modprobe(&mut self, module: &str) -> Result<(), String> {
+        self.calls.push(format!("modprobe {module}"));
+        if self.bind_on_modprobe {
+            // The override was only recorded, so set it as the kernel would have.
+            for b in ["0000:01:00.0", "0000:01:00.1"] {
+                self.tree.file(
+                    &format!("sys/bus/pci/devices/{b}/driver_override"),
+                    "vfio-pci\n",
+                );
+            }
+            self.tree.vfio_pci_init();
+        }
+        Ok(())
+    }
+}
+
+fn tree() -> FakeTree {
+    let t = FakeTree::new();
+    t.device(Dev::new("01:00.0", 0x10de, 0x1c03, 0x030000).group(1))
+        .device(
+            Dev::new("01:00.1", 0x10de, 0x10f1, 0x040300)
+                .group(1)
+                .driver("snd_hda_intel"),
+        );
+    t
+}
+
+fn outcomes(t: &FakeTree, cmdline: &str, k: &mut Recorder<'_>) -> Vec<Outcome> {
+    let mut s = Settings::default();
+    s.apply_cmdline(
+        cmdline.as_bytes(),
+        Origin::Cmdline,
+        &mut Problems::default(),
+    );
+    let root = Root::new(&t.root);
+    let (inv, _) = scan::scan(&root, &s.entries);
+    let plan = plan::plan(&s, &inv);
+    let mut ctx = Ctx {
+        root: &root,
+        kernel: k,
+        deadline: Deadline {
+            start: Instant::now(),
+            limit: Duration::from_secs(10),
+        },
+        on_fail: OnFail::Release,
+    };
+    apply::apply(&mut ctx, &plan).to_vec()
+}
+
+#[test]
+fn unbind_then_override_then_one_modprobe() {
+    let t = tree();
+    let mut k = Recorder {
+        tree: &t,
+        calls: vec![],
+        bind_on_modprobe: true,
+    };
+    let out = outcomes(&t, "vfio-early.devices=01:00.0+unbind", &mut k);
+    assert_eq!(
+        k.calls,
+        [
+            "sys/bus/pci/devices/0000:01:00.0/driver_override <- \"vfio-pci\"",
+            "sys/bus/pci/devices/0000:01:00.1/driver/unbind <- \"0000:01:00.1\"",
+            "sys/bus/pci/devices/0000:01:00.1/driver_override <- \"vfio-pci\"",
+            "modprobe vfio-pci",
+            // Still on snd_hda_intel here: released, the host keeps it.
+            "sys/bus/pci/devices/0000:01:00.1/driver_override <- \"\\n\"",
+            "sys/bus/pci/drivers_probe <- \"0000:01:00.1\"",
+        ]
+    );
+    // The audio keeps snd_hda_intel in the fake tree (the unbind was only recorded).
+    assert_eq!(
+        out[0],
+        Outcome::Bound {
+            via: Via::Modprobe,
+            unbound_from: None
+        }
+    );
+    assert!(matches!(out[1], Outcome::Failed { released: true, .. }));
+}
+
+#[test]
+fn registered_driver_means_drivers_probe_per_device_and_release_on_failure() {
+    let t = tree();
+    t.driver_registered("vfio-pci");
+    let mut k = Recorder {
+        tree: &t,
+        calls: vec![],
+        bind_on_modprobe: false,
+    };
+    let out = outcomes(&t, "vfio-early.devices=01:00.0", &mut k);
+    assert_eq!(
+        k.calls,
+        [
+            "sys/bus/pci/devices/0000:01:00.0/driver_override <- \"vfio-pci\"",
+            "sys/bus/pci/drivers_probe <- \"0000:01:00.0\"",
+            // Nothing bound it (fake kernel): give it back.
+            "sys/bus/pci/devices/0000:01:00.0/driver_override <- \"\\n\"",
+            "sys/bus/pci/drivers_probe <- \"0000:01:00.0\"",
+        ]
+    );
+    assert!(matches!(out[0], Outcome::Failed { released: true, .. }));
+    // The audio companion is refused (bound, no +unbind): no write for it.
+    assert_eq!(out[1], Outcome::AsPlanned);
+}

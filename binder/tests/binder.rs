@@ -1,0 +1,485 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The real `vfio-early` binary on fake trees: selection, guards, writes, log and state file.
+//!
+//! A fake tree cannot reproduce the kernel's bind semantics; the binding `modprobe` of the tree
+//! imitates vfio-pci's module init so the verify step has something to read. What the kernel
+//! really does is proven by the QEMU boots in `tests/qemu`.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Dev, FakeTree};
+
+const DISPLAY: u32 = 0x030000;
+const AUDIO: u32 = 0x040300;
+const USB: u32 = 0x0c0330;
+const BRIDGE: u32 = 0x060400;
+const SATA: u32 = 0x010601;
+
+/// Runs the binary on the tree; returns (exit code, stdout, stderr).
+fn run(t: &FakeTree, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vfio-early"))
+        .arg("--root")
+        .arg(&t.root)
+        .args(args)
+        .output()
+        .expect("run vfio-early");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Boot mode: must always exit 0 inside an initramfs.
+fn boot(t: &FakeTree) -> Vec<String> {
+    let (code, _, err) = run(t, &[]);
+    assert_eq!(code, 0, "boot mode exits 0; stderr: {err}");
+    t.kmsg_lines()
+}
+
+fn has(lines: &[String], needle: &str) -> bool {
+    lines.iter().any(|l| l.contains(needle))
+}
+
+/// A GPU card behind a root port: display, HDMI audio and a USB-C controller in one group.
+fn card(t: &FakeTree, bus: u8, group: u32) {
+    let bdf = |f: u8| format!("{bus:02x}:00.{f}");
+    t.device(Dev::new(&format!("00:1{bus}.0"), 0x8086, 0x29c0 + bus as u16, BRIDGE).group(group))
+        .device(Dev::new(&bdf(0), 0x10de, 0x1c03, DISPLAY).group(group))
+        .device(Dev::new(&bdf(1), 0x10de, 0x10f1, AUDIO).group(group));
+}
+
+#[test]
+fn display_brings_its_audio_and_nothing_else() {
+    let t = FakeTree::new();
+    card(&t, 1, 1);
+    t.device(Dev::new("01:00.2", 0x10de, 0x1ad8, USB).group(1))
+        .modprobe_binds()
+        .cmdline("quiet vfio-early.devices=01:00.0");
+    let log = boot(&t);
+    assert_eq!(t.driver_of("01:00.0").as_deref(), Some("vfio-pci"));
+    assert_eq!(t.driver_of("01:00.1").as_deref(), Some("vfio-pci"));
+    assert_eq!(t.driver_of("01:00.2"), None, "USB is never a companion");
+    assert_eq!(
+        t.override_of("00:11.0").trim(),
+        "(null)",
+        "the root port is untouched"
+    );
+    assert!(has(&log, "0000:01:00.0 [10de:1c03] display controller (entry 01:00.0): bound to vfio-pci via modprobe"), "{log:#?}");
+    assert!(has(
+        &log,
+        "0000:01:00.1 [10de:10f1] audio device (audio companion of 0000:01:00.0): bound"
+    ));
+    assert!(
+        has(
+            &log,
+            "add 0000:01:00.2@10de:1ad8+guarded to vfio-early.devices"
+        ),
+        "{log:#?}"
+    );
+    assert_eq!(t.modprobe_log(), "vfio-pci\n");
+    assert!(log
+        .last()
+        .unwrap()
+        .starts_with("vfio-early: summary: 2 bound, 0 refused, 0 failed, 0 bad entries in "));
+}
+
+#[test]
+fn identical_twin_stays_with_the_host() {
+    let t = FakeTree::new();
+    card(&t, 1, 1);
+    card(&t, 2, 2);
+    t.modprobe_binds().cmdline("vfio-early.devices=02:00.0");
+    boot(&t);
+    assert_eq!(t.driver_of("02:00.0").as_deref(), Some("vfio-pci"));
+    assert_eq!(t.driver_of("02:00.1").as_deref(), Some("vfio-pci"));
+    assert_eq!(t.override_of("01:00.0").trim(), "(null)");
+    assert_eq!(t.override_of("01:00.1").trim(), "(null)");
+}
+
+#[test]
+fn id_entries_take_every_match() {
+    let t = FakeTree::new();
+    card(&t, 1, 1);
+    card(&t, 2, 2);
+    t.modprobe_binds().cmdline("vfio-early.devices=10de:1c03");
+    let log = boot(&t);
+    for b in ["01:00.0", "01:00.1", "02:00.0", "02:00.1"] {
+        assert_eq!(t.driver_of(b).as_deref(), Some("vfio-pci"), "{b}: {log:#?}");
+    }
+}
+
+#[test]
+fn bad_tokens_are_named_and_the_valid_entry_applied() {
+    let t = FakeTree::new();
+    card(&t, 1, 1);
+    t.modprobe_binds()
+        .file("etc/vfio-early.conf", "devices = 01:00.0\nwhat is this\n")
+        .cmdline("vfio-early.devices=zz:00.0,../../x,/sys/bus vfio-early.bogus=1");
+    let log = boot(&t);
+    assert_eq!(t.driver_of("01:00.0").as_deref(), Some("vfio-pci"));
+    for needle in [
+        "kernel command line: bad device entry \"zz:00.0\"",
+        "bad device entry \"../../x\"",
+        "bad device entry \"/sys/bus\"",
+        "unknown key \"bogus\"",
+        "/etc/vfio-early.conf line 2: \"what is this\" is not `key = value`",
+    ] {
+        assert!(has(&log, needle), "{needle} missing: {log:#?}");
+    }
+    assert!(
+        !t.exists("x") && !t.exists("sys/bus/x"),
+        "no token reaches a path"
+    );
+    assert!(has(&log, "5 bad entries"));
+}
+
+#[test]
+fn guarded_classes_need_a_pin_and_an_allow() {
+    let t = FakeTree::new();
+    t.device(Dev::new("00:1f.0", 0x8086, 0x2918, 0x060100).group(9))
+        .device(Dev::new("00:1f.2", 0x8086, 0x2922, SATA).group(9))
+        .device(Dev::new("00:1f.3", 0x8086, 0x2930, 0x0c0500).group(9))
+        .modprobe_binds()
+        .cmdline("vfio-early.devices=00:1f.2,00:1f.0");
+    let log = boot(&t);
+    assert!(
+        has(
+            &log,
+            "0000:00:1f.2 [8086:2922] storage controller (entry 00:1f.2): refused: class guard"
+        ),
+        "{log:#?}"
+    );
+    assert!(has(&log, "0000:00:1f.0 [8086:2918] bridge (entry 00:1f.0): refused: class guard: bridges are never bound"));
+    assert_eq!(t.override_of("00:1f.2").trim(), "(null)");
+    assert_eq!(t.modprobe_log(), "", "nothing to bind, nothing loaded");
+
+    t.cmdline("vfio-early.devices=00:1f.3@8086:2930+guarded");
+    let log = boot(&t);
+    assert_eq!(
+        t.driver_of("00:1f.3").as_deref(),
+        Some("vfio-pci"),
+        "{log:#?}"
+    );
+    assert_eq!(t.driver_of("00:1f.2"), None, "no storage companion");
+    assert_eq!(t.override_of("00:1f.2").trim(), "(null)");
+    assert_eq!(t.override_of("00:1f.0").trim(), "(null)");
+}
+
+#[test]
+fn boot_display_needs_permission() {
+    let t = FakeTree::new();
+    t.device(
+        Dev::new("00:02.0", 0x1234, 0x1111, DISPLAY)
+            .group(3)
+            .boot_vga(true),
+    )
+    .modprobe_binds()
+    .cmdline("vfio-early.devices=00:02.0");
+    let log = boot(&t);
+    assert!(has(&log, "refused: boot display (boot_vga=1)"), "{log:#?}");
+    assert_eq!(t.override_of("00:02.0").trim(), "(null)");
+    t.cmdline("vfio-early.devices=00:02.0+boot-vga");
+    boot(&t);
+    assert_eq!(t.driver_of("00:02.0").as_deref(), Some("vfio-pci"));
+}
+
+#[test]
+fn firmware_framebuffer_in_a_bar_marks_the_boot_display() {
+    let t = FakeTree::new();
+    t.device(Dev::new("01:00.0", 0x10de, 0x1c03, DISPLAY).group(1).bar(
+        1,
+        0xc000_0000,
+        0xcfff_ffff,
+        0x0014_220c,
+    ))
+    .file(
+        "proc/iomem",
+        "c0000000-cfffffff : 0000:01:00.0\n  c0000000-c07fffff : BOOTFB\n",
+    )
+    .cmdline("vfio-early.devices=01:00.0");
+    let log = boot(&t);
+    assert!(
+        has(
+            &log,
+            "boot display (a firmware framebuffer lies in its BAR)"
+        ),
+        "{log:#?}"
+    );
+}
+
+#[test]
+fn pinned_id_mismatch_is_refused() {
+    let t = FakeTree::new();
+    card(&t, 1, 1);
+    t.modprobe_binds()
+        .cmdline("vfio-early.devices=01:00.0@1002:67df");
+    let log = boot(&t);
+    assert!(
+        has(&log, "its ID does not match the expected 1002:67df"),
+        "{log:#?}"
+    );
+    assert_eq!(t.override_of("01:00.0").trim(), "(null)");
+    assert_eq!(t.override_of("01:00.1").trim(), "(null)");
+}
+
+#[test]
+fn kill_switch_wins() {
+    let t = FakeTree::new();
+    card(&t, 1, 1);
+    t.modprobe_binds()
+        .file("etc/vfio-early.conf", "devices = 01:00.0\n")
+        .cmdline("vfio-early.devices=01:00.0 vfio-early.off");
+    let log = boot(&t);
+    assert!(has(&log, "disabled by vfio-early.off"), "{log:#?}");
+    assert_eq!(t.override_of("01:00.0").trim(), "(null)");
+    assert_eq!(t.modprobe_log(), "");
+}
+
+#[test]
+fn no_iommu_group_is_refused_with_the_hint() {
+    let t = FakeTree::new();
+    t.device(Dev::new("01:00.0", 0x10de, 0x1c03, DISPLAY))
+        .cmdline("vfio-early.devices=01:00.0");
+    let log = boot(&t);
+    assert!(
+        has(
+            &log,
+            "no IOMMU group: the IOMMU is off; hint: add intel_iommu=on"
+        ),
+        "{log:#?}"
+    );
+    assert_eq!(t.override_of("01:00.0").trim(), "(null)");
+}
+
+#[test]
+fn registered_vfio_pci_takes_the_probe_path() {
+    let t = FakeTree::new();
+    card(&t, 1, 1);
+    t.driver_registered("vfio-pci")
+        .cmdline("vfio-early.devices=01:00.0");
+    let log = boot(&t);
+    assert_eq!(
+        t.modprobe_log(),
+        "",
+        "no modprobe when vfio-pci is registered"
+    );
+    assert_eq!(
+        t.override_of("01:00.1"),
+        "\n",
+        "not taken (fake kernel), so released"
+    );
+    // The fake kernel does not bind on drivers_probe; the last write there is the release probe.
+    assert_eq!(t.read("sys/bus/pci/drivers_probe"), "0000:01:00.1");
+    assert!(
+        has(&log, "not bound: vfio-pci did not take it (no driver)"),
+        "{log:#?}"
+    );
+    assert!(has(
+        &log,
+        "override cleared and re-probed so the host keeps it"
+    ));
+}
+
+#[test]
+fn a_bound_device_moves_only_with_unbind() {
+    let t = FakeTree::new();
+    card(&t, 1, 1);
+    t.set_driver("0000:01:00.1", Some("snd_hda_intel"));
+    t.modprobe_binds().cmdline("vfio-early.devices=01:00.0");
+    let log = boot(&t);
+    assert!(has(&log, "0000:01:00.1 [10de:10f1] audio device (audio companion of 0000:01:00.0): refused: bound to snd_hda_intel; hint: add +unbind"), "{log:#?}");
+    assert_eq!(t.driver_of("01:00.1").as_deref(), Some("snd_hda_intel"));
+    assert!(has(
+        &log,
+        "IOMMU group 1: 0000:01:00.1 [10de:10f1] (audio device) stays with the host"
+    ));
+
+    let t = FakeTree::new();
+    card(&t, 1, 1);
+    t.set_driver("0000:01:00.1", Some("snd_hda_intel"));
+    t.modprobe_binds()
+        .cmdline("vfio-early.devices=01:00.0+unbind");
+    boot(&t);
+    // The fake kernel keeps the link, but the unbind request was written first.
+    assert_eq!(
+        t.read("sys/bus/pci/drivers/snd_hda_intel/unbind"),
+        "0000:01:00.1"
+    );
+}
+
+#[test]
+fn a_second_run_changes_nothing() {
+    let t = FakeTree::new();
+    card(&t, 1, 1);
+    t.modprobe_binds().cmdline("vfio-early.devices=01:00.0");
+    boot(&t);
+    t.file("dev/kmsg", "");
+    let log = boot(&t);
+    assert!(has(&log, "0000:01:00.0 [10de:1c03] display controller (entry 01:00.0): already on vfio-pci; nothing to do"), "{log:#?}");
+    assert_eq!(t.modprobe_log(), "vfio-pci\n", "loaded once");
+}
+
+#[test]
+fn failed_modprobe_releases_and_names_the_cause() {
+    let t = FakeTree::new();
+    card(&t, 1, 1);
+    t.modprobe_exit(Some(1))
+        .cmdline("vfio-early.devices=01:00.0");
+    let log = boot(&t);
+    assert!(has(&log, "loading vfio-pci failed"), "{log:#?}");
+    assert_eq!(t.override_of("01:00.0"), "\n");
+
+    t.modprobe_exit(None)
+        .file("dev/kmsg", "")
+        .cmdline("vfio-early.devices=01:00.0 vfio-early.on-fail=fence");
+    let log = boot(&t);
+    assert!(has(&log, "left fenced with no driver"), "{log:#?}");
+    assert_eq!(t.override_of("01:00.0"), "vfio-pci");
+}
+
+#[test]
+fn the_deadline_stops_all_writes() {
+    let t = FakeTree::new();
+    card(&t, 1, 1);
+    card(&t, 2, 2);
+    // A modprobe slower than the deadline: after it, nothing more may be written.
+    t.modprobe(common::Modprobe::Log, "/bin/sh")
+        .script("sbin/modprobe", "#!/bin/sh\nsleep 1.5\n")
+        .cmdline("vfio-early.devices=01:00.0,02:00.0 vfio-early.timeout=1");
+    let log = boot(&t);
+    assert_eq!(
+        t.read("sys/bus/pci/drivers_probe"),
+        "",
+        "no probe after the deadline"
+    );
+    assert_eq!(
+        t.override_of("01:00.0"),
+        "vfio-pci",
+        "fenced before the deadline, and left so"
+    );
+    assert!(
+        has(&log, "the deadline passed before it was probed"),
+        "{log:#?}"
+    );
+}
+
+#[test]
+fn the_log_stays_within_the_kernel_budget_and_ends_with_the_summary() {
+    let t = FakeTree::new();
+    card(&t, 1, 1);
+    let junk: Vec<String> = (0..12).map(|i| format!("junk{i}")).collect();
+    t.modprobe_binds()
+        .cmdline(&format!("vfio-early.devices=01:00.0,{}", junk.join(",")));
+    let log = boot(&t);
+    assert_eq!(log.len(), 10, "{log:#?}");
+    let last = log.last().unwrap();
+    assert!(
+        last.contains("summary: 2 bound, 0 refused, 0 failed, 12 bad entries"),
+        "{last}"
+    );
+    assert!(last.contains("records over the kernel log budget are in /run/vfio-early/state.json"));
+    // The state file has them all.
+    let state = t.read("run/vfio-early/state.json");
+    assert!(state.contains("junk11"));
+
+    // With printk_devkmsg=on the kernel does not rate-limit: everything is logged.
+    t.file("proc/sys/kernel/printk_devkmsg", "on\n")
+        .file("dev/kmsg", "");
+    assert!(boot(&t).len() > 12);
+}
+
+#[test]
+fn state_file_says_what_was_asked_and_done() {
+    let t = FakeTree::new();
+    card(&t, 1, 1);
+    t.modprobe_binds().cmdline("vfio-early.devices=01:00.0,zz");
+    boot(&t);
+    let s = t.read("run/vfio-early/state.json");
+    for needle in [
+        r#""asked":["01:00.0"]"#,
+        r#""problems":["kernel command line: bad device entry \"zz\": "#,
+        r#"{"bdf":"0000:01:00.0","id":"10de:1c03","class":"0x030000","driver_before":"","why":"entry 01:00.0","result":"bound","detail":"bound to vfio-pci via modprobe","driver_now":"vfio-pci"}"#,
+    ] {
+        assert!(s.contains(needle), "{needle}\nnot in\n{s}");
+    }
+}
+
+#[test]
+fn boot_mode_refuses_outside_an_initramfs() {
+    let t = FakeTree::new();
+    card(&t, 1, 1);
+    t.remove("etc/initrd-release")
+        .cmdline("vfio-early.devices=01:00.0");
+    let (code, _, _) = run(&t, &[]);
+    assert_eq!(code, 1);
+    assert!(has(&t.kmsg_lines(), "not inside an initramfs"));
+    assert_eq!(t.override_of("01:00.0").trim(), "(null)");
+    // initramfs-tools images are recognised by their own files.
+    t.file("scripts/functions", "")
+        .file("conf/initramfs.conf", "")
+        .modprobe_binds();
+    boot(&t);
+    assert_eq!(t.driver_of("01:00.0").as_deref(), Some("vfio-pci"));
+}
+
+#[test]
+fn plan_reads_everything_and_writes_nothing() {
+    let t = FakeTree::new();
+    card(&t, 1, 1);
+    t.remove("etc/initrd-release");
+    let (code, out, err) = run(&t, &["plan", "--cmdline", "vfio-early.devices=01:00.0"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "0000:01:00.0 [10de:1c03] display controller (entry 01:00.0): would bind to vfio-pci"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("0000:01:00.1"));
+    assert_eq!(t.override_of("01:00.0").trim(), "(null)");
+    assert!(!t.exists("run/vfio-early/state.json"));
+    assert_eq!(t.kmsg(), "", "plan logs to stderr, not the kernel");
+
+    let (code, _, err) = run(&t, &["plan", "--cmdline", "vfio-early.devices=01:00.0,bad"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("bad device entry \"bad\""), "{err}");
+    let (code, _, err) = run(&t, &["--frobnicate"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown argument \"--frobnicate\""));
+}
+
+#[test]
+fn legacy_hacks_are_named() {
+    let t = FakeTree::new();
+    card(&t, 1, 1);
+    t.modprobe_binds()
+        .file(
+            "etc/modprobe.d/vfio.conf",
+            "options vfio-pci ids=10de:1c03\ninstall vfio-pci /usr/local/bin/override.sh\n",
+        )
+        .cmdline("vfio-pci.ids=10de:1c03 vfio-early.devices=01:00.0");
+    let log = boot(&t);
+    assert!(
+        has(&log, "the command line also has vfio-pci.ids="),
+        "{log:#?}"
+    );
+    assert!(has(
+        &log,
+        "vfio.conf: `options vfio-pci ids=` grabs every device"
+    ));
+    assert!(has(&log, "an `install vfio-pci` directive"));
+}
+
+#[test]
+fn help_and_version() {
+    let t = FakeTree::new();
+    let (code, out, _) = run(&t, &["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("vfio-early.devices=LIST") && out.contains("plan"));
+    let (code, out, _) = run(&t, &["--version"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("vfio-early "));
+}
