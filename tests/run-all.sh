@@ -1,0 +1,73 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT OR Apache-2.0
+#
+# Every test of vfio-early, as CI runs it, on a fresh Debian 12 machine as root:
+# host setup, fmt, clippy, unit and fake-tree tests, the static binary's size
+# budget, the benchmark (prints numbers, asserts nothing), the real-kernel QEMU
+# boots. Every stage runs even if an earlier one failed; the last line counts
+# them all: "total: N passed, M failed".
+set -u
+cd "$(dirname "$0")/.."
+mkdir -p tests/out
+passed=0
+failed=0
+failures=()
+
+stage() { printf '\n==== %s\n' "$1"; }
+check() { # NAME CMD...: one pass/fail unit
+    local name=$1
+    shift
+    if "$@"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        failures+=("$name")
+    fi
+}
+
+stage "host setup (Debian packages, rustup components, Debian kernel)"
+if ! tests/setup-host.sh; then
+    echo "run-all: host setup failed: nothing else can run" >&2
+    echo "total: 0 passed, 1 failed"
+    exit 1
+fi
+
+stage "format and lint"
+check fmt cargo fmt --all -- --check
+check clippy cargo clippy --workspace --all-targets -- -D warnings
+
+stage "unit, property and fake-tree tests"
+cargo test --workspace 2>&1 | tee tests/out/cargo-test.log
+cargo_rc=${PIPESTATUS[0]}
+read -r p f < <(awk '/^test result:/ {p += $4; f += $6} END {print p + 0, f + 0}' tests/out/cargo-test.log)
+passed=$((passed + p))
+failed=$((failed + f))
+if [ "$cargo_rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    failed=$((failed + 1)) # a build failure runs no test but must count
+    failures+=("cargo test (exit $cargo_rc)")
+fi
+[ "$f" -eq 0 ] || failures+=("$f cargo tests")
+
+stage "static binary and size budget"
+check "make static" make static
+check "size budget" tests/size-budget.sh
+
+stage "benchmark (numbers, not a test)"
+check "benchmark runs" tests/bench/bench.sh
+
+stage "real kernel under QEMU"
+tests/qemu/run.sh 2>&1 | tee tests/out/qemu.log
+qemu_rc=${PIPESTATUS[0]}
+read -r p f < <(awk '/^[0-9]+ passed, [0-9]+ failed$/ {p = $1; f = $3} END {print p + 0, f + 0}' tests/out/qemu.log)
+passed=$((passed + p))
+failed=$((failed + f))
+if [ "$qemu_rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    failed=$((failed + 1))
+    failures+=("qemu suite (exit $qemu_rc)")
+fi
+[ "$f" -eq 0 ] || failures+=("$f boot scenarios")
+
+stage "result"
+[ "${#failures[@]}" -eq 0 ] || printf 'failed: %s\n' "${failures[@]}"
+echo "total: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
