@@ -121,7 +121,12 @@ fn main() -> ExitCode {
             _ => usage(),
         }
     }
-    let t = FakeTree::at(&dir.unwrap_or_else(|| usage()));
+    let dir = dir.unwrap_or_else(|| usage());
+    if fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some()) {
+        eprintln!("bench_tree: {} is not empty", dir.display());
+        return ExitCode::from(2);
+    }
+    let t = FakeTree::at(&dir);
     match kind {
         Some(k) => {
             t.modprobe(k, &shell);

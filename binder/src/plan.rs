@@ -65,11 +65,15 @@ pub struct Item {
     pub decision: Decision,
 }
 
-/// An endpoint that stays with the host although it shares an IOMMU group with a taken device.
+/// Endpoints named per group warning; more are counted.
+pub const MAX_OUTSIDE_NAMED: usize = 8;
+
+/// The endpoints that stay with the host although they share an IOMMU group with a taken device.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outside {
     pub group: u32,
-    pub dev: Device,
+    pub devs: heapless::Vec<Device, MAX_OUTSIDE_NAMED>,
+    pub more: usize,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -240,12 +244,17 @@ fn check_groups(plan: &mut Plan, policy: GroupPolicy, inv: &Inventory) {
                 }
             }
             _ => {
+                let mut o = Outside {
+                    group: g,
+                    devs: heapless::Vec::new(),
+                    more: 0,
+                };
                 for m in outside {
-                    let _ = plan.outside.push(Outside {
-                        group: g,
-                        dev: m.clone(),
-                    });
+                    if o.devs.push(m.clone()).is_err() {
+                        o.more += 1;
+                    }
                 }
+                let _ = plan.outside.push(o);
             }
         }
     }
@@ -292,24 +301,27 @@ impl fmt::Display for Refusal {
 }
 
 impl fmt::Display for Outside {
+    /// One record per group: the kernel log budget is small.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = &self.dev;
-        let guarded = if d.class.guarded_kind().is_some() {
-            "+guarded"
-        } else {
-            ""
-        };
-        write!(
-            f,
-            "IOMMU group {}: {} [{}] ({}) stays with the host, so a VM cannot use this group; to include it add {}@{}{} to vfio-early.devices",
-            self.group,
-            d.bdf,
-            d.id,
-            d.class.kind(),
-            d.bdf,
-            d.id,
-            guarded
-        )
+        write!(f, "IOMMU group {}: ", self.group)?;
+        for (n, d) in self.devs.iter().enumerate() {
+            let sep = if n == 0 { "" } else { ", " };
+            write!(f, "{sep}{} [{}] ({})", d.bdf, d.id, d.class.kind())?;
+        }
+        if self.more > 0 {
+            write!(f, " and {} more", self.more)?;
+        }
+        f.write_str(" stay with the host, so a VM cannot use this group; to include them add ")?;
+        for (n, d) in self.devs.iter().enumerate() {
+            let sep = if n == 0 { "" } else { "," };
+            let guarded = if d.class.guarded_kind().is_some() {
+                "+guarded"
+            } else {
+                ""
+            };
+            write!(f, "{sep}{}@{}{guarded}", d.bdf, d.id)?;
+        }
+        f.write_str(" to vfio-early.devices")
     }
 }
 

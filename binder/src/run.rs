@@ -151,9 +151,9 @@ pub fn run(opts: &Options) -> i32 {
     let root = Root::new(&opts.root);
     match opts.mode {
         Mode::Boot => {
-            let devkmsg = sysfs::read_capped(&root.path("proc/sys/kernel/printk_devkmsg"), 64)
+            let devkmsg = sysfs::read_attr::<64>(&root.path("proc/sys/kernel/printk_devkmsg"))
                 .ok()
-                .map(|(t, _)| t);
+                .flatten();
             kmsg::init(
                 kmsg::Target::Kmsg {
                     path: &root.path("dev/kmsg"),
@@ -196,9 +196,6 @@ pub fn run(opts: &Options) -> i32 {
         error!("{e}");
     }
     let plan = plan::plan(settings, &inv);
-    for o in &plan.outside {
-        warn!("{o}");
-    }
     let act = opts.mode == Mode::Boot && !settings.dry_run;
     let outcomes = if act {
         let mut kernel = RealKernel::new(&root);
@@ -268,6 +265,10 @@ fn finish(
                 Mode::Plan => println!("{r}"),
                 Mode::Boot => log!(r.level(), "{r}"),
             }
+        }
+        // After the device lines: under the kernel's log budget those matter most.
+        for o in &plan.outside {
+            warn!("{o}");
         }
     }
     let ms = start.elapsed().as_millis();

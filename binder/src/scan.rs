@@ -93,9 +93,10 @@ pub fn scan(root: &Root, entries: &[Entry]) -> (Inventory, Errors) {
         let mut matches: heapless::Vec<Bdf, MAX_DEVICES> = heapless::Vec::new();
         let listed = sysfs::for_each_bdf(&root.devices_dir(), |bdf| {
             let uevent = root.attr(&bdf, "uevent");
-            let hit = sysfs::read_capped(&uevent, 4096)
+            let hit = sysfs::read_attr::<{ sysfs::UEVENT_CAP }>(&uevent)
                 .ok()
-                .and_then(|(t, _)| sysfs::parse_uevent(&t))
+                .flatten()
+                .and_then(|t| sysfs::parse_uevent(&t))
                 .is_some_and(|(id, _)| entries.iter().any(|e| e.selects(&bdf, &id)));
             if hit && matches.push(bdf).is_err() && !s.full {
                 s.full = true;

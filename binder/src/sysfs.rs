@@ -8,6 +8,10 @@ use std::path::{Path, PathBuf};
 
 use crate::pci::{Bdf, Class, PciId};
 
+/// A device's `uevent` is about 200 bytes; `resource` 13 to 17 lines of 57 bytes.
+pub const UEVENT_CAP: usize = 1024;
+pub const RESOURCE_CAP: usize = 1024;
+
 /// A driver or module name as sysfs shows it.
 pub type Name = heapless::String<32>;
 
@@ -106,6 +110,33 @@ pub fn read_capped(path: &Path, cap: usize) -> Result<(String, bool), SysError> 
     Ok((String::from_utf8_lossy(&buf).into_owned(), longer))
 }
 
+/// Reads a small attribute into a stack buffer (one open, one or two reads, no allocation);
+/// `Ok(None)` when it does not exist. Longer content is cut at `N` bytes.
+pub fn read_attr<const N: usize>(path: &Path) -> Result<Option<heapless::String<N>>, SysError> {
+    let mut file = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    let mut buf = [0u8; N];
+    let mut len = 0;
+    while len < N {
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io_err(path)(e)),
+        }
+    }
+    let mut text = heapless::String::new();
+    for ch in String::from_utf8_lossy(&buf[..len]).chars() {
+        if text.push(ch).is_err() {
+            break;
+        }
+    }
+    Ok(Some(text))
+}
+
 /// Like `read_capped` for files that may legitimately be absent.
 pub fn read_optional(path: &Path, cap: usize) -> Result<Option<(String, bool)>, SysError> {
     match read_capped(path, cap) {
@@ -179,7 +210,7 @@ pub fn parse_bars(text: &str) -> heapless::Vec<(u64, u64), 6> {
 /// Reads one device; `Ok(None)` when no such device exists.
 pub fn read_device(root: &Root, bdf: &Bdf) -> Result<Option<Device>, SysError> {
     let uevent = root.attr(bdf, "uevent");
-    let Some((text, _)) = read_optional(&uevent, 4096)? else {
+    let Some(text) = read_attr::<UEVENT_CAP>(&uevent)? else {
         return Ok(None);
     };
     let (id, class) = parse_uevent(&text).ok_or(SysError::Malformed {
@@ -187,12 +218,16 @@ pub fn read_device(root: &Root, bdf: &Bdf) -> Result<Option<Device>, SysError> {
         what: "no PCI_ID or PCI_CLASS",
     })?;
     let group = link_name(&root.attr(bdf, "iommu_group")).and_then(|g| g.parse().ok());
-    // boot_vga exists only for VGA-class devices; absent means no.
-    let boot_vga =
-        read_optional(&root.attr(bdf, "boot_vga"), 16)?.is_some_and(|(t, _)| t.trim() == "1");
-    let bars = read_optional(&root.attr(bdf, "resource"), 2048)?
-        .map(|(t, _)| parse_bars(&t))
-        .unwrap_or_default();
+    // The kernel creates boot_vga only for VGA-class devices.
+    let boot_vga = class.base_sub() == 0x0300
+        && read_attr::<16>(&root.attr(bdf, "boot_vga"))?.is_some_and(|t| t.trim() == "1");
+    // BARs matter only for finding a firmware framebuffer in a display.
+    let bars = match class.is_display() {
+        true => read_attr::<RESOURCE_CAP>(&root.attr(bdf, "resource"))?
+            .map(|t| parse_bars(&t))
+            .unwrap_or_default(),
+        false => heapless::Vec::new(),
+    };
     Ok(Some(Device {
         bdf: *bdf,
         id,

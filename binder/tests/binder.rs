@@ -294,7 +294,7 @@ fn a_bound_device_moves_only_with_unbind() {
     assert_eq!(t.driver_of("01:00.1").as_deref(), Some("snd_hda_intel"));
     assert!(has(
         &log,
-        "IOMMU group 1: 0000:01:00.1 [10de:10f1] (audio device) stays with the host"
+        "IOMMU group 1: 0000:01:00.1 [10de:10f1] (audio device) stay with the host"
     ));
 
     let t = FakeTree::new();
