@@ -8,7 +8,23 @@ BIN      := target/$(TARGET)/release/vfio-early
 # Without a nightly toolchain that has rust-src, the stable build is used: correct, but larger.
 NIGHTLY_RUSTFLAGS := -C relocation-model=static -Zunstable-options -Cpanic=immediate-abort
 
-.PHONY: all static check test clean
+# Install layout: the same on Debian/Ubuntu, Fedora/RHEL and Arch (merged /usr).
+DESTDIR        ?=
+PREFIX         ?= /usr
+BINDIR         ?= $(PREFIX)/bin
+SYSCONFDIR     ?= /etc
+LIBDIR         ?= $(PREFIX)/lib
+DATADIR        ?= $(PREFIX)/share
+MANDIR         ?= $(DATADIR)/man
+DOCDIR         ?= $(DATADIR)/doc/vfio-early
+HOOKLIBDIR     ?= $(LIBDIR)/vfio-early
+SYSTEMDUNITDIR ?= $(LIBDIR)/systemd/system
+DRACUTDIR      ?= $(LIBDIR)/dracut/modules.d
+INITRAMFSTOOLSDIR ?= $(DATADIR)/initramfs-tools
+INITCPIODIR    ?= $(LIBDIR)/initcpio
+SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@HOOKLIBDIR@|$(HOOKLIBDIR)|g'
+
+.PHONY: all static check test clean install
 
 all: static
 
@@ -33,3 +49,19 @@ test: check
 
 clean:
 	cargo clean
+
+# Installs what `make static` built; it does not build (packagers build first, then install).
+install:
+	@test -x $(BIN) || { echo "install: $(BIN) missing: run make static first" >&2; exit 1; }
+	install -Dm755 $(BIN) $(DESTDIR)$(BINDIR)/vfio-early
+	$(SUBST) hooks-common/hook-lib.sh | install -Dm644 /dev/stdin $(DESTDIR)$(HOOKLIBDIR)/hook-lib.sh
+	install -Dm644 systemd/vfio-early.service $(DESTDIR)$(SYSTEMDUNITDIR)/vfio-early.service
+	$(SUBST) dracut-module/50vfio-early/module-setup.sh | install -Dm755 /dev/stdin $(DESTDIR)$(DRACUTDIR)/50vfio-early/module-setup.sh
+	install -Dm755 dracut-module/50vfio-early/vfio-early.sh $(DESTDIR)$(DRACUTDIR)/50vfio-early/vfio-early.sh
+	$(SUBST) initramfs-tools-hook/hooks/vfio-early | install -Dm755 /dev/stdin $(DESTDIR)$(INITRAMFSTOOLSDIR)/hooks/vfio-early
+	install -Dm755 initramfs-tools-hook/scripts/init-top/00-vfio-early $(DESTDIR)$(INITRAMFSTOOLSDIR)/scripts/init-top/00-vfio-early
+	$(SUBST) mkinitcpio-hook/install/vfio-early | install -Dm644 /dev/stdin $(DESTDIR)$(INITCPIODIR)/install/vfio-early
+	install -Dm644 mkinitcpio-hook/hooks/vfio-early $(DESTDIR)$(INITCPIODIR)/hooks/vfio-early
+	install -Dm644 docs/vfio-early.8 $(DESTDIR)$(MANDIR)/man8/vfio-early.8
+	install -Dm644 vfio-early.conf.example $(DESTDIR)$(DOCDIR)/vfio-early.conf.example
+	install -Dm644 README.md $(DESTDIR)$(DOCDIR)/README.md

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT OR Apache-2.0
-# Size budget of the boot binary, which is copied into every initramfs: build the release musl
-# binary, print its size, fail if it is not static (an interpreter would be missing at early boot)
+# Size budget of the boot binary, which is copied into every initramfs: build it (`make static`)
+# print its size, fail if it is not static (an interpreter would be missing at early boot)
 # or over the limit, warn over the aim.
 set -eu
 export LC_ALL=C
@@ -12,7 +12,7 @@ AIM=430080   # 420 KiB: warn above
 repo=$(cd "$(dirname "$0")/.." && pwd)
 bin=${CARGO_TARGET_DIR:-$repo/target}/x86_64-unknown-linux-musl/release/vfio-early
 
-(cd "$repo" && cargo build -q --release --target x86_64-unknown-linux-musl -p vfio-early)
+make -s -C "$repo" static
 command -v readelf >/dev/null || { echo "size-budget: readelf not found (binutils)" >&2; exit 1; }
 
 size=$(stat -c %s "$bin")

@@ -50,6 +50,8 @@ pub struct Settings {
     pub timeout_ms: u32,
     pub dry_run: bool,
     pub debug: bool,
+    /// Read by the initramfs generator hooks, not at boot: a missing piece fails the image build.
+    pub build_strict: bool,
 }
 
 impl Default for Settings {
@@ -62,6 +64,7 @@ impl Default for Settings {
             timeout_ms: DEFAULT_TIMEOUT_MS,
             dry_run: false,
             debug: false,
+            build_strict: false,
         }
     }
 }
@@ -88,7 +91,7 @@ impl fmt::Display for Origin {
 pub enum InputError {
     #[error("bad device entry \"{token}\": {why}")]
     Entry { token: Token, why: EntryError },
-    #[error("unknown key \"{0}\" (known: devices, off, group, on-fail, timeout, dry-run, debug)")]
+    #[error("unknown key \"{0}\" (known: devices, off, group, on-fail, timeout, dry-run, debug, build-strict)")]
     UnknownKey(Token),
     #[error("bad value \"{value}\" for {key}: expected {expected}")]
     Value {
@@ -198,6 +201,8 @@ impl Settings {
             self.dry_run = boolean("dry-run", value)?;
         } else if param_eq(k, b"debug") {
             self.debug = boolean("debug", value)?;
+        } else if param_eq(k, b"build-strict") {
+            self.build_strict = boolean("build-strict", value)?;
         } else if param_eq(k, b"group") {
             self.group = match value {
                 Some("companions") => GroupPolicy::Companions,
@@ -332,7 +337,11 @@ mod tests {
 
     #[test]
     fn cmdline_overrides_scalars_and_its_kill_switch_wins() {
-        let (s, _) = from("vfio-early.off", "off = no\ngroup = strict\n");
+        let (s, p) = from(
+            "vfio-early.off",
+            "off = no\ngroup = strict\nbuild-strict = yes\n",
+        );
+        assert!(p.is_empty() && s.build_strict, "{p:?}");
         assert!(s.off);
         assert_eq!(s.group, GroupPolicy::Strict);
         let (s, _) = from("vfio-early.off=0 vfio-early.group=whole", "off = yes\n");

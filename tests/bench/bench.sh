@@ -39,7 +39,7 @@ fi
 BUSYBOX=${BUSYBOX:-$(command -v busybox)}
 
 if [ "${NO_BUILD:-0}" != 1 ]; then
-	(cd "$repo" && cargo build -q --release --target x86_64-unknown-linux-musl -p vfio-early) >&2
+	make -s -C "$repo" static >&2
 fi
 [ -x "$BIN" ] || die "no binder at $BIN"
 # Static like the binder: with MODPROBE=exe it is also the fake modprobe, exec'd once per run.

@@ -1,0 +1,65 @@
+# SPDX-License-Identifier: MIT OR Apache-2.0
+# Build-time helpers shared by vfio-early's dracut, initramfs-tools and mkinitcpio hooks.
+# Sourced by all three: POSIX sh, functions and variables only, never `exit`.
+# `make install` replaces @BINDIR@ and @SYSCONFDIR@.
+
+VE_BIN=@BINDIR@/vfio-early
+VE_CONF=@SYSCONFDIR@/vfio-early.conf
+# What vfio-pci needs; each generator's own module API adds the dependencies.
+VE_MODULES_REQUIRED="vfio vfio_pci"
+VE_MODULES_OPTIONAL="vfio_iommu_type1"
+
+# Prints "module" or "builtin" for module $2 of kernel $1; fails when the kernel has neither.
+ve_module_state() {
+    _ve_f=$(modinfo -k "$1" -F filename "$2" 2>/dev/null | head -n 1)
+    case $_ve_f in
+        "") return 1 ;;
+        *builtin*) echo builtin ;;
+        *) echo module ;;
+    esac
+}
+
+# Prints what an image for kernel $1 would lack to run vfio-early; nothing when all is there.
+ve_missing() {
+    _ve_miss=""
+    [ -x "$VE_BIN" ] || _ve_miss="$VE_BIN"
+    for _ve_m in $VE_MODULES_REQUIRED; do
+        ve_module_state "$1" "$_ve_m" >/dev/null || _ve_miss="$_ve_miss module:$_ve_m"
+    done
+    echo $_ve_miss
+}
+
+# Prints the modules (not built in) that an image for kernel $1 must carry.
+ve_modules() {
+    for _ve_m in $VE_MODULES_REQUIRED $VE_MODULES_OPTIONAL; do
+        [ "$(ve_module_state "$1" "$_ve_m")" = module ] && printf '%s\n' "$_ve_m"
+    done
+    return 0
+}
+
+# Prints the admin's modprobe.d lines about vfio, for /etc/modprobe.d/vfio-early-host.conf.
+ve_modprobe_lines() {
+    for _ve_d in /etc/modprobe.d /run/modprobe.d /usr/local/lib/modprobe.d /usr/lib/modprobe.d /lib/modprobe.d; do
+        for _ve_f in "$_ve_d"/*.conf; do
+            [ -f "$_ve_f" ] || continue
+            grep -E '^[[:space:]]*(options|install|remove|softdep|blacklist|alias)[[:space:]]+[^[:space:]]*vfio' "$_ve_f" |
+                sed "s|\$|    # from $_ve_f|"
+        done
+    done
+    return 0
+}
+
+# True when the admin asked that a missing piece fails the image build (`build-strict = yes`).
+ve_strict() {
+    [ -f "$VE_CONF" ] &&
+        grep -Eqi '^[[:space:]]*build[-_]strict[[:space:]]*=[[:space:]]*(1|y|yes|on|true)[[:space:]]*(#.*)?$' "$VE_CONF"
+}
+
+# The one message every generator prints when vfio-early cannot go into the image.
+ve_missing_message() {
+    if ve_strict; then
+        echo "vfio-early: missing $1: the image build fails (build-strict = yes in $VE_CONF)"
+    else
+        echo "vfio-early: missing $1: the image is built without vfio-early (devices stay with their native drivers)"
+    fi
+}
