@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::OnFail;
 use crate::pci::Bdf;
-use crate::plan::{Decision, Plan, VFIO};
+use crate::plan::{Decision, Plan, MAX_ITEMS, VFIO};
 use crate::scan::MAX_DEVICES;
 use crate::sysfs::{Name, Root};
 use crate::text::{bounded, Token};
@@ -148,7 +148,7 @@ impl fmt::Display for Failure {
 }
 
 /// Result of `apply`, index-aligned with `plan.items`.
-pub type Outcomes = heapless::Vec<Outcome, MAX_DEVICES>;
+pub type Outcomes = heapless::Vec<Outcome, MAX_ITEMS>;
 
 pub struct Ctx<'a, K: Kernel> {
     pub root: &'a Root,

@@ -3,15 +3,17 @@
 
 use core::fmt;
 
-use crate::config::{GroupPolicy, Settings};
+use crate::config::{GroupPolicy, Settings, MAX_ENTRIES};
 use crate::entry::{Flags, Selector};
 use crate::iomem;
 use crate::pci::{Bdf, IdMatch};
 use crate::scan::{Inventory, MAX_DEVICES};
 use crate::sysfs::{Device, Name};
 
-/// Group warnings kept; one per endpoint left outside.
+/// Group warnings kept: one per IOMMU group.
 pub const MAX_WARNINGS: usize = 16;
+/// Every device considered plus every listed address that does not exist: cannot overflow.
+pub const MAX_ITEMS: usize = MAX_DEVICES + MAX_ENTRIES;
 
 pub const VFIO: &str = "vfio-pci";
 
@@ -78,7 +80,7 @@ pub struct Outside {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
-    pub items: heapless::Vec<Item, MAX_DEVICES>,
+    pub items: heapless::Vec<Item, MAX_ITEMS>,
     pub outside: heapless::Vec<Outside, MAX_WARNINGS>,
 }
 
@@ -88,8 +90,8 @@ impl Plan {
     }
 
     fn push(&mut self, item: Item) {
-        // The inventory holds at most MAX_DEVICES devices and items are unique per address, so
-        // only missing addresses could overflow; those beyond the cap are not worth an item.
+        // Items are unique per address and come from the inventory or the entries: MAX_ITEMS
+        // holds them all.
         let _ = self.items.push(item);
     }
 }

@@ -122,11 +122,19 @@ pub fn scan(root: &Root, entries: &[Entry]) -> (Inventory, Errors) {
     }
     for g in groups {
         let mut members: heapless::Vec<Bdf, MAX_DEVICES> = heapless::Vec::new();
+        let mut over = false;
         let listed = sysfs::for_each_bdf(&root.group_dir(g), |bdf| {
-            let _ = members.push(bdf);
+            over |= members.push(bdf).is_err();
         });
         if let Err(e) = listed {
             s.errors.push(e);
+        }
+        if over && !s.full {
+            s.full = true;
+            s.errors.push(SysError::Capacity {
+                what: "devices in one IOMMU group",
+                cap: MAX_DEVICES,
+            });
         }
         for bdf in &members {
             s.add(bdf);
