@@ -180,6 +180,16 @@ impl<K: Kernel> Ctx<'_, K> {
 }
 
 pub fn apply<K: Kernel>(ctx: &mut Ctx<'_, K>, plan: &Plan) -> Outcomes {
+    apply_with(ctx, plan, |_, _| {})
+}
+
+/// As `apply`, calling `fenced_hook` with the items fenced (override written, nothing probed
+/// yet): the moment a ROM is cleanest to read.
+pub fn apply_with<K: Kernel>(
+    ctx: &mut Ctx<'_, K>,
+    plan: &Plan,
+    mut fenced_hook: impl FnMut(&mut Ctx<'_, K>, &[usize]),
+) -> Outcomes {
     let mut out: Outcomes = plan.items.iter().map(|_| Outcome::AsPlanned).collect();
     let mut fenced: heapless::Vec<usize, MAX_DEVICES> = heapless::Vec::new();
     let mut stopped = false;
@@ -220,6 +230,7 @@ pub fn apply<K: Kernel>(ctx: &mut Ctx<'_, K>, plan: &Plan) -> Outcomes {
     if fenced.is_empty() {
         return out;
     }
+    fenced_hook(ctx, &fenced);
 
     // 2. Probe: at module init vfio-pci binds every fenced device by itself; once registered,
     //    only drivers_probe makes the kernel look again.

@@ -9,6 +9,7 @@ use core::fmt;
 
 use crate::cmdline::{self, param_eq};
 use crate::entry::{self, Entry, EntryError};
+use crate::pci::Bdf;
 use crate::text::Token;
 
 /// Device entries kept per boot (all sources together).
@@ -32,6 +33,30 @@ pub enum GroupPolicy {
     Strict,
 }
 
+/// Devices named in `rom=` at most.
+pub const MAX_ROM_DEVICES: usize = 8;
+
+/// Which expansion ROMs to capture at boot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum RomWant {
+    #[default]
+    None,
+    /// Every display device vfio-early binds in this boot.
+    Display,
+    /// These addresses (when vfio-early binds them in this boot).
+    Devices(heapless::Vec<Bdf, MAX_ROM_DEVICES>),
+}
+
+impl RomWant {
+    pub fn wants(&self, bdf: &Bdf, class: crate::pci::Class) -> bool {
+        match self {
+            RomWant::None => false,
+            RomWant::Display => class.is_display(),
+            RomWant::Devices(list) => list.contains(bdf),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum OnFail {
     /// Clear the override and re-probe, so the host keeps the device.
@@ -52,6 +77,7 @@ pub struct Settings {
     pub debug: bool,
     /// Read by the initramfs generator hooks, not at boot: a missing piece fails the image build.
     pub build_strict: bool,
+    pub rom: RomWant,
 }
 
 impl Default for Settings {
@@ -65,6 +91,7 @@ impl Default for Settings {
             dry_run: false,
             debug: false,
             build_strict: false,
+            rom: RomWant::None,
         }
     }
 }
@@ -91,7 +118,7 @@ impl fmt::Display for Origin {
 pub enum InputError {
     #[error("bad device entry \"{token}\": {why}")]
     Entry { token: Token, why: EntryError },
-    #[error("unknown key \"{0}\" (known: devices, off, group, on-fail, timeout, dry-run, debug, build-strict)")]
+    #[error("unknown key \"{0}\" (known: devices, off, group, on-fail, timeout, dry-run, debug, rom, build-strict)")]
     UnknownKey(Token),
     #[error("bad value \"{value}\" for {key}: expected {expected}")]
     Value {
@@ -201,6 +228,8 @@ impl Settings {
             self.dry_run = boolean("dry-run", value)?;
         } else if param_eq(k, b"debug") {
             self.debug = boolean("debug", value)?;
+        } else if param_eq(k, b"rom") {
+            self.rom = rom_want(value.unwrap_or(""))?;
         } else if param_eq(k, b"build-strict") {
             self.build_strict = boolean("build-strict", value)?;
         } else if param_eq(k, b"group") {
@@ -259,6 +288,25 @@ fn bad(key: &'static str, value: &str, expected: &'static str) -> InputError {
         value: Token::new(value),
         expected,
     }
+}
+
+/// `display`, `none`, or a comma-separated list of addresses.
+fn rom_want(v: &str) -> Result<RomWant, InputError> {
+    match v {
+        "display" | "all" => return Ok(RomWant::Display),
+        "none" | "no" | "0" => return Ok(RomWant::None),
+        _ => {}
+    }
+    let mut list = heapless::Vec::new();
+    for t in v.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let bdf = Bdf::parse(t).ok_or_else(|| bad("rom", t, "display, none, or PCI addresses"))?;
+        list.push(bdf)
+            .map_err(|_| bad("rom", t, "at most 8 addresses"))?;
+    }
+    if list.is_empty() {
+        return Err(bad("rom", v, "display, none, or PCI addresses"));
+    }
+    Ok(RomWant::Devices(list))
 }
 
 fn boolean(key: &'static str, value: Option<&str>) -> Result<bool, InputError> {
@@ -351,6 +399,23 @@ mod tests {
         assert_eq!(s.timeout_ms, DEFAULT_TIMEOUT_MS);
         assert_eq!(s.on_fail, OnFail::Fence);
         assert_eq!(p.len(), 1);
+    }
+
+    #[test]
+    fn rom_capture_requests() {
+        let (s, p) = from("vfio-early.rom=01:00.0,0000:02:00.0", "rom = display\n");
+        assert!(p.is_empty(), "{p:?}");
+        let RomWant::Devices(list) = &s.rom else {
+            panic!("{:?}", s.rom)
+        };
+        assert_eq!(list.len(), 2);
+        let (s, p) = from("vfio-early.rom=01:00.0,../x", "rom = display\n");
+        assert_eq!(
+            s.rom,
+            RomWant::Display,
+            "a bad value leaves the setting as it was"
+        );
+        assert!(p.kept[0].to_string().contains("bad value \"../x\" for rom"));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod apply;
+pub mod capture;
 pub mod cmdline;
 pub mod config;
 pub mod entry;
@@ -17,6 +18,8 @@ pub mod legacy;
 pub mod pci;
 pub mod plan;
 pub mod report;
+pub mod rom;
+pub mod romcli;
 pub mod run;
 pub mod scan;
 pub mod state;

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use vfio_early::romcli;
 use vfio_early::run::{self, Mode, Options, EXIT_USAGE};
+use vfio_early::sysfs::Root;
 
 const HELP: &str = "\
 vfio-early: bind chosen PCI devices to vfio-pci from the initramfs, before any native driver
@@ -12,6 +14,7 @@ vfio-early: bind chosen PCI devices to vfio-pci from the initramfs, before any n
 Usage:
   vfio-early [bind] [--root DIR]              act (inside an initramfs only; always exits 0 there)
   vfio-early plan [--root DIR] [--cmdline S]  show what a boot would do; change nothing
+  vfio-early rom COMMAND [--root DIR] ...     inspect, clean, persist ROMs (vfio-early rom --help)
   vfio-early --help | --version
 
 Options:
@@ -30,14 +33,24 @@ Kernel command line (the same keys work in /etc/vfio-early.conf without the pref
   vfio-early.timeout=SECONDS                 the run's own deadline (default 10)
   vfio-early.dry-run        plan and log at boot, write nothing
   vfio-early.debug          more log records
+  vfio-early.rom=display|BDF,...             capture these expansion ROMs at boot (once)
 
 Exit codes of plan: 0 every entry would be bound, 1 something is refused or malformed, 2 usage.
 The kernel log (dmesg | grep vfio-early) and /run/vfio-early/state.json say what happened.
 ";
 
+/// What the command line asks for.
+enum Cmd {
+    Run(Options),
+    Rom(PathBuf, Vec<String>),
+}
+
 fn main() -> ExitCode {
     match parse(std::env::args().skip(1)) {
-        Ok(Some(opts)) => ExitCode::from(run::run(&opts) as u8),
+        Ok(Some(Cmd::Run(opts))) => ExitCode::from(run::run(&opts) as u8),
+        Ok(Some(Cmd::Rom(root, args))) => {
+            ExitCode::from(romcli::main(&Root::new(root), &args) as u8)
+        }
         Ok(None) => ExitCode::SUCCESS,
         Err(msg) => {
             eprintln!("vfio-early: {msg}\nTry 'vfio-early --help'.");
@@ -47,15 +60,28 @@ fn main() -> ExitCode {
 }
 
 /// `Ok(None)`: help or version was printed.
-fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
+fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Cmd>, String> {
     let mut opts = Options {
         root: PathBuf::from("/"),
         mode: Mode::Boot,
         cmdline: None,
     };
     let mut command = None;
+    let mut rom_args = None::<Vec<String>>;
     while let Some(arg) = args.next() {
+        if let Some(rest) = rom_args.as_mut() {
+            match arg.as_str() {
+                "--root" => opts.root = args.next().ok_or("--root needs a directory")?.into(),
+                "-h" | "--help" | "help" => {
+                    print!("{}", romcli::USAGE);
+                    return Ok(None);
+                }
+                _ => rest.push(arg),
+            }
+            continue;
+        }
         match arg.as_str() {
+            "rom" if command.is_none() => rom_args = Some(Vec::new()),
             "-h" | "--help" | "help" => {
                 print!("{HELP}");
                 return Ok(None);
@@ -75,8 +101,11 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Options>, Stri
             other => return Err(format!("unknown argument \"{other}\"")),
         }
     }
+    if let Some(rest) = rom_args {
+        return Ok(Some(Cmd::Rom(opts.root, rest)));
+    }
     if opts.cmdline.is_some() && opts.mode != Mode::Plan {
         return Err("--cmdline goes with plan".into());
     }
-    Ok(Some(opts))
+    Ok(Some(Cmd::Run(opts)))
 }

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use log::{error, info, log, warn, LevelFilter};
 
 use crate::apply::{self, Deadline, Kernel, Outcome, Outcomes, RealKernel};
-use crate::config::{Origin, Problems, Settings};
+use crate::capture;
+use crate::config::{Origin, Problems, RomWant, Settings};
 use crate::kmsg::{self, SUMMARY};
 use crate::legacy;
 use crate::plan::{self, Decision, Plan};
@@ -239,7 +240,21 @@ fn apply_plan<K: Kernel>(
         },
         on_fail: settings.on_fail,
     };
-    apply::apply(&mut ctx, plan)
+    if settings.rom == RomWant::None {
+        return apply::apply(&mut ctx, plan);
+    }
+    // Built into the image by the hooks: the captures already stored in /var/lib.
+    let known = sysfs::read_optional(&root.path(capture::KNOWN_FILE), 64 * 1024)
+        .ok()
+        .flatten()
+        .map(|(t, _)| t)
+        .unwrap_or_default();
+    let release = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    apply::apply_with(&mut ctx, plan, |ctx, fenced| {
+        capture::capture_fenced(ctx, plan, fenced, &settings.rom, &known, &release)
+    })
 }
 
 /// Per-device lines, the state file and the summary; returns the exit code.

@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `vfio-early rom ...`: what people fetch rom-parser and header-strip scripts for, plus the
+//! persistence step and the libvirt snippet.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::apply::{Ctx, Deadline, RealKernel};
+use crate::capture::{self, VAR_DIR};
+use crate::config::OnFail;
+use crate::pci::Bdf;
+use crate::rom::{self, Report};
+use crate::sysfs::{self, Root};
+
+pub const USAGE: &str = "\
+Usage:
+  vfio-early rom inspect FILE|BDF [--json] [--force]   the image chain and a verdict
+  vfio-early rom clean IN OUT                          strip a dump's header and trailing data
+  vfio-early rom libvirt BDF                           a <hostdev> element with the captured ROM
+  vfio-early rom persist                               keep boot captures: /run -> /var/lib
+  vfio-early rom known                                 stored captures, for the initramfs hooks
+inspect exit codes: 0 usable, 1 unusable, 2 usage or read error.
+";
+
+/// Runs a `rom` subcommand; returns the exit code.
+pub fn main(root: &Root, args: &[String]) -> i32 {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (flags, rest): (Vec<&str>, Vec<&str>) = words.iter().partition(|a| a.starts_with("--"));
+    let json = flags.contains(&"--json");
+    let force = flags.contains(&"--force");
+    if let Some(bad) = flags.iter().find(|f| !matches!(**f, "--json" | "--force")) {
+        return usage(&format!("unknown option \"{bad}\""));
+    }
+    match rest.as_slice() {
+        ["inspect", target] => inspect(root, target, json, force),
+        ["clean", input, output] => clean(Path::new(input), Path::new(output)),
+        ["libvirt", bdf] => libvirt(root, bdf),
+        ["persist"] => persist(root),
+        ["known"] => known(root),
+        _ => usage("which rom command?"),
+    }
+}
+
+fn usage(msg: &str) -> i32 {
+    eprintln!("vfio-early rom: {msg}\n{USAGE}");
+    2
+}
+
+fn inspect(root: &Root, target: &str, json: bool, force: bool) -> i32 {
+    let (data, expect) = match Bdf::parse(target) {
+        Some(bdf) if !Path::new(target).exists() => match read_device_rom(root, &bdf, force) {
+            Ok(v) => v,
+            Err(msg) => {
+                eprintln!("vfio-early rom: {msg}");
+                return 2;
+            }
+        },
+        _ => match fs::read(target) {
+            Ok(d) => (d, None),
+            Err(e) => {
+                eprintln!("vfio-early rom: {target}: {e}");
+                return 2;
+            }
+        },
+    };
+    let report = rom::inspect(&data, expect.as_ref());
+    if json {
+        println!("{}", capture::report_json(&report));
+    } else {
+        print!("{}", human(target, &report));
+    }
+    if report.ok() {
+        0
+    } else {
+        1
+    }
+}
+
+/// Reads a device's ROM through sysfs, refusing while a driver holds it unless forced:
+/// enabling the ROM BAR can cut access to the card's registers under a live driver or VM.
+fn read_device_rom(
+    root: &Root,
+    bdf: &Bdf,
+    force: bool,
+) -> Result<(Vec<u8>, Option<crate::pci::PciId>), String> {
+    let dev = sysfs::read_device(root, bdf)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{bdf}: no such PCI device"))?;
+    if let (Some(drv), false) = (&dev.driver, force) {
+        return Err(format!(
+            "{bdf} is bound to {drv}: enabling its ROM BAR can cut access to the card's registers under a live driver or VM; unbind it first, or --force"
+        ));
+    }
+    let mut kernel = RealKernel::new(root);
+    let mut ctx = Ctx {
+        root,
+        kernel: &mut kernel,
+        deadline: Deadline {
+            start: Instant::now(),
+            limit: Duration::from_secs(60),
+        },
+        on_fail: OnFail::Release,
+    };
+    let read = capture::read_rom(&mut ctx, bdf).map_err(|e| format!("{bdf}: {e}"))?;
+    Ok((read.data, Some(dev.id)))
+}
+
+/// The report for people.
+pub fn human(name: &str, r: &Report) -> String {
+    let mut s = String::new();
+    let _ = write!(s, "{name}: {} bytes, {} images", r.size, r.images.len());
+    if let Some(end) = r.chain_end {
+        let _ = write!(s, ", chain ends at {end:#x}");
+    }
+    s.push('\n');
+    for (n, i) in r.images.iter().enumerate() {
+        let _ = write!(
+            s,
+            "image {n} at {:#x}: {}, {:04x}:{:04x}, class {}, {} bytes, PCIR at {:#x} rev {}",
+            i.offset,
+            i.code_type_name(),
+            i.vendor,
+            i.device,
+            i.class,
+            i.length,
+            i.pcir,
+            i.pcir_revision
+        );
+        if !i.device_list.is_empty() {
+            let _ = write!(s, ", device list {:04x?}", i.device_list.as_slice());
+        }
+        if let Some(ok) = i.x86_checksum_ok {
+            let _ = write!(s, ", checksum {}", if ok { "ok" } else { "BAD" });
+        }
+        if let Some(h) = &i.efi {
+            let _ = write!(
+                s,
+                ", EFI subsystem {} machine {:#06x} compression {} image at {:#x}",
+                h.subsystem, h.machine, h.compression, h.image_offset
+            );
+        }
+        if i.last {
+            s.push_str(", last");
+        }
+        s.push('\n');
+    }
+    let errors = r.findings.iter().filter(|f| f.is_error()).count();
+    let _ = writeln!(
+        s,
+        "verdict: {} ({errors} errors, {} warnings)",
+        if r.ok() { "usable" } else { "UNUSABLE" },
+        r.findings.len() - errors
+    );
+    for f in &r.findings {
+        let kind = if f.is_error() { "error" } else { "warning" };
+        let _ = writeln!(s, "{kind}: {f}");
+    }
+    s
+}
+
+fn clean(input: &Path, output: &Path) -> i32 {
+    let data = match fs::read(input) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("vfio-early rom: {}: {e}", input.display());
+            return 2;
+        }
+    };
+    let Some(range) = rom::clean_range(&data) else {
+        eprintln!(
+            "vfio-early rom: {}: no complete image chain (55 AA ... last-image flag) inside: nothing written",
+            input.display()
+        );
+        return 1;
+    };
+    if let Err(e) = capture::write_atomic(output, &data[range.clone()]) {
+        eprintln!("vfio-early rom: {e}");
+        return 2;
+    }
+    println!(
+        "{}: kept bytes {:#x}..{:#x} ({} bytes); cut {} bytes before and {} after; no byte changed",
+        output.display(),
+        range.start,
+        range.end,
+        range.len(),
+        range.start,
+        data.len() - range.end
+    );
+    0
+}
+
+fn libvirt(root: &Root, target: &str) -> i32 {
+    let Some(bdf) = Bdf::parse(target) else {
+        return usage(&format!("\"{target}\" is not a PCI address"));
+    };
+    let id = match sysfs::read_device(root, &bdf) {
+        Ok(Some(d)) => d.id,
+        Ok(None) => {
+            eprintln!("vfio-early rom: {bdf}: no such PCI device");
+            return 2;
+        }
+        Err(e) => {
+            eprintln!("vfio-early rom: {e}");
+            return 2;
+        }
+    };
+    let prefix = capture::id_prefix(&id);
+    let dir = root.path(VAR_DIR);
+    let mut found: Vec<(std::time::SystemTime, String)> = fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let t = e.metadata().and_then(|m| m.modified()).ok()?;
+            (name.starts_with(&prefix) && name.ends_with(".rom")).then_some((t, name))
+        })
+        .collect();
+    found.sort();
+    let Some((_, name)) = found.last() else {
+        eprintln!(
+            "vfio-early rom: no capture of {id} in /{VAR_DIR}: boot once with vfio-early.rom={bdf} (or rom = display)"
+        );
+        return 1;
+    };
+    print!(
+        "\
+<!-- vfio-early: ROM of {bdf} [{id}] captured at boot. libvirt's confinement must let QEMU read it:
+     AppArmor (Debian, Ubuntu): add the line
+       /{VAR_DIR}/** r,
+     to /etc/apparmor.d/local/abstractions/libvirt-qemu, then: systemctl reload apparmor
+     SELinux (Fedora, RHEL):
+       semanage fcontext -a -t virt_content_t '/{VAR_DIR}(/.*)?' && restorecon -Rv /{VAR_DIR} -->
+<hostdev mode='subsystem' type='pci' managed='yes'>
+  <source>
+    <address domain='{:#06x}' bus='{:#04x}' slot='{:#04x}' function='{:#x}'/>
+  </source>
+  <rom file='/{VAR_DIR}/{name}'/>
+</hostdev>
+",
+        bdf.domain, bdf.bus, bdf.device, bdf.function
+    );
+    if found.len() > 1 {
+        eprintln!(
+            "vfio-early rom: {} captures of {id} (a flashed vBIOS?): the newest is used",
+            found.len()
+        );
+    }
+    0
+}
+
+fn persist(root: &Root) -> i32 {
+    let p = capture::persist(root);
+    for path in &p.moved {
+        println!("vfio-early: ROM kept: {}", path.display());
+    }
+    for (old, new) in &p.differs {
+        eprintln!(
+            "vfio-early: warning: {} differs from the stored {} (same card, other content: a flashed vBIOS?); both kept",
+            new.display(),
+            old.display()
+        );
+    }
+    if !p.again.is_empty() {
+        println!(
+            "vfio-early: {} ROMs were read again at boot although already stored; rebuild the initramfs (update-initramfs -u, dracut -f or mkinitcpio -P) so it knows them",
+            p.again.len()
+        );
+    }
+    for e in &p.errors {
+        eprintln!("vfio-early: error: {e}");
+    }
+    i32::from(!p.errors.is_empty())
+}
+
+fn known(root: &Root) -> i32 {
+    match capture::known_list(root) {
+        Ok(text) => {
+            print!("{text}");
+            0
+        }
+        Err(e) => {
+            eprintln!("vfio-early rom: {e}");
+            2
+        }
+    }
+}
