@@ -56,6 +56,8 @@ install:
 	install -Dm755 $(BIN) $(DESTDIR)$(BINDIR)/vfio-early
 	$(SUBST) hooks-common/hook-lib.sh | install -Dm644 /dev/stdin $(DESTDIR)$(HOOKLIBDIR)/hook-lib.sh
 	install -Dm644 systemd/vfio-early.service $(DESTDIR)$(SYSTEMDUNITDIR)/vfio-early.service
+	install -Dm644 systemd/vfio-early-rom-persist.service $(DESTDIR)$(SYSTEMDUNITDIR)/vfio-early-rom-persist.service
+	install -Dm755 openrc/vfio-early-rom-persist $(DESTDIR)$(SYSCONFDIR)/init.d/vfio-early-rom-persist
 	$(SUBST) dracut-module/50vfio-early/module-setup.sh | install -Dm755 /dev/stdin $(DESTDIR)$(DRACUTDIR)/50vfio-early/module-setup.sh
 	install -Dm755 dracut-module/50vfio-early/vfio-early.sh $(DESTDIR)$(DRACUTDIR)/50vfio-early/vfio-early.sh
 	$(SUBST) initramfs-tools-hook/hooks/vfio-early | install -Dm755 /dev/stdin $(DESTDIR)$(INITRAMFSTOOLSDIR)/hooks/vfio-early

@@ -49,6 +49,15 @@ ve_modprobe_lines() {
     return 0
 }
 
+# Writes the generated files of an image rooted at $1: the admin's vfio modprobe.d lines, and the
+# ROM captures already stored under /var/lib (a boot reads a card's ROM only when the image does
+# not know a capture of it).
+ve_write_image_files() {
+    mkdir -p "$1/etc/modprobe.d" "$1/etc/vfio-early"
+    ve_modprobe_lines >"$1/etc/modprobe.d/vfio-early-host.conf"
+    "$VE_BIN" rom known >"$1/etc/vfio-early/roms.known" 2>/dev/null || :
+}
+
 # True when the admin asked that a missing piece fails the image build (`build-strict = yes`).
 ve_strict() {
     [ -f "$VE_CONF" ] &&

@@ -38,8 +38,7 @@ install() {
     fi
     inst_simple "$VE_BIN" /usr/bin/vfio-early
     [ -f "$VE_CONF" ] && inst_simple "$VE_CONF" /etc/vfio-early.conf
-    mkdir -p "$initdir/etc/modprobe.d"
-    ve_modprobe_lines >"$initdir/etc/modprobe.d/vfio-early-host.conf"
+    ve_write_image_files "$initdir"
     if dracut_module_included systemd; then
         inst_simple "$systemdsystemunitdir/vfio-early.service"
         mkdir -p "$initdir$systemdsystemunitdir/sysinit.target.wants"

@@ -1,0 +1,283 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! ROM capture: the recorded sysfs sequence (and its restore order), storage, `rom persist`,
+//! `rom known`. What a real card answers is proven in the QEMU boots.
+
+mod common;
+
+use std::io;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Dev, FakeTree};
+use vfio_early::apply::{Ctx, Deadline, Kernel};
+use vfio_early::capture::{self, Verdict};
+use vfio_early::config::OnFail;
+use vfio_early::pci::Bdf;
+use vfio_early::sysfs::{self, Root};
+
+/// Records writes; never touches the tree (a write to the fake `rom` file would clobber it).
+struct Recorder<'a> {
+    root: &'a Path,
+    calls: Vec<String>,
+}
+
+impl Kernel for Recorder<'_> {
+    fn write(&mut self, path: &Path, value: &str) -> io::Result<()> {
+        let rel = path.strip_prefix(self.root).unwrap_or(path);
+        let name = rel
+            .strip_prefix("sys/bus/pci/devices/0000:01:00.0")
+            .unwrap_or(rel);
+        self.calls.push(format!("{} <- {value:?}", name.display()));
+        Ok(())
+    }
+    fn modprobe(&mut self, _: &str) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A two-image ROM (legacy + EFI) for 1234:1111, as the QEMU tests generate.
+fn rom_bytes() -> Vec<u8> {
+    let img = |blocks: u8, code: u8, last: bool| {
+        let mut d = vec![0u8; blocks as usize * 512];
+        d[..4].copy_from_slice(&[0x55, 0xAA, blocks, 0xCB]);
+        d[0x18] = 0x1C;
+        d[0x1C..0x20].copy_from_slice(b"PCIR");
+        d[0x20..0x24].copy_from_slice(&[0x34, 0x12, 0x11, 0x11]);
+        d[0x26] = 0x18;
+        d[0x29..0x2C].copy_from_slice(&[0x00, 0x00, 0x03]);
+        d[0x2C] = blocks;
+        d[0x30] = code;
+        d[0x31] = if last { 0x80 } else { 0 };
+        if code == 3 {
+            d[4..8].copy_from_slice(&0x0EF1u32.to_le_bytes());
+            d[8] = 11;
+            d[0x0A..0x0C].copy_from_slice(&0x8664u16.to_le_bytes());
+            d[0x16] = 0x40;
+        } else {
+            let sum = d.iter().fold(0u8, |a, &x| a.wrapping_add(x));
+            d[6] = 0u8.wrapping_sub(sum);
+        }
+        d
+    };
+    [img(2, 0, false), img(1, 3, true)].concat()
+}
+
+fn card(t: &FakeTree, rom: &[u8]) -> Bdf {
+    t.device(Dev::new("01:00.0", 0x1234, 0x1111, 0x030000).group(1));
+    let dev = "sys/bus/pci/devices/0000:01:00.0";
+    t.bytes(&format!("{dev}/rom"), rom)
+        .file(&format!("{dev}/power/control"), "auto\n");
+    Bdf::parse("01:00.0").unwrap()
+}
+
+#[test]
+fn read_sets_and_restores_in_reverse_order() {
+    let t = FakeTree::new();
+    let bdf = card(&t, &rom_bytes());
+    let root = Root::new(&t.root);
+    let mut k = Recorder {
+        root: &t.root,
+        calls: vec![],
+    };
+    let mut ctx = Ctx {
+        root: &root,
+        kernel: &mut k,
+        deadline: Deadline {
+            start: Instant::now(),
+            limit: Duration::from_secs(10),
+        },
+        on_fail: OnFail::Release,
+    };
+    let read = capture::read_rom(&mut ctx, &bdf).unwrap();
+    assert_eq!(read.data, rom_bytes());
+    assert!(read.enabled_here, "enable was 0 in the tree");
+    assert_eq!(
+        k.calls,
+        [
+            "power/control <- \"on\"",
+            "enable <- \"1\"",
+            "rom <- \"1\\n\"",
+            "rom <- \"0\\n\"",
+            "enable <- \"0\"",
+            "power/control <- \"auto\"",
+        ]
+    );
+}
+
+#[test]
+fn no_rom_bar_and_past_the_deadline_read_nothing() {
+    let t = FakeTree::new();
+    let bdf = card(&t, &rom_bytes());
+    t.remove("sys/bus/pci/devices/0000:01:00.0/rom");
+    let root = Root::new(&t.root);
+    let mut k = Recorder {
+        root: &t.root,
+        calls: vec![],
+    };
+    let mut ctx = Ctx {
+        root: &root,
+        kernel: &mut k,
+        deadline: Deadline {
+            start: Instant::now(),
+            limit: Duration::ZERO,
+        },
+        on_fail: OnFail::Release,
+    };
+    assert!(matches!(
+        capture::read_rom(&mut ctx, &bdf),
+        Err(capture::CaptureError::NoRomBar)
+    ));
+    card(&t, &rom_bytes());
+    std::thread::sleep(Duration::from_millis(2));
+    assert!(matches!(
+        capture::read_rom(&mut ctx, &bdf),
+        Err(capture::CaptureError::Deadline)
+    ));
+    assert!(k.calls.is_empty());
+}
+
+fn stored(t: &FakeTree, data: &[u8]) -> capture::Stored {
+    let root = Root::new(&t.root);
+    let dev = sysfs::read_device(&root, &Bdf::parse("01:00.0").unwrap())
+        .unwrap()
+        .unwrap();
+    let read = capture::RomRead {
+        data: data.to_vec(),
+        enabled_here: true,
+        power_was: None,
+    };
+    capture::store(&root, &dev, &read, false, "6.1.0-test")
+        .map_err(|_| "not stored")
+        .unwrap()
+}
+
+#[test]
+fn stores_the_clean_chain_with_a_sidecar_then_persist_moves_it_once() {
+    let t = FakeTree::new();
+    card(&t, &rom_bytes());
+    // The sysfs read returns the whole BAR: the chain plus padding.
+    let mut padded = rom_bytes();
+    padded.resize(4096, 0xff);
+    let st = stored(&t, &padded);
+    assert_eq!(st.verdict, Verdict::Clean);
+    assert_eq!(
+        std::fs::read(&st.path).unwrap(),
+        rom_bytes(),
+        "only the chain is kept"
+    );
+    let side = std::fs::read_to_string(capture::sidecar(&st.path)).unwrap();
+    let sha = format!("\"sha256\":\"{}\"", capture::sha256_hex(&rom_bytes()));
+    for needle in [
+        sha.as_str(),
+        "\"bdf\":\"0000:01:00.0\"",
+        "\"vendor\":\"1234\",\"device\":\"1111\"",
+        "\"kernel\":\"6.1.0-test\"",
+        "\"verdict\":\"clean\"",
+        "\"read_bytes\":4096",
+        "does not clear memory decoding",
+    ] {
+        assert!(side.contains(needle), "{needle} not in {side}");
+    }
+
+    let bin = env!("CARGO_BIN_EXE_vfio-early");
+    let persist = || {
+        let out = Command::new(bin)
+            .args(["rom", "persist", "--root"])
+            .arg(&t.root)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = persist();
+    assert_eq!(code, Some(0), "{out}");
+    let name = st.path.file_name().unwrap().to_string_lossy().into_owned();
+    let kept = t.path(&format!("var/lib/vfio-early/roms/{name}"));
+    assert_eq!(std::fs::read(&kept).unwrap(), rom_bytes());
+    assert!(capture::sidecar(&kept).exists());
+    assert!(!st.path.exists(), "moved, not copied");
+
+    // The next boot read it again (the image did not know it yet): dropped, with the hint.
+    stored(&t, &padded);
+    let (_, out) = persist();
+    assert!(
+        out.contains("read again at boot although already stored; rebuild the initramfs"),
+        "{out}"
+    );
+
+    // `rom known` now names it for the image.
+    let out = Command::new(bin)
+        .args(["rom", "known", "--root"])
+        .arg(&t.root)
+        .output()
+        .unwrap();
+    let known = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        known,
+        format!(
+            "1234:1111:0000:0000 {}\n",
+            capture::sha256_hex(&rom_bytes())
+        )
+    );
+}
+
+#[test]
+fn a_changed_rom_is_kept_beside_the_old_one() {
+    let t = FakeTree::new();
+    card(&t, &rom_bytes());
+    stored(&t, &rom_bytes());
+    let bin = env!("CARGO_BIN_EXE_vfio-early");
+    Command::new(bin)
+        .args(["rom", "persist", "--root"])
+        .arg(&t.root)
+        .output()
+        .unwrap();
+    let mut flashed = rom_bytes();
+    flashed[0x100] = 0x42; // new code...
+    flashed[6] = flashed[6].wrapping_sub(0x42); // ...and a valid checksum
+    stored(&t, &flashed);
+    let out = Command::new(bin)
+        .args(["rom", "persist", "--root"])
+        .arg(&t.root)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("same card, other content: a flashed vBIOS?"),
+        "{err}"
+    );
+    let n = std::fs::read_dir(t.path("var/lib/vfio-early/roms"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "rom")
+        })
+        .count();
+    assert_eq!(n, 2);
+}
+
+#[test]
+fn an_invalid_rom_is_not_stored() {
+    let t = FakeTree::new();
+    card(&t, &[0xff; 2048]);
+    let root = Root::new(&t.root);
+    let dev = sysfs::read_device(&root, &Bdf::parse("01:00.0").unwrap())
+        .unwrap()
+        .unwrap();
+    let read = capture::RomRead {
+        data: vec![0xff; 2048],
+        enabled_here: false,
+        power_was: None,
+    };
+    let Err(Ok(report)) = capture::store(&root, &dev, &read, false, "x") else {
+        panic!("stored")
+    };
+    assert!(!report.ok());
+    assert!(!t.exists("run/vfio-early/roms"));
+}
