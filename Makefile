@@ -18,11 +18,13 @@ DATADIR        ?= $(PREFIX)/share
 MANDIR         ?= $(DATADIR)/man
 DOCDIR         ?= $(DATADIR)/doc/vfio-early
 HOOKLIBDIR     ?= $(LIBDIR)/vfio-early
-SYSTEMDUNITDIR ?= $(LIBDIR)/systemd/system
-DRACUTDIR      ?= $(LIBDIR)/dracut/modules.d
-INITRAMFSTOOLSDIR ?= $(DATADIR)/initramfs-tools
-INITCPIODIR    ?= $(LIBDIR)/initcpio
-SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@HOOKLIBDIR@|$(HOOKLIBDIR)|g'
+# The generators and systemd search these directories only, whatever PREFIX is.
+SYSTEMDUNITDIR ?= /usr/lib/systemd/system
+DRACUTDIR      ?= /usr/lib/dracut/modules.d
+INITRAMFSTOOLSDIR ?= /usr/share/initramfs-tools
+INITCPIODIR    ?= /usr/lib/initcpio
+SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@HOOKLIBDIR@|$(HOOKLIBDIR)|g' \
+	-e 's|@SYSTEMDUNITDIR@|$(SYSTEMDUNITDIR)|g'
 
 .PHONY: all static check test clean install
 

@@ -10,8 +10,9 @@ VE_MODULES_REQUIRED="vfio vfio_pci"
 VE_MODULES_OPTIONAL="vfio_iommu_type1"
 
 # Prints "module" or "builtin" for module $2 of kernel $1; fails when the kernel has neither.
+# VE_MODROOT: the generator's module root when it is not / (mkinitcpio -r).
 ve_module_state() {
-    _ve_f=$(modinfo -k "$1" -F filename "$2" 2>/dev/null | head -n 1)
+    _ve_f=$(modinfo ${VE_MODROOT:+-b "$VE_MODROOT"} -k "$1" -F filename "$2" 2>/dev/null | head -n 1)
     case $_ve_f in
         "") return 1 ;;
         *builtin*) echo builtin ;;
@@ -42,8 +43,9 @@ ve_modprobe_lines() {
     for _ve_d in /etc/modprobe.d /run/modprobe.d /usr/local/lib/modprobe.d /usr/lib/modprobe.d /lib/modprobe.d; do
         for _ve_f in "$_ve_d"/*.conf; do
             [ -f "$_ve_f" ] || continue
-            grep -E '^[[:space:]]*(options|install|remove|softdep|blacklist|alias)[[:space:]]+[^[:space:]]*vfio' "$_ve_f" |
-                sed "s|\$|    # from $_ve_f|"
+            # modprobe.d has no trailing comments: the origin goes on a line of its own.
+            _ve_l=$(grep -E '^[[:space:]]*(options|install|remove|softdep|blacklist|alias)[[:space:]]+[^[:space:]]*vfio' "$_ve_f") || continue
+            printf '# from %s\n%s\n' "$_ve_f" "$_ve_l"
         done
     done
     return 0

@@ -14,6 +14,19 @@ failed=0
 failures=()
 
 stage() { printf '\n==== %s\n' "$1"; }
+# count_suite NAME EXIT LOG: adds a suite's closing "N passed, M failed" line to the totals; a
+# suite that failed without saying so counts as one failure.
+count_suite() {
+    local p f
+    read -r p f < <(awk '/^[0-9]+ passed, [0-9]+ failed$/ {p = $1; f = $3} END {print p + 0, f + 0}' "$3")
+    passed=$((passed + p))
+    failed=$((failed + f))
+    if [ "$2" -ne 0 ] && [ "$f" -eq 0 ]; then
+        failed=$((failed + 1))
+        failures+=("$1 (exit $2)")
+    fi
+    [ "$f" -eq 0 ] || failures+=("$1: $f failed")
+}
 check() { # NAME CMD...: one pass/fail unit
     local name=$1
     shift
@@ -52,20 +65,16 @@ stage "static binary and size budget"
 check "make static" make static
 check "size budget" tests/size-budget.sh
 
+stage "mkinitcpio hooks under a recording stand-in of its build API"
+tests/mkinitcpio/standin-test.sh 2>&1 | tee tests/out/mkinitcpio.log
+count_suite "mkinitcpio stand-in" "${PIPESTATUS[0]}" tests/out/mkinitcpio.log
+
 stage "benchmark (numbers, not a test)"
 check "benchmark runs" tests/bench/bench.sh
 
 stage "real kernel under QEMU"
 tests/qemu/run.sh 2>&1 | tee tests/out/qemu.log
-qemu_rc=${PIPESTATUS[0]}
-read -r p f < <(awk '/^[0-9]+ passed, [0-9]+ failed$/ {p = $1; f = $3} END {print p + 0, f + 0}' tests/out/qemu.log)
-passed=$((passed + p))
-failed=$((failed + f))
-if [ "$qemu_rc" -ne 0 ] && [ "$f" -eq 0 ]; then
-    failed=$((failed + 1))
-    failures+=("qemu suite (exit $qemu_rc)")
-fi
-[ "$f" -eq 0 ] || failures+=("$f boot scenarios")
+count_suite "qemu boots" "${PIPESTATUS[0]}" tests/out/qemu.log
 
 stage "result"
 [ "${#failures[@]}" -eq 0 ] || printf 'failed: %s\n' "${failures[@]}"
