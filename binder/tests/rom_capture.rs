@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Dev, FakeTree};
+use common::{rom_image, Dev, FakeTree};
 use vfio_early::apply::{Ctx, Deadline, Kernel};
 use vfio_early::capture::{self, Verdict};
 use vfio_early::config::OnFail;
@@ -38,29 +38,35 @@ impl Kernel for Recorder<'_> {
 
 /// A two-image ROM (legacy + EFI) for 1234:1111, as the QEMU tests generate.
 fn rom_bytes() -> Vec<u8> {
-    let img = |blocks: u8, code: u8, last: bool| {
-        let mut d = vec![0u8; blocks as usize * 512];
-        d[..4].copy_from_slice(&[0x55, 0xAA, blocks, 0xCB]);
-        d[0x18] = 0x1C;
-        d[0x1C..0x20].copy_from_slice(b"PCIR");
-        d[0x20..0x24].copy_from_slice(&[0x34, 0x12, 0x11, 0x11]);
-        d[0x26] = 0x18;
-        d[0x29..0x2C].copy_from_slice(&[0x00, 0x00, 0x03]);
-        d[0x2C] = blocks;
-        d[0x30] = code;
-        d[0x31] = if last { 0x80 } else { 0 };
-        if code == 3 {
-            d[4..8].copy_from_slice(&0x0EF1u32.to_le_bytes());
-            d[8] = 11;
-            d[0x0A..0x0C].copy_from_slice(&0x8664u16.to_le_bytes());
-            d[0x16] = 0x40;
-        } else {
-            let sum = d.iter().fold(0u8, |a, &x| a.wrapping_add(x));
-            d[6] = 0u8.wrapping_sub(sum);
-        }
-        d
+    [
+        rom_image(0x1234, 0x1111, 0x030000, 2, 0, false),
+        rom_image(0x1234, 0x1111, 0x030000, 1, 3, true),
+    ]
+    .concat()
+}
+
+/// A capture context on the tree with a recording kernel.
+fn with_ctx<T>(
+    t: &FakeTree,
+    limit: Duration,
+    f: impl FnOnce(&mut Ctx<'_, Recorder<'_>>) -> T,
+) -> (T, Vec<String>) {
+    let root = Root::new(&t.root);
+    let mut k = Recorder {
+        root: &t.root,
+        calls: vec![],
     };
-    [img(2, 0, false), img(1, 3, true)].concat()
+    let mut ctx = Ctx {
+        root: &root,
+        kernel: &mut k,
+        deadline: Deadline {
+            start: Instant::now(),
+            limit,
+        },
+        on_fail: OnFail::Release,
+    };
+    let r = f(&mut ctx);
+    (r, k.calls)
 }
 
 fn card(t: &FakeTree, rom: &[u8]) -> Bdf {
@@ -75,25 +81,14 @@ fn card(t: &FakeTree, rom: &[u8]) -> Bdf {
 fn read_sets_and_restores_in_reverse_order() {
     let t = FakeTree::new();
     let bdf = card(&t, &rom_bytes());
-    let root = Root::new(&t.root);
-    let mut k = Recorder {
-        root: &t.root,
-        calls: vec![],
-    };
-    let mut ctx = Ctx {
-        root: &root,
-        kernel: &mut k,
-        deadline: Deadline {
-            start: Instant::now(),
-            limit: Duration::from_secs(10),
-        },
-        on_fail: OnFail::Release,
-    };
-    let read = capture::read_rom(&mut ctx, &bdf).unwrap();
+    let (read, calls) = with_ctx(&t, Duration::from_secs(10), |ctx| {
+        capture::read_rom(ctx, &bdf)
+    });
+    let read = read.unwrap();
     assert_eq!(read.data, rom_bytes());
     assert!(read.enabled_here, "enable was 0 in the tree");
     assert_eq!(
-        k.calls,
+        calls,
         [
             "power/control <- \"on\"",
             "enable <- \"1\"",
@@ -110,31 +105,18 @@ fn no_rom_bar_and_past_the_deadline_read_nothing() {
     let t = FakeTree::new();
     let bdf = card(&t, &rom_bytes());
     t.remove("sys/bus/pci/devices/0000:01:00.0/rom");
-    let root = Root::new(&t.root);
-    let mut k = Recorder {
-        root: &t.root,
-        calls: vec![],
-    };
-    let mut ctx = Ctx {
-        root: &root,
-        kernel: &mut k,
-        deadline: Deadline {
-            start: Instant::now(),
-            limit: Duration::ZERO,
-        },
-        on_fail: OnFail::Release,
-    };
-    assert!(matches!(
-        capture::read_rom(&mut ctx, &bdf),
-        Err(capture::CaptureError::NoRomBar)
-    ));
+    let (r, calls) = with_ctx(&t, Duration::from_secs(10), |ctx| {
+        capture::read_rom(ctx, &bdf)
+    });
+    assert!(matches!(r, Err(capture::CaptureError::NoRomBar)));
+    assert!(calls.is_empty());
     card(&t, &rom_bytes());
-    std::thread::sleep(Duration::from_millis(2));
-    assert!(matches!(
-        capture::read_rom(&mut ctx, &bdf),
-        Err(capture::CaptureError::Deadline)
-    ));
-    assert!(k.calls.is_empty());
+    let (r, calls) = with_ctx(&t, Duration::ZERO, |ctx| {
+        std::thread::sleep(Duration::from_millis(2));
+        capture::read_rom(ctx, &bdf)
+    });
+    assert!(matches!(r, Err(capture::CaptureError::Deadline)));
+    assert!(calls.is_empty());
 }
 
 fn stored(t: &FakeTree, data: &[u8]) -> capture::Stored {

@@ -616,3 +616,38 @@ impl Dev {
         s
     }
 }
+
+/// A ROM image of `blocks` × 512 bytes: `55 AA`, a real entry point (`retf`) for SeaBIOS, a PCIR
+/// at 0x1C with the IDs and class; x86 images get a valid checksum, EFI images (code type 3) a
+/// valid EFI header (x64 boot-service driver).
+pub fn rom_image(
+    vendor: u16,
+    device: u16,
+    class: u32,
+    blocks: u8,
+    code: u8,
+    last: bool,
+) -> Vec<u8> {
+    let mut d = vec![0u8; blocks as usize * 512];
+    d[..4].copy_from_slice(&[0x55, 0xAA, blocks, 0xCB]);
+    d[0x18] = 0x1C;
+    let p = 0x1C;
+    d[p..p + 4].copy_from_slice(b"PCIR");
+    d[p + 4..p + 6].copy_from_slice(&vendor.to_le_bytes());
+    d[p + 6..p + 8].copy_from_slice(&device.to_le_bytes());
+    d[p + 0x0A] = 0x18;
+    d[p + 0x0D..p + 0x10].copy_from_slice(&class.to_le_bytes()[..3]);
+    d[p + 0x10] = blocks;
+    d[p + 0x14] = code;
+    d[p + 0x15] = if last { 0x80 } else { 0 };
+    if code == 3 {
+        d[4..8].copy_from_slice(&0x0EF1u32.to_le_bytes());
+        d[8] = 11;
+        d[0x0A..0x0C].copy_from_slice(&0x8664u16.to_le_bytes());
+        d[0x16] = 0x40;
+    } else {
+        let sum = d.iter().fold(0u8, |a, &x| a.wrapping_add(x));
+        d[6] = 0u8.wrapping_sub(sum);
+    }
+    d
+}
