@@ -65,12 +65,18 @@ stage "static binary and size budget"
 check "make static" make static
 check "size budget" tests/size-budget.sh
 
+stage "expansion ROMs: real fixtures from Debian's packages, goldens, crafted findings, clean round trips"
+tests/roms/run.sh 2>&1 | tee tests/out/roms.log
+count_suite "rom checks" "${PIPESTATUS[0]}" tests/out/roms.log
+check "fuzz (ROM parser, bounded)" env FUZZ_SECONDS="${FUZZ_SECONDS:-30}" tests/roms/fuzz.sh
+
 stage "mkinitcpio hooks under a recording stand-in of its build API"
 tests/mkinitcpio/standin-test.sh 2>&1 | tee tests/out/mkinitcpio.log
 count_suite "mkinitcpio stand-in" "${PIPESTATUS[0]}" tests/out/mkinitcpio.log
 
-stage "benchmark (numbers, not a test)"
+stage "benchmarks (numbers, not tests)"
 check "benchmark runs" tests/bench/bench.sh
+check "ROM capture benchmark runs" tests/bench/rom-capture.sh
 
 stage "real kernel under QEMU"
 tests/qemu/run.sh 2>&1 | tee tests/out/qemu.log

@@ -178,6 +178,12 @@ if [ ! -d "$nightly_sysroot/lib/rustlib/$MUSL_TARGET" ]; then
     rustup target add "$MUSL_TARGET" --toolchain nightly || die "rustup target add $MUSL_TARGET --toolchain nightly failed"
 fi
 
+# The ROM parser's fuzzer (tests/roms/fuzz.sh), from crates.io.
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    say "cargo install --locked cargo-fuzz"
+    cargo install --locked cargo-fuzz || die "cargo install cargo-fuzz failed"
+fi
+
 # Sets pkg, ver and want (the kernel package and version to extract).
 resolve_kernel() {
     pkg=$(kernel_package)

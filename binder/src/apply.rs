@@ -227,10 +227,11 @@ pub fn apply_with<K: Kernel>(
             }
         }
     }
+    // Called even when nothing was fenced: the hook also says why it read nothing.
+    fenced_hook(ctx, &fenced);
     if fenced.is_empty() {
         return out;
     }
-    fenced_hook(ctx, &fenced);
 
     // 2. Probe: at module init vfio-pci binds every fenced device by itself; once registered,
     //    only drivers_probe makes the kernel look again.

@@ -540,6 +540,18 @@ pub fn capture_fenced<K: Kernel>(
             Ok(Err(Err(e))) => error!("{head}: ROM read but not stored: {e}"),
         }
     }
+    // Addresses asked for that vfio-early does not take in this boot: say so, once each.
+    if let RomWant::Devices(list) = want {
+        for bdf in list {
+            if !plan
+                .items
+                .iter()
+                .any(|i| i.dev.as_ref().is_some_and(|d| d.bdf == *bdf))
+            {
+                warn!("{bdf}: ROM not read: vfio-early does not take it in this boot (add it to vfio-early.devices=)");
+            }
+        }
+    }
 }
 
 #[cfg(test)]

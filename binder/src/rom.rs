@@ -267,6 +267,15 @@ fn walk(d: &[u8], start: usize, r: &mut Report) {
             r.add(Finding::ZeroLength { image: n });
             return;
         }
+        // The PCIR structure lies inside its image (PCI Firmware 3.0); one that runs past the
+        // image's end reads its fields from whatever follows, and `clean` would cut it.
+        if ptr as usize + PCIR_MIN as usize > length {
+            r.add(Finding::PcirPointer {
+                image: n,
+                pointer: ptr,
+            });
+            return;
+        }
         let img = image_at(d, off, pcir, pcir_length, length);
         let end = off + length;
         let last = img.last;
@@ -309,19 +318,10 @@ fn image_at(d: &[u8], off: usize, pcir: usize, pcir_length: u16, length: usize) 
             at += 2;
         }
     }
-    let (x86_size, x86_checksum_ok) = match code_type {
-        CODE_X86 => {
-            let size = usize::from(u8_at(d, off + 2).unwrap_or(0)) * 512;
-            let sum = d
-                .get(off..(off + size).min(d.len()))
-                .map(|b| b.iter().fold(0u8, |a, &x| a.wrapping_add(x)));
-            (
-                Some(size),
-                Some(size > 0 && sum == Some(0) && off + size <= d.len()),
-            )
-        }
-        _ => (None, None),
-    };
+    // The checksum is summed by `inspect` only: `clean_range` walks a chain from every
+    // `55 AA` and needs none of it.
+    let x86_size =
+        (code_type == CODE_X86).then(|| usize::from(u8_at(d, off + 2).unwrap_or(0)) * 512);
     let efi = (code_type == CODE_EFI).then(|| EfiHeader {
         signature: u32_at(d, off + 4).unwrap_or(0),
         subsystem: u16_at(d, off + 8).unwrap_or(0),
@@ -343,9 +343,17 @@ fn image_at(d: &[u8], off: usize, pcir: usize, pcir_length: u16, length: usize) 
         code_type,
         last: at8(0x15) & 0x80 != 0,
         x86_size,
-        x86_checksum_ok,
+        x86_checksum_ok: None,
         efi,
     }
+}
+
+/// Legacy x86 images: the bytes of the initialization size sum to zero.
+fn x86_checksum_ok(d: &[u8], off: usize, size: usize) -> bool {
+    let sum = d
+        .get(off..(off + size).min(d.len()))
+        .map(|b| b.iter().fold(0u8, |a, &x| a.wrapping_add(x)));
+    size > 0 && sum == Some(0) && off + size <= d.len()
 }
 
 fn efi_header_ok(h: &EfiHeader, length: usize) -> bool {
@@ -376,6 +384,11 @@ pub fn inspect(d: &[u8], expect: Option<&PciId>) -> Report {
         return r;
     }
     walk(d, 0, &mut r);
+    for img in r.images.iter_mut() {
+        img.x86_checksum_ok = img
+            .x86_size
+            .map(|size| x86_checksum_ok(d, img.offset, size));
+    }
     let images = r.images.clone();
     for (n, img) in images.iter().enumerate() {
         if img.x86_checksum_ok == Some(false) {

@@ -57,6 +57,16 @@ fn inspect(root: &Root, target: &str, json: bool, force: bool) -> i32 {
                 return 2;
             }
         },
+        // A file over 2 GiB is not a ROM: say so without reading it into memory.
+        _ if fs::metadata(target).is_ok_and(|m| m.len() > rom::HUGE as u64) => {
+            let size = fs::metadata(target).map_or(0, |m| m.len()) as usize;
+            let mut report = Report {
+                size,
+                ..Report::default()
+            };
+            let _ = report.findings.push(rom::Finding::Huge { size });
+            return print_report(target, &report, json);
+        }
         _ => match fs::read(target) {
             Ok(d) => (d, None),
             Err(e) => {
@@ -65,17 +75,16 @@ fn inspect(root: &Root, target: &str, json: bool, force: bool) -> i32 {
             }
         },
     };
-    let report = rom::inspect(&data, expect.as_ref());
+    print_report(target, &rom::inspect(&data, expect.as_ref()), json)
+}
+
+fn print_report(target: &str, report: &Report, json: bool) -> i32 {
     if json {
-        println!("{}", capture::report_json(&report));
+        println!("{}", capture::report_json(report));
     } else {
-        print!("{}", human(target, &report));
+        print!("{}", human(target, report));
     }
-    if report.ok() {
-        0
-    } else {
-        1
-    }
+    i32::from(!report.ok())
 }
 
 /// Reads a device's ROM through sysfs, refusing while a driver holds it unless forced:
@@ -161,6 +170,13 @@ pub fn human(name: &str, r: &Report) -> String {
 }
 
 fn clean(input: &Path, output: &Path) -> i32 {
+    if fs::metadata(input).is_ok_and(|m| m.len() > rom::HUGE as u64) {
+        eprintln!(
+            "vfio-early rom: {}: over 2 GiB, not a ROM dump",
+            input.display()
+        );
+        return 1;
+    }
     let data = match fs::read(input) {
         Ok(d) => d,
         Err(e) => {

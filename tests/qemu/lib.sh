@@ -12,6 +12,8 @@
 #   boot_scenario DIR MACHINE ARGS PRELOAD [INITRD]
 #   check_report DIR EXPECT LOGS     prints one reason per failed expectation
 #   timing_line DIR / show_report DIR
+#   ensure_test_rom SPEC             a generated expansion ROM (tests/roms/make-test-rom.py)
+#   rom_checks DIR CHECKS            host-side checks of the ROM captures a boot reported
 # Nothing here exits: functions return non-zero and callers decide.
 
 # depmod and modprobe live in sbin, which a non-root PATH may lack.
@@ -189,9 +191,12 @@ pack_image() {
 #   card2    card1 plus an identical card behind root port 00:05.0 (02:00.0 + 02:00.1)
 #   vga      a primary VGA (-device VGA) on pcie.0 at 00:02.0 (boot_vga=1)
 #   noiommu  no intel-iommu device and no intel_iommu=on
+#   card1rom=SPEC  card1's display (01:00.0) with romfile= the test ROM SPEC
+#            (ensure_test_rom); an empty SPEC (`card1rom=`) gives it no ROM BAR at all.
+#            Without this piece it has QEMU's default ROM (vgabios-bochs-display.bin).
 # Sets MACHINE_QEMU (array) and MACHINE_APPEND (kernel arguments).
 machine_args() {
-    local piece iommu=1 card1=0 card2=0 vga=0
+    local piece iommu=1 card1=0 card2=0 vga=0 rom1="" rom1_set=0
     MACHINE_QEMU=()
     MACHINE_APPEND=""
     for piece in $1; do
@@ -200,6 +205,13 @@ machine_args() {
             card2) card1=1; card2=1 ;;
             vga) vga=1 ;;
             noiommu) iommu=0 ;;
+            card1rom=*)
+                card1=1
+                rom1_set=1
+                if [ -n "${piece#card1rom=}" ]; then
+                    rom1=$(ensure_test_rom "${piece#card1rom=}") || return 1
+                fi
+                ;;
             *) h_err "unknown machine piece: $piece"; return 1 ;;
         esac
     done
@@ -214,8 +226,10 @@ machine_args() {
     fi
     # shellcheck disable=SC2054
     if [ "$card1" -eq 1 ]; then
+        local display=bochs-display,bus=rp1,addr=00.0,multifunction=on
+        [ "$rom1_set" -eq 0 ] || display+=",romfile=$rom1"
         MACHINE_QEMU+=(-device pcie-root-port,id=rp1,bus=pcie.0,addr=04.0,chassis=1,slot=1
-            -device bochs-display,bus=rp1,addr=00.0,multifunction=on
+            -device "$display"
             -device ich9-intel-hda,bus=rp1,addr=00.1)
     fi
     # shellcheck disable=SC2054
@@ -402,16 +416,79 @@ show_report() {
         printf "  %-14s %-10s %-9s %s\n", $2, $3, $4, $5 }'
 }
 
+# ensure_test_rom SPEC: prints the path of the generated ROM SPEC, making it first if needed
+# (atomically: parallel boots may ask at once). SPEC is a make-test-rom.py variant with an
+# optional size suffix: valid-64k, valid-1m, broken-chain. IDs 1234:1111 (bochs-display),
+# class 0x038000, a 1 KiB legacy image (SeaBIOS runs it: retf) then an EFI image.
+ROM_GEN_DIR="$OUT_DIR/qemu/roms"
+ensure_test_rom() {
+    local spec=$1 variant size=65536 path num
+    case $spec in
+        '' | */* | *..* | *[!a-z0-9-]*) h_err "bad test ROM name: $spec"; return 1 ;;
+    esac
+    variant=$spec
+    num=${spec##*-}
+    num=${num%[km]}
+    case $spec in
+        *-*[!0-9]*[km] | *-[km]) ;;
+        *-*k) variant=${spec%-*}; size=$((num * 1024)) ;;
+        *-*m) variant=${spec%-*}; size=$((num * 1024 * 1024)) ;;
+    esac
+    path="$ROM_GEN_DIR/$spec.rom"
+    if [ ! -s "$path" ]; then
+        mkdir -p "$ROM_GEN_DIR" || return 1
+        python3 "$TESTS_DIR/roms/make-test-rom.py" --variant "$variant" --size "$size" \
+            --legacy-blocks 2 "$path" >&2 || { h_err "make-test-rom.py failed for $spec"; return 1; }
+    fi
+    printf '%s\n' "$path"
+}
+
+# The test ROMs the loaded scenario rows use, made afresh (the generator may have changed)
+# before the parallel boots start.
+prepare_test_roms() {
+    local m piece
+    rm -f "$ROM_GEN_DIR"/*.rom
+    for m in "${S_MACHINE[@]}"; do
+        for piece in $m; do
+            case $piece in
+                card1rom=?*) ensure_test_rom "${piece#card1rom=}" >/dev/null || return 1 ;;
+            esac
+        done
+    done
+}
+
+# rom_checks DIR CHECKS: host-side checks of what the guest's init reported about
+# /run/vfio-early/roms (ROMFILE and ROMJSON lines); prints one reason per failure.
+#   rom=SPEC   one clean capture of 01:00.0, byte-identical to the test ROM SPEC, named and
+#              described (sidecar) right
+#   shadow=BDF one shadow copy of BDF under shadow/, sidecar verdict shadow
+#   noroms     nothing stored
+rom_checks() {
+    local dir=$1 checks=$2 c args=() kver path
+    kver=$(kernel_version 2>/dev/null) || kver=""
+    for c in $checks; do
+        case $c in
+            rom=*)
+                path=$(ensure_test_rom "${c#rom=}") || { echo "test ROM ${c#rom=} unavailable"; return 1; }
+                args+=(--rom "$path")
+                ;;
+            *) args+=("--$c") ;;
+        esac
+    done
+    report_text "$dir" | python3 "$TESTS_DIR/roms/check-capture.py" --kernel "$kver" "${args[@]}"
+}
+
 # read_scenarios FILE: loads the table into S_NAME, S_MACHINE, S_ARGS,
 # S_PRELOAD, S_EXPECT, S_LOGS, S_IMAGE (optional 7th field, an IMAGES key,
-# default "test"). Further arguments are name globs selecting rows.
+# default "test"), S_CHECKS (optional 8th field: rom_checks words). Further
+# arguments are name globs selecting rows.
 read_scenarios() {
-    local file=$1 line name machine args preload expect logs image keep g
+    local file=$1 line name machine args preload expect logs image checks keep g
     shift
-    S_NAME=() S_MACHINE=() S_ARGS=() S_PRELOAD=() S_EXPECT=() S_LOGS=() S_IMAGE=()
+    S_NAME=() S_MACHINE=() S_ARGS=() S_PRELOAD=() S_EXPECT=() S_LOGS=() S_IMAGE=() S_CHECKS=()
     while IFS= read -r line || [ -n "$line" ]; do
         case $line in '#'* | '') continue ;; esac
-        IFS='|' read -r name machine args preload expect logs image <<<"$line"
+        IFS='|' read -r name machine args preload expect logs image checks <<<"$line"
         name=$(trim "$name")
         [ -n "$name" ] || continue
         keep=$(($# == 0))
@@ -428,6 +505,7 @@ read_scenarios() {
         S_LOGS+=("$(trim "$logs")")
         image=$(trim "$image")
         S_IMAGE+=("${image:-test}")
+        S_CHECKS+=("$(trim "$checks")")
     done <"$file"
 }
 
@@ -460,10 +538,11 @@ stop_row_boots() {
 # and reports in table order: PASS/FAIL with reasons and the binder's timing.
 # Sets PASSED and FAILED.
 run_scenarios() {
-    local runs=$1 n=${#S_NAME[@]} jobs=${JOBS:-2} i next reasons dir line
+    local runs=$1 n=${#S_NAME[@]} jobs=${JOBS:-2} i next reasons dir line status extra
     RUN_PIDS=()
     PASSED=0 FAILED=0
     mkdir -p "$runs"
+    prepare_test_roms || h_err "making the test ROMs failed: rows using them will fail"
     # Each boot gets its own process group so an interrupt ends it whole.
     set -m
     trap 'stop_row_boots; exit 130' INT TERM
@@ -479,7 +558,14 @@ run_scenarios() {
             next=$((next + 1))
         fi
         dir="$runs/${S_NAME[i]}"
-        if reasons=$(check_report "$dir" "${S_EXPECT[i]}" "${S_LOGS[i]}"); then
+        status=0
+        reasons=$(check_report "$dir" "${S_EXPECT[i]}" "${S_LOGS[i]}") || status=1
+        # The 8th field: host-side checks of the ROM captures (a failed boot has none).
+        if [ -n "${S_CHECKS[i]:-}" ] && [ -z "$(boot_problem "$dir")" ]; then
+            extra=$(rom_checks "$dir" "${S_CHECKS[i]}") || status=1
+            reasons=$(printf '%s\n%s\n' "$reasons" "$extra" | sed '/^$/d')
+        fi
+        if [ "$status" -eq 0 ]; then
             PASSED=$((PASSED + 1))
             printf 'PASS %-20s %s\n' "${S_NAME[i]}" "$(timing_line "$dir")"
         else
