@@ -82,6 +82,10 @@ stage "real kernel under QEMU"
 tests/qemu/run.sh 2>&1 | tee tests/out/qemu.log
 count_suite "qemu boots" "${PIPESTATUS[0]}" tests/out/qemu.log
 
+stage "images built by the real generators (initramfs-tools, dracut systemd and shell) under QEMU"
+tests/generators/run.sh 2>&1 | tee tests/out/generators.log
+count_suite "generator boots" "${PIPESTATUS[0]}" tests/out/generators.log
+
 stage "result"
 [ "${#failures[@]}" -eq 0 ] || printf 'failed: %s\n' "${failures[@]}"
 echo "total: $passed passed, $failed failed"

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT OR Apache-2.0
 # dracut module: both init flavours. A missing piece never costs the machine its initramfs:
-# install() reports it and returns 0 unless build-strict is set.
+# install() reports it; only with build-strict does installkernel() fail the build.
 
 check() {
     return 0
@@ -20,7 +20,16 @@ _vfio_early_lib() {
 
 installkernel() {
     _vfio_early_lib || return 0
-    [ -z "$(ve_missing "$kernel")" ] || return 0
+    local missing
+    missing=$(ve_missing "$kernel")
+    if [ -n "$missing" ]; then
+        # dracut ignores install()'s status; a failing installkernel() is what stops the build.
+        if ve_strict; then
+            derror "$(ve_missing_message "$missing")"
+            return 1
+        fi
+        return 0
+    fi
     # Hostonly mode drops modules the running system does not use unless asked this way.
     # shellcheck disable=SC2046
     hostonly='' instmods $(ve_modules "$kernel")
@@ -33,7 +42,6 @@ install() {
     missing=$(ve_missing "$kernel")
     if [ -n "$missing" ]; then
         derror "$(ve_missing_message "$missing")"
-        ve_strict && return 1
         return 0
     fi
     inst_simple "$VE_BIN" /usr/bin/vfio-early

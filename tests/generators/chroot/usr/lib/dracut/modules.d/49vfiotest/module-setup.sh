@@ -1,0 +1,19 @@
+#!/bin/bash
+# vfio-early generator tests only (added with --add vfiotest): with
+# test.preload=vfio-pci on the kernel command line, load vfio-pci before the
+# binder: a cmdline 00 hook whose name sorts before 00-vfio-early.sh (shell
+# flavour) or a unit ordered before vfio-early.service (systemd flavour).
+# shellcheck disable=SC2154 # dracut sets moddir, initdir and systemdsystemunitdir
+check() { return 255; }
+depends() { return 0; }
+install() {
+    if dracut_module_included systemd; then
+        inst_simple "$moddir/vfiotest-preload.service" "$systemdsystemunitdir/vfiotest-preload.service"
+        mkdir -p "$initdir$systemdsystemunitdir/sysinit.target.wants"
+        ln_r "$systemdsystemunitdir/vfiotest-preload.service" \
+            "$systemdsystemunitdir/sysinit.target.wants/vfiotest-preload.service"
+    else
+        inst_hook cmdline 00 "$moddir/aa-vfiotest-preload.sh"
+    fi
+    inst_multiple modprobe
+}

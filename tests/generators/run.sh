@@ -1,0 +1,342 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT OR Apache-2.0
+#
+# vfio-early in images built by the REAL initramfs generators: initramfs-tools
+# (mkinitramfs), dracut with systemd (its default) and dracut's shell init
+# (--omit systemd), all run inside a cached Debian bookworm chroot that holds
+# the Debian kernel and `make install` of vfio-early. Each image boots under
+# QEMU (TCG, q35, intel-iommu, two identical stand-in cards) into a small real
+# root that runs udev coldplug, so native drivers race the binder twice (in
+# the image and after switch_root); the report says who holds each device.
+# Ends with "N passed, M failed"; exits non-zero if M > 0.
+#
+#   tests/generators/run.sh [--rebuild] [GLOB...]   GLOB selects checks by name, e.g. 'dsd-*'
+#
+# Idempotent and self-installing (as root): host packages through
+# tests/setup-host.sh, then debootstrap and e2fsprogs. Caches (the chroot,
+# images, the real root) in tests/.cache/generators; boots and logs in
+# tests/out/generators. Environment: JOBS (parallel builds and boots, default
+# 2), BOOT_TIMEOUT (host hang guard per boot, tests/qemu/lib.sh's default), GEN_MIRROR.
+set -u
+# shellcheck source=tests/generators/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+rebuild=0
+globs=()
+for a in "$@"; do
+    case $a in
+        --rebuild) rebuild=1 ;;
+        -h | --help) sed -n '3,19p' "$0"; exit 0 ;;
+        -*) h_err "unknown option $a"; exit 2 ;;
+        *) globs+=("$a") ;;
+    esac
+done
+
+[ "$(id -u)" -eq 0 ] || { h_err "must run as root (debootstrap, chroot, mounts)"; exit 2; }
+# Boots (PIDS) and builds (GEN_BUILD_PIDS) run in their own process groups:
+# an interrupt ends them whole before the chroot's mounts go.
+PIDS=()
+stop_boots() {
+    local p
+    for p in "${PIDS[@]}"; do kill -- -"$p" 2>/dev/null || true; done
+}
+trap 'stop_boots; gen_stop_builds; gen_umount_all' EXIT
+trap 'exit 130' INT TERM
+T_START=$SECONDS
+phase() {
+    h_say "[$((SECONDS - T_START)) s] $*"
+}
+
+# ---------------------------------------------------------------- host
+phase "host setup"
+ensure_host || exit 1
+missing=""
+for p in debootstrap e2fsprogs; do
+    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=" $p"
+done
+if [ -n "$missing" ]; then
+    h_say "installing:$missing"
+    # shellcheck disable=SC2086
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing; } \
+        >/dev/null || { h_err "apt-get install$missing failed"; exit 1; }
+fi
+export PATH="$PATH:/usr/sbin:/sbin"
+mkdir -p "$GEN_OUT"
+(cd "$REPO_DIR" && make static) >"$GEN_OUT/make-static.log" 2>&1 ||
+    { h_err "make static failed (see $GEN_OUT/make-static.log)"; exit 1; }
+
+# ---------------------------------------------------------------- root and images
+phase "chroot root"
+gen_root_ensure || exit 1
+h_say "root $GEN_ROOT, kernel $GEN_KVER"
+gen_stage_install || exit 1
+gen_install_test_pieces "$GEN_ROOT" || { h_err "installing the test pieces failed"; exit 1; }
+[ "$rebuild" -eq 0 ] || rm -f "$GEN_CACHE"/images/*.key
+
+phase "images (real generators in the chroot)"
+build_failed=0
+gen_build_phase bare its dsd dsh || build_failed=1
+gen_build_phase main its dsd dsh || build_failed=1
+GEN_PHASE_MOUNT=fake-modules gen_build_phase main dho || build_failed=1
+gen_build_phase conf its dsd dsh || build_failed=1
+# The nobin images are expected to build (the hooks must not fail the build).
+gen_build_phase nobin its dsd dsh || build_failed=1
+# build-strict = yes and no binary: these builds must fail (dracut's shell and
+# systemd flavours share the module's code: one dracut build is enough).
+gen_build_phase strict its dsd || build_failed=1
+# Leave the root as a user would have it: vfio-early installed, no config.
+gen_set_root_state "$GEN_ROOT" main || exit 1
+
+phase "real root"
+gen_rootfs_ensure || exit 1
+h_say "real root image $GEN_ROOTFS"
+
+# ---------------------------------------------------------------- sizes
+phase "image sizes (raw = uncompressed cpio)"
+printf '  %-16s %-6s %12s %12s %12s\n' flavour image compressed raw "raw vs bare"
+for f in its dsd dsh; do
+    bare=$(gen_image_path "$f" bare)
+    [ -f "$bare" ] || continue
+    bare_raw=$(gen_image_raw_size "$bare")
+    printf '  %-16s %-6s %12s %12s %12s\n' "$(gen_flavour_name "$f")" bare "$(stat -c %s "$bare")" "$bare_raw" -
+    for v in main conf nobin; do
+        img=$(gen_image_path "$f" "$v")
+        [ -f "$img" ] || continue
+        raw=$(gen_image_raw_size "$img")
+        printf '  %-16s %-6s %12s %12s %+12d\n' "$(gen_flavour_name "$f")" "$v" "$(stat -c %s "$img")" "$raw" $((raw - bare_raw))
+    done
+    main=$(gen_image_path "$f" main)
+    [ -f "$main" ] || continue
+    h_say "  files the vfio-early hook adds to the $(gen_flavour_name "$f") image (bytes, path):"
+    join -1 2 -2 2 -v 2 <(gen_image_listing "$bare") <(gen_image_listing "$main") |
+        awk '{ printf "    %8d %s\n", $2, $1; t += $2 } END { printf "    %8d total file bytes\n", t }'
+    changed=$(join -1 2 -2 2 <(gen_image_listing "$bare") <(gen_image_listing "$main") | awk '$2 != $3 && $1 !~ /\/$/ { printf "%s (%+d) ", $1, $3 - $2 }')
+    [ -z "$changed" ] || h_say "    changed: $changed"
+done
+
+# ---------------------------------------------------------------- checks
+# name | flavours | image | kernel arguments | expect (tests/qemu/lib.sh syntax) | binder log substrings | extra checks
+#   extra: ran (state file in /run), notran (no state file, no records), before-udev (binder's
+#   summary precedes udevd's first record), preloaded (the test hook loaded vfio-pci before the
+#   binder's first record), buildmsg (the build output names the missing binary).
+CARD1_VFIO="01:00.0=vfio-pci 01:00.1=vfio-pci"
+CARD2_NATIVE="02:00.0=bochs-drm 02:00.1=snd_hda_intel"
+CARD1_NATIVE="01:00.0=bochs-drm 01:00.1=snd_hda_intel"
+TABLE="
+control       | its dsd dsh | main  |                                                   | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | nothing configured                            | ran
+cmdline       | its dsd dsh | main  | vfio-early.devices=01:00.0                        | $CARD1_VFIO $CARD2_NATIVE               | (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound, 0 refused, 0 failed | ran before-udev
+conf          | its dsd dsh | conf  |                                                   | $CARD1_VFIO $CARD2_NATIVE               | (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound | ran before-udev
+preload       | its dsd dsh | main  | vfio-early.devices=01:00.0 test.preload=vfio-pci  | $CARD1_VFIO $CARD2_NATIVE               | bound to vfio-pci via drivers_probe; summary: 2 bound | ran before-udev preloaded
+rd-driver-pre | dsd dsh     | main  | vfio-early.devices=01:00.0 rd.driver.pre=vfio-pci | $CARD1_VFIO $CARD2_NATIVE               | bound to vfio-pci via; summary: 2 bound       | ran
+nobin         | its dsd dsh | nobin | vfio-early.devices=01:00.0                        | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci |                                               | notran buildmsg
+"
+
+selected() {
+    local g
+    [ "${#globs[@]}" -eq 0 ] && return 0
+    for g in "${globs[@]}"; do
+        # shellcheck disable=SC2254 # the argument is a glob on purpose
+        case $1 in $g) return 0 ;; esac
+    done
+    return 1
+}
+
+N=() IMG=() ARGS=() EXPECT=() LOGS=() EXTRA=() FL=()
+while IFS='|' read -r name flavours variant args expect logs extra; do
+    name=$(trim "$name")
+    [ -n "$name" ] || continue
+    for f in $flavours; do
+        selected "$f-$name" || continue
+        N+=("$f-$name") FL+=("$f") IMG+=("$(gen_image_path "$f" "$(trim "$variant")")")
+        ARGS+=("$(trim "$args")") EXPECT+=("$(trim "$expect")") LOGS+=("$(trim "$logs")") EXTRA+=("$(trim "$extra")")
+    done
+done <<<"$TABLE"
+
+PASSED=0 FAILED=0
+result() { # NAME OK|FAIL DETAIL [REASONS]
+    if [ "$2" = OK ]; then
+        PASSED=$((PASSED + 1))
+        printf 'PASS %-20s %s\n' "$1" "$3"
+    else
+        FAILED=$((FAILED + 1))
+        printf 'FAIL %-20s %s\n' "$1" "$3"
+        [ -z "${4:-}" ] || printf '%s\n' "$4" | sed 's/^/       reason: /'
+    fi
+}
+
+# Boots, JOBS at a time, each its own process group (an interrupt ends it whole).
+RUNS="$GEN_OUT/runs"
+mkdir -p "$RUNS"
+phase "boots (${#N[@]}, JOBS=${JOBS:-2})"
+set -m
+running=0
+for ((i = 0; i < ${#N[@]}; i++)); do
+    if [ "$running" -ge "${JOBS:-2}" ]; then
+        wait -n 2>/dev/null || true
+        running=$((running - 1))
+    fi
+    if [ -f "${IMG[i]}" ]; then
+        gen_boot "$RUNS/${N[i]}" "${IMG[i]}" "${ARGS[i]}" >/dev/null 2>&1 </dev/null &
+    else
+        (rm -rf "${RUNS:?}/${N[i]}" && mkdir -p "$RUNS/${N[i]}") &
+    fi
+    PIDS[i]=$!
+    running=$((running + 1))
+done
+for ((i = 0; i < ${#N[@]}; i++)); do wait "${PIDS[i]}" 2>/dev/null || true; done
+set +m
+PIDS=()
+
+declare -A SPAN=()
+for ((i = 0; i < ${#N[@]}; i++)); do
+    dir="$RUNS/${N[i]}"
+    if [ ! -f "${IMG[i]}" ]; then
+        result "${N[i]}" FAIL "" "image ${IMG[i]} was not built (see ${IMG[i]}.log)"
+        continue
+    fi
+    reasons=$(gen_check "$dir" "${EXPECT[i]}" "${LOGS[i]}")
+    state=$(report_text "$dir" | sed -n 's/^STATE //p')
+    order=$(gen_order "$dir")
+    for x in ${EXTRA[i]}; do
+        case $x in
+            ran) [ -n "$state" ] && [ "$state" != none ] || reasons+=$'\n'"no /run/vfio-early/state.json: the binder did not run" ;;
+            notran)
+                [ "$state" = none ] || reasons+=$'\n'"a state file exists, the binder ran: $state"
+                [ -z "$(report_klog "$dir")" ] || reasons+=$'\n'"binder records in the kernel log"
+                ;;
+            before-udev) [ "$order" = before ] || reasons+=$'\n'"binder not shown to run before udevd ($order)" ;;
+            preloaded)
+                pre=$(gen_kevents "$dir" | grep -F 'vfiotest: preloaded vfio-pci' | head -n 1)
+                first=$(gen_binder_span "$dir")
+                first=${first%% *}
+                if [ -z "$pre" ]; then
+                    reasons+=$'\n'"the test hook did not preload vfio-pci"
+                elif [[ $pre != *"rc=0" ]]; then
+                    reasons+=$'\n'"preload failed: $pre"
+                elif [ -n "$first" ] && ! awk -v a="${pre%% *}" -v b="$first" 'BEGIN { exit !(a < b) }'; then
+                    reasons+=$'\n'"preload at ${pre%% *} not before the binder's first record at $first"
+                fi
+                ;;
+            buildmsg) grep -qF 'vfio-early: missing /usr/bin/vfio-early' "${IMG[i]}.log" ||
+                reasons+=$'\n'"the build output does not name the missing /usr/bin/vfio-early (see ${IMG[i]}.log)" ;;
+        esac
+    done
+    reasons=$(sed '/^$/d' <<<"$reasons")
+    detail="binder before udevd: $order; $(gen_timing "$dir")"
+    if [ -z "$reasons" ]; then
+        result "${N[i]}" OK "$detail"
+    else
+        result "${N[i]}" FAIL "$detail" "$reasons"
+        report_klog "$dir" | sed 's/^/       log: /'
+        line=$(report_drivers "$dir" | sed 's/^0000://' | tr ' \n' '= ')
+        [ -z "$line" ] || printf '       devices: %s\n' "$line"
+        printf '       see: %s/{report.txt,console.log,cmdline}\n' "$dir"
+    fi
+    [[ ${N[i]} != *-cmdline ]] || SPAN[${FL[i]}]=$(gen_timing "$dir")
+done
+
+# Where each generator put the binder, read from the main images (no boot): the
+# runtime order above is shown by timestamps; this is the order the image encodes.
+if selected its-image-order; then
+    img=$(gen_image_path its main)
+    order=$(gen_image_file "$img" scripts/init-top/ORDER | sed -n 's|^/scripts/init-top/\([^ ]*\) .*|\1|p')
+    pos_v=$(grep -nx '00-vfio-early' <<<"$order" | cut -d: -f1)
+    pos_u=$(grep -nx 'udev' <<<"$order" | cut -d: -f1)
+    detail="init-top ORDER: $(tr '\n' ' ' <<<"$order")"
+    if [ -n "$pos_v" ] && [ -n "$pos_u" ] && [ "$pos_v" -lt "$pos_u" ]; then
+        result its-image-order OK "$detail"
+    else
+        result its-image-order FAIL "$detail" "00-vfio-early does not run before udev in scripts/init-top/ORDER"
+    fi
+fi
+if selected dsh-image-hook; then
+    hooks=$(gen_image_listing "$(gen_image_path dsh main)" | awk '{ print $2 }' | sed -n 's|^usr/lib/dracut/hooks/cmdline/||p' | LC_ALL=C sort)
+    first=$(grep -v vfiotest <<<"$hooks" | head -n 1)
+    detail="cmdline hooks: $(tr '\n' ' ' <<<"$hooks")"
+    if [ "$first" = 00-vfio-early.sh ]; then
+        result dsh-image-hook OK "$detail"
+    else
+        result dsh-image-hook FAIL "$detail" "00-vfio-early.sh is not the first cmdline hook (first: ${first:-none})"
+    fi
+fi
+if selected dsd-image-unit; then
+    img=$(gen_image_path dsd main)
+    list=$(gen_image_listing "$img" | awk '{ print $2 }')
+    unit=$(gen_image_file "$img" usr/lib/systemd/system/vfio-early.service)
+    reasons=""
+    grep -qx 'usr/lib/systemd/system/sysinit.target.wants/vfio-early.service' <<<"$list" ||
+        reasons+="no sysinit.target.wants/vfio-early.service link"$'\n'
+    for u in systemd-udevd.service systemd-udev-trigger.service systemd-modules-load.service dracut-pre-udev.service; do
+        grep -Eq "^Before=.*\b$u\b" <<<"$unit" || reasons+="the unit in the image is not Before=$u"$'\n'
+    done
+    grep -qx 'DefaultDependencies=no' <<<"$unit" || reasons+="the unit in the image lacks DefaultDependencies=no"$'\n'
+    reasons=$(sed '/^$/d' <<<"$reasons")
+    if [ -z "$reasons" ]; then
+        result dsd-image-unit OK "unit and sysinit.target.wants link in the image"
+    else
+        result dsd-image-unit FAIL "" "$reasons"
+    fi
+fi
+
+# build-strict = yes with the binary missing: the generator must fail and say why.
+for f in its dsd; do
+    selected "$f-strict-build" || continue
+    img=$(gen_image_path "$f" strict)
+    st=$(gen_build_status "$img")
+    reasons=""
+    if [ -z "$st" ]; then
+        reasons+="no build log ($img.log)"$'\n'
+    elif [ "$st" -eq 0 ]; then
+        reasons+="the generator exited 0 and wrote an image although build-strict = yes and /usr/bin/vfio-early is missing"$'\n'
+    fi
+    grep -qF 'vfio-early: missing /usr/bin/vfio-early: the image build fails (build-strict = yes' "$img.log" ||
+        reasons+="the build output lacks the build-strict message"$'\n'
+    reasons=$(sed '/^$/d' <<<"$reasons")
+    if [ -z "$reasons" ]; then
+        result "$f-strict-build" OK "generator exit status $st; $(grep -F 'build-strict = yes' "$img.log" | head -n 1)"
+    else
+        result "$f-strict-build" FAIL "generator exit status ${st:-?} (see $img.log)" "$reasons"
+    fi
+done
+
+# Scenario 5: the hostonly dracut image keeps the vfio modules (listing, no boot).
+if selected dho-hostonly-modules; then
+    img=$(gen_image_path dho main)
+    if [ ! -f "$img" ]; then
+        result dho-hostonly-modules FAIL "" "hostonly image not built (see $img.log)"
+    else
+        list=$(gen_image_listing "$img" | awk '{ print $2 }')
+        reasons=""
+        for m in vfio vfio-pci vfio-pci-core vfio_iommu_type1; do
+            grep -qE "/$m\.ko(\.[a-z]+)?$" <<<"$list" || reasons+="no $m.ko* in the hostonly image"$'\n'
+        done
+        grep -qx 'usr/bin/vfio-early' <<<"$list" || reasons+="no usr/bin/vfio-early in the hostonly image"$'\n'
+        reasons=$(sed '/^$/d' <<<"$reasons")
+        found=$(grep -E '/vfio[^/]*\.ko' <<<"$list" | sed 's|.*/||' | tr '\n' ' ')
+        # Only a build that really was hostonly proves anything: dracut turns the
+        # mode off by itself (a missing mount), dracut-install without /proc/modules.
+        if grep -qE 'Turning off host-only mode|Switching to non-hostonly mode' "$img.log"; then
+            reasons+=$'\n'"hostonly mode was not in effect (see $img.log)"
+        fi
+        n_ho=$(grep -c '\.ko' <<<"$list")
+        n_all=$(gen_image_listing "$(gen_image_path dsd main)" | grep -c '\.ko')
+        [ "$n_ho" -lt "$n_all" ] || reasons+=$'\n'"the hostonly image has as many modules ($n_ho) as the no-hostonly one ($n_all): no filter"
+        found+="; $n_ho modules vs $n_all without hostonly"
+        reasons=$(sed '/^$/d' <<<"$reasons")
+        if [ -z "$reasons" ]; then
+            result dho-hostonly-modules OK "has: $found"
+        else
+            result dho-hostonly-modules FAIL "has: ${found:-none}" "$reasons"
+        fi
+    fi
+fi
+
+h_say ""
+h_say "binder guest time per flavour (the cmdline boots; kernel timestamps, and the summary's own figure):"
+for f in its dsd dsh; do
+    [ -n "${SPAN[$f]:-}" ] && h_say "  $(gen_flavour_name "$f"): ${SPAN[$f]}"
+done
+[ "$build_failed" -eq 0 ] || h_say "some image builds failed (see the lines above)"
+h_say "generator suite took $((SECONDS - T_START)) s"
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
