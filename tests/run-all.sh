@@ -85,6 +85,8 @@ count_suite "qemu boots" "${PIPESTATUS[0]}" tests/out/qemu.log
 stage "images built by the real generators (initramfs-tools, dracut systemd and shell) under QEMU"
 tests/generators/run.sh 2>&1 | tee tests/out/generators.log
 count_suite "generator boots" "${PIPESTATUS[0]}" tests/out/generators.log
+tests/generators/rom-persist.sh 2>&1 | tee tests/out/rom-persist.log
+count_suite "ROM capture across switch_root and a rebuild" "${PIPESTATUS[0]}" tests/out/rom-persist.log
 
 stage "result"
 [ "${#failures[@]}" -eq 0 ] || printf 'failed: %s\n' "${failures[@]}"

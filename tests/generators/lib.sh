@@ -496,7 +496,7 @@ gen_image_file() {
 gen_rootfs_key() {
     {
         gen_root_key
-        sha256sum "$GEN_DIR/root-init" "$(command -v busybox)"
+        sha256sum "$GEN_DIR/root-init" "$(command -v busybox)" "$REPO_DIR/target/x86_64-unknown-linux-musl/release/vfio-early"
         declare -f gen_make_rootfs
     } | gen_sha
 }
@@ -538,6 +538,8 @@ gen_make_rootfs() {
         printf 'blacklist %s\n' kvm kvm_amd kvm_intel iTCO_wdt iTCO_vendor_support pcspkr powernow_k8 \
             >"$d/etc/modprobe.d/vfiotest-quick.conf" || return 1
     install -m 755 "$GEN_DIR/root-init" "$d/usr/sbin/init" || return 1
+    # The installed system's vfio-early: `rom persist` runs in the real root.
+    install -m 755 "$REPO_DIR/target/x86_64-unknown-linux-musl/release/vfio-early" "$d/usr/bin/vfio-early" || return 1
 }
 
 # Sets GEN_ROOTFS (a raw ext4 image the boots open with snapshot=on).
