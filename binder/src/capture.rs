@@ -5,7 +5,7 @@
 
 use core::fmt;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -17,7 +17,7 @@ use crate::config::RomWant;
 use crate::pci::{Bdf, PciId};
 use crate::plan::{Decision, Plan};
 use crate::rom::{self, Report};
-use crate::state::Json;
+use crate::state::{write_file, Json, Replace};
 use crate::sysfs::{self, io_err, Device, Root, SysError};
 
 /// Read cap: past it the read is an error, not a silent cut.
@@ -46,7 +46,6 @@ pub struct RomRead {
     pub data: Vec<u8>,
     /// `enable` was 0 and was set for the read (memory decoding stays on after it is restored).
     pub enabled_here: bool,
-    pub power_was: Option<heapless::String<16>>,
 }
 
 /// Reads a device's ROM through sysfs; every state changed is restored, even past the deadline
@@ -65,7 +64,6 @@ pub fn read_rom<K: Kernel>(ctx: &mut Ctx<'_, K>, bdf: &Bdf) -> Result<RomRead, C
     let mut out = RomRead {
         data: Vec::new(),
         enabled_here: false,
-        power_was: None,
     };
     // Runtime PM may have the card in D3: hold it in D0 for the read.
     let power = attr("power/control");
@@ -75,7 +73,6 @@ pub fn read_rom<K: Kernel>(ctx: &mut Ctx<'_, K>, bdf: &Bdf) -> Result<RomRead, C
                 power,
                 heapless::String::try_from(was.trim()).unwrap_or_default(),
             ));
-            out.power_was = Some(was);
         }
     }
     // Memory decoding: `enable` works only while no driver holds the device.
@@ -248,8 +245,8 @@ pub fn store(
     j.raw(Some("report"), Raw(&report_json(&report)));
     j.close('}');
     j.out.push('\n');
-    write_atomic(&path, bytes).map_err(Err)?;
-    write_atomic(&sidecar(&path), j.out.as_bytes()).map_err(Err)?;
+    write_file(&path, bytes, Replace::No).map_err(Err)?;
+    write_file(&sidecar(&path), j.out.as_bytes(), Replace::No).map_err(Err)?;
     Ok(Stored {
         path,
         sha,
@@ -336,34 +333,6 @@ pub fn report_json(r: &Report) -> String {
     j.out
 }
 
-/// Temporary file in the target directory, fsync, publish without replacing, directory fsync.
-/// An existing file is never overwritten: `AlreadyExists` says so.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SysError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(io_err(&tmp))?;
-    drop(f);
-    let renamed = rename_noreplace(&tmp, path);
-    if renamed.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    renamed.map_err(io_err(path))?;
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
-}
-
-/// Publishes `from` as `to` atomically without ever replacing `to`: `link()` fails with EEXIST
-/// where `rename()` would overwrite (and nix wraps `renameat2` only for glibc).
-fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    fs::hard_link(from, to)?;
-    fs::remove_file(from)
-}
-
 /// What `persist` did.
 #[derive(Debug, Default)]
 pub struct Persisted {
@@ -413,11 +382,11 @@ pub fn persist(root: &Root) -> Persisted {
             }
             let moved = fs::read(&rom)
                 .map_err(io_err(&rom))
-                .and_then(|b| write_atomic(&target, &b))
+                .and_then(|b| write_file(&target, &b, Replace::No))
                 .and_then(|()| {
                     let side = sidecar(&rom);
                     let b = fs::read(&side).map_err(io_err(&side))?;
-                    write_atomic(&sidecar(&target), &b)
+                    write_file(&sidecar(&target), &b, Replace::No)
                 });
             match moved {
                 Ok(()) => {
@@ -590,15 +559,5 @@ mod tests {
         let known_text = format!("{}\n", known_line(&id, &sha));
         assert!(known(&known_text, &id));
         assert!(!known(&known_text, &PciId { subdevice: 0, ..id }));
-    }
-
-    #[test]
-    fn atomic_writes_never_replace() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a/b.rom");
-        write_atomic(&p, b"one").unwrap();
-        assert!(write_atomic(&p, b"two").is_err());
-        assert_eq!(fs::read(&p).unwrap(), b"one");
-        assert!(!p.with_extension("tmp").exists());
     }
 }

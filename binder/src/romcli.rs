@@ -12,6 +12,7 @@ use crate::capture::{self, VAR_DIR};
 use crate::config::OnFail;
 use crate::pci::Bdf;
 use crate::rom::{self, Report};
+use crate::state;
 use crate::sysfs::{self, Root};
 
 pub const USAGE: &str = "\
@@ -191,7 +192,7 @@ fn clean(input: &Path, output: &Path) -> i32 {
         );
         return 1;
     };
-    if let Err(e) = capture::write_atomic(output, &data[range.clone()]) {
+    if let Err(e) = state::write_file(output, &data[range.clone()], state::Replace::No) {
         eprintln!("vfio-early rom: {e}");
         return 2;
     }

@@ -51,7 +51,6 @@ pub struct Input {
     pub settings: Settings,
     pub problems: Problems,
     pub cmdline_ids: bool,
-    pub modprobe_hacks: heapless::Vec<(PathBuf, legacy::ModprobeHacks), 8>,
 }
 
 /// Reads the config file, dracut's cmdline.d and the command line, in that order of precedence.
@@ -103,7 +102,18 @@ pub fn read_input(root: &Root, cmdline: Option<&str>) -> Input {
         cmdline_ids |= legacy::cmdline_has_ids(text.as_bytes());
     }
 
-    let mut modprobe_hacks = heapless::Vec::new();
+    Input {
+        settings,
+        problems,
+        cmdline_ids,
+    }
+}
+
+/// The hacks vfio-early replaces, where they linger: read only when there is something to bind.
+fn warn_legacy(root: &Root, input: &Input) {
+    if input.cmdline_ids {
+        warn!("the command line also has vfio-pci.ids=: vfio-pci will grab every device with those IDs, identical twins included; vfio-early selects by address, so drop vfio-pci.ids=");
+    }
     for dir in legacy::MODPROBE_DIRS
         .iter()
         .chain([&legacy::MODPROBE_DIRS_USR])
@@ -111,37 +121,20 @@ pub fn read_input(root: &Root, cmdline: Option<&str>) -> Input {
         let Ok(entries) = std::fs::read_dir(root.path(dir)) else {
             continue;
         };
-        for e in entries.flatten() {
-            let p = e.path();
+        for p in entries.flatten().map(|e| e.path()) {
             if !p.extension().is_some_and(|x| x == "conf") {
                 continue;
             }
-            if let Ok((text, _)) = sysfs::read_capped(&p, CONFIG_CAP) {
-                let hacks = legacy::scan_modprobe_conf(&text);
-                if hacks != legacy::ModprobeHacks::default() {
-                    let _ = modprobe_hacks.push((p, hacks));
-                }
+            let Ok((text, _)) = sysfs::read_capped(&p, CONFIG_CAP) else {
+                continue;
+            };
+            let h = legacy::scan_modprobe_conf(&text);
+            if h.ids {
+                warn!("{}: `options vfio-pci ids=` grabs every device with those IDs, identical twins included; remove it", p.display());
             }
-        }
-    }
-    Input {
-        settings,
-        problems,
-        cmdline_ids,
-        modprobe_hacks,
-    }
-}
-
-fn warn_legacy(input: &Input) {
-    if input.cmdline_ids {
-        warn!("the command line also has vfio-pci.ids=: vfio-pci will grab every device with those IDs, identical twins included; vfio-early selects by address, so drop vfio-pci.ids=");
-    }
-    for (path, h) in &input.modprobe_hacks {
-        if h.ids {
-            warn!("{}: `options vfio-pci ids=` grabs every device with those IDs, identical twins included; remove it", path.display());
-        }
-        if h.install {
-            warn!("{}: an `install vfio-pci` directive (the old override-script hack) runs when vfio-early loads vfio-pci; remove it", path.display());
+            if h.install {
+                warn!("{}: an `install vfio-pci` directive (the old override-script hack) runs when vfio-early loads vfio-pci; remove it", p.display());
+            }
         }
     }
 }
@@ -190,7 +183,7 @@ pub fn run(opts: &Options) -> i32 {
     if settings.entries.is_empty() {
         return finish(opts, &root, start, &input, None, bad);
     }
-    warn_legacy(&input);
+    warn_legacy(&root, &input);
 
     let (inv, errors) = scan::scan(&root, &settings.entries);
     for e in &errors.kept {
@@ -289,7 +282,9 @@ fn finish(
     let ms = start.elapsed().as_millis();
     if opts.mode == Mode::Boot {
         let doc = state_json(root, input, done, ms);
-        if let Err(e) = state::write_file(&root.path(STATE_FILE), &doc) {
+        if let Err(e) =
+            state::write_file(&root.path(STATE_FILE), doc.as_bytes(), state::Replace::Yes)
+        {
             warn!("state file not written: {e}");
         }
     }

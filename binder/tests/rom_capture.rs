@@ -127,7 +127,6 @@ fn stored(t: &FakeTree, data: &[u8]) -> capture::Stored {
     let read = capture::RomRead {
         data: data.to_vec(),
         enabled_here: true,
-        power_was: None,
     };
     capture::store(&root, &dev, &read, false, "6.1.0-test")
         .map_err(|_| "not stored")
@@ -255,7 +254,6 @@ fn an_invalid_rom_is_not_stored() {
     let read = capture::RomRead {
         data: vec![0xff; 2048],
         enabled_here: false,
-        power_was: None,
     };
     let Err(Ok(report)) = capture::store(&root, &dev, &read, false, "x") else {
         panic!("stored")

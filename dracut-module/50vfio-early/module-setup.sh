@@ -11,17 +11,19 @@ depends() {
     return 0
 }
 
-_vfio_early_lib() {
+# Sources hook-lib and sets `missing` (what this kernel's image would lack); fails without hook-lib.
+_vfio_early_ready() {
     # shellcheck source=/dev/null
-    . @HOOKLIBDIR@/hook-lib.sh 2>/dev/null && return 0
-    derror "vfio-early: @HOOKLIBDIR@/hook-lib.sh is missing: the image is built without vfio-early"
-    return 1
+    if ! . @HOOKLIBDIR@/hook-lib.sh 2>/dev/null; then
+        derror "vfio-early: @HOOKLIBDIR@/hook-lib.sh is missing: the image is built without vfio-early"
+        return 1
+    fi
+    missing=$(ve_missing "$kernel")
 }
 
 installkernel() {
-    _vfio_early_lib || return 0
     local missing
-    missing=$(ve_missing "$kernel")
+    _vfio_early_ready || return 0
     if [ -n "$missing" ]; then
         # dracut ignores install()'s status; a failing installkernel() is what stops the build.
         if ve_strict; then
@@ -37,9 +39,8 @@ installkernel() {
 }
 
 install() {
-    _vfio_early_lib || return 0
     local missing
-    missing=$(ve_missing "$kernel")
+    _vfio_early_ready || return 0
     if [ -n "$missing" ]; then
         derror "$(ve_missing_message "$missing")"
         return 0
