@@ -1,12 +1,25 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
-# vfio-early: build, check, install.
+# vfio-early: build, check, install, package.
+#
+#   make                 the static musl binary, stable cargo (what the packages and tests ship)
+#   make TARGET=         the native (glibc, dynamic) binary: `cargo build --release`; hooks copy its libraries
+#   make small           the size-tuned static binary (nightly cargo, build-std): opt-in
+#   make check           fmt, clippy -D warnings, tests
+#   make install         DESTDIR, PREFIX, BINDIR, ...; install-* installs one part
+#   make dist            source tarball with vendored crates, builds with --offline
+#   make deb             Debian package from the dist tarball (debhelper)
 
-TARGET   := x86_64-unknown-linux-musl
-BIN      := target/$(TARGET)/release/vfio-early
-# The boot binary lives in every initramfs, so it is built size-tuned: std rebuilt by nightly
-# cargo with panics that abort at once (no panic message or backtrace machinery: -330 KiB).
-# Without a nightly toolchain that has rust-src, the stable build is used: correct, but larger.
-NIGHTLY_RUSTFLAGS := -C relocation-model=static -Zunstable-options -Cpanic=immediate-abort
+VERSION   := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+CARGO     ?= cargo
+CARGOFLAGS ?=
+# Empty TARGET: the host's own target (target/release/).
+TARGET    ?= x86_64-unknown-linux-musl
+TARGETDIR ?= target
+BIN       ?= $(TARGETDIR)/$(if $(TARGET),$(TARGET)/)release/vfio-early
+# The size-tuned build: std rebuilt by nightly cargo with panics that abort at once (no panic
+# message or backtrace machinery). Its own target dir, so it never replaces the stable binary.
+SMALL_TARGETDIR := $(TARGETDIR)/small
+SMALL_RUSTFLAGS := -C relocation-model=static -Zunstable-options -Cpanic=immediate-abort -Cforce-unwind-tables=no
 
 # Install layout: the same on Debian/Ubuntu, Fedora/RHEL and Arch (merged /usr).
 DESTDIR        ?=
@@ -23,49 +36,101 @@ SYSTEMDUNITDIR ?= /usr/lib/systemd/system
 DRACUTDIR      ?= /usr/lib/dracut/modules.d
 INITRAMFSTOOLSDIR ?= /usr/share/initramfs-tools
 INITCPIODIR    ?= /usr/lib/initcpio
+OPENRCDIR      ?= $(SYSCONFDIR)/init.d
 SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@HOOKLIBDIR@|$(HOOKLIBDIR)|g' \
 	-e 's|@SYSTEMDUNITDIR@|$(SYSTEMDUNITDIR)|g'
+# install-subst SRC DEST MODE: a file with the install paths filled in.
+install-subst = $(SUBST) $(1) | install -Dm$(3) /dev/stdin $(DESTDIR)$(2)
 
-.PHONY: all static check test clean install
+DIST      := vfio-early-$(VERSION)
+DISTDIR   := $(TARGETDIR)/dist
+DEBDIR    := $(TARGETDIR)/debian
 
-all: static
+.PHONY: all build static small check test clean dist deb \
+	install install-bin install-hooklib install-initramfs-tools install-dracut install-mkinitcpio \
+	install-systemd install-openrc install-doc
 
-static:
-	@if cargo +nightly --version >/dev/null 2>&1 && \
-	    [ -d "$$(rustc +nightly --print sysroot)/lib/rustlib/src/rust/library" ] && \
-	    [ -d "$$(rustc +nightly --print sysroot)/lib/rustlib/$(TARGET)" ]; then \
-		echo "static: nightly build-std (size-tuned)"; \
-		RUSTFLAGS="$(NIGHTLY_RUSTFLAGS)" cargo +nightly build --release --target $(TARGET) \
-			-p vfio-early -Z build-std=std,panic_abort; \
-	else \
-		echo "static: nightly with rust-src and the $(TARGET) target missing: stable build (larger)"; \
-		cargo build --release --target $(TARGET) -p vfio-early; \
-	fi
+all: build
+
+build:
+	$(CARGO) build --release --locked -p vfio-early $(if $(TARGET),--target $(TARGET)) $(CARGOFLAGS)
+
+# The name the test scripts use: the default (static musl) build.
+static: build
+
+small:
+	RUSTFLAGS="$(SMALL_RUSTFLAGS)" $(CARGO) +nightly build --release --locked -p vfio-early \
+		--target x86_64-unknown-linux-musl --target-dir $(SMALL_TARGETDIR) -Z build-std=std,panic_abort $(CARGOFLAGS)
 
 check:
-	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets -- -D warnings
-	cargo test --workspace
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace
 
 test: check
 
 clean:
-	cargo clean
+	$(CARGO) clean
 
-# Installs what `make static` built; it does not build (packagers build first, then install).
-install:
-	@test -x $(BIN) || { echo "install: $(BIN) missing: run make static first" >&2; exit 1; }
+# Installs what `make` built; it does not build (packagers build first, then install).
+install: install-bin install-hooklib install-initramfs-tools install-dracut install-mkinitcpio \
+	install-systemd install-openrc install-doc
+
+install-bin:
+	@test -x $(BIN) || { echo "install: $(BIN) missing: run make first" >&2; exit 1; }
 	install -Dm755 $(BIN) $(DESTDIR)$(BINDIR)/vfio-early
-	$(SUBST) hooks-common/hook-lib.sh | install -Dm644 /dev/stdin $(DESTDIR)$(HOOKLIBDIR)/hook-lib.sh
-	install -Dm644 systemd/vfio-early.service $(DESTDIR)$(SYSTEMDUNITDIR)/vfio-early.service
-	install -Dm644 systemd/vfio-early-rom-persist.service $(DESTDIR)$(SYSTEMDUNITDIR)/vfio-early-rom-persist.service
-	install -Dm755 openrc/vfio-early-rom-persist $(DESTDIR)$(SYSCONFDIR)/init.d/vfio-early-rom-persist
-	$(SUBST) dracut-module/50vfio-early/module-setup.sh | install -Dm755 /dev/stdin $(DESTDIR)$(DRACUTDIR)/50vfio-early/module-setup.sh
-	install -Dm755 dracut-module/50vfio-early/vfio-early.sh $(DESTDIR)$(DRACUTDIR)/50vfio-early/vfio-early.sh
-	$(SUBST) initramfs-tools-hook/hooks/vfio-early | install -Dm755 /dev/stdin $(DESTDIR)$(INITRAMFSTOOLSDIR)/hooks/vfio-early
-	install -Dm755 initramfs-tools-hook/scripts/init-top/00-vfio-early $(DESTDIR)$(INITRAMFSTOOLSDIR)/scripts/init-top/00-vfio-early
-	$(SUBST) mkinitcpio-hook/install/vfio-early | install -Dm644 /dev/stdin $(DESTDIR)$(INITCPIODIR)/install/vfio-early
-	install -Dm644 mkinitcpio-hook/hooks/vfio-early $(DESTDIR)$(INITCPIODIR)/hooks/vfio-early
+
+install-hooklib:
+	$(call install-subst,hooks-common/hook-lib.sh,$(HOOKLIBDIR)/hook-lib.sh,644)
+
+install-initramfs-tools: install-hooklib
+	$(call install-subst,initramfs-tools-hook/hooks/vfio-early,$(INITRAMFSTOOLSDIR)/hooks/vfio-early,755)
+	$(call install-subst,initramfs-tools-hook/scripts/init-top/00-vfio-early,$(INITRAMFSTOOLSDIR)/scripts/init-top/00-vfio-early,755)
+
+install-dracut: install-hooklib
+	$(call install-subst,dracut-module/50vfio-early/module-setup.sh,$(DRACUTDIR)/50vfio-early/module-setup.sh,755)
+	$(call install-subst,dracut-module/50vfio-early/vfio-early.sh,$(DRACUTDIR)/50vfio-early/vfio-early.sh,755)
+
+install-mkinitcpio: install-hooklib
+	$(call install-subst,mkinitcpio-hook/install/vfio-early,$(INITCPIODIR)/install/vfio-early,644)
+	$(call install-subst,mkinitcpio-hook/hooks/vfio-early,$(INITCPIODIR)/hooks/vfio-early,644)
+
+install-systemd:
+	$(call install-subst,systemd/vfio-early.service,$(SYSTEMDUNITDIR)/vfio-early.service,644)
+	$(call install-subst,systemd/vfio-early-rom-persist.service,$(SYSTEMDUNITDIR)/vfio-early-rom-persist.service,644)
+
+install-openrc:
+	$(call install-subst,openrc/vfio-early-rom-persist,$(OPENRCDIR)/vfio-early-rom-persist,755)
+
+install-doc:
 	install -Dm644 docs/vfio-early.8 $(DESTDIR)$(MANDIR)/man8/vfio-early.8
 	install -Dm644 vfio-early.conf.example $(DESTDIR)$(DOCDIR)/vfio-early.conf.example
 	install -Dm644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -Dm644 CHANGELOG.md $(DESTDIR)$(DOCDIR)/CHANGELOG.md
+
+# The files git tracks (as they are in the work tree) plus every crate the lock file names,
+# vendored, with a cargo config that points at them: `cargo build --offline` needs nothing else.
+dist:
+	@command -v git >/dev/null || { echo "dist: needs git (the tarball holds the files git tracks)" >&2; exit 1; }
+	rm -rf $(DISTDIR)/$(DIST) $(DISTDIR)/$(DIST).tar.gz
+	mkdir -p $(DISTDIR)/$(DIST)/.cargo
+	git ls-files -z | xargs -0 cp --parents -t $(DISTDIR)/$(DIST)
+	$(CARGO) vendor --locked --versioned-dirs $(DISTDIR)/$(DIST)/vendor >$(DISTDIR)/$(DIST)/.cargo/config.toml
+	sed -i 's|directory = ".*"|directory = "vendor"|' $(DISTDIR)/$(DIST)/.cargo/config.toml
+	tar -C $(DISTDIR) --sort=name --owner=0 --group=0 --numeric-owner --mtime=@$$(git log -1 --format=%ct) -czf $(DISTDIR)/$(DIST).tar.gz $(DIST)
+	rm -rf $(DISTDIR)/$(DIST)
+	@echo "dist: $(DISTDIR)/$(DIST).tar.gz"
+
+# Builds the .deb from the dist tarball (offline), the way a Debian source package would.
+# DEB_BUILD_OPTIONS defaults to nocheck: `make check` runs the tests.
+DEB_BUILD_OPTIONS ?= nocheck
+deb: dist
+	rm -rf $(DEBDIR)
+	mkdir -p $(DEBDIR)
+	tar -C $(DEBDIR) -xzf $(DISTDIR)/$(DIST).tar.gz
+	cp -r packaging/debian $(DEBDIR)/$(DIST)/debian
+	# debhelper (compat 13) points HOME at a scratch directory: name rustup's homes explicitly.
+	cd $(DEBDIR)/$(DIST) && DEB_BUILD_OPTIONS="$(DEB_BUILD_OPTIONS)" \
+		RUSTUP_HOME="$${RUSTUP_HOME:-$$HOME/.rustup}" CARGO_HOME="$${CARGO_HOME:-$$HOME/.cargo}" \
+		dpkg-buildpackage -b -uc -us
+	@ls $(DEBDIR)/*.deb

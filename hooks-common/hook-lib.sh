@@ -60,10 +60,59 @@ ve_write_image_files() {
     "$VE_BIN" rom known >"$1/etc/vfio-early/roms.known" 2>/dev/null || :
 }
 
-# True when the admin asked that a missing piece fails the image build (`build-strict = yes`).
+# Prints "yes" or "no": does the admin want a missing piece to fail the image build
+# (`build-strict = yes`)? The binary's own parser decides (`vfio-early config`, exit 0 or 1; its
+# stderr names any bad line of the file in the build output). Only when the binary is missing or
+# cannot run, one of the cases build-strict exists for, does the shell read the file.
+ve_strict_value() {
+    if [ -x "$VE_BIN" ]; then
+        _ve_s=$("$VE_BIN" config)
+        if [ "$?" -le 1 ]; then
+            printf '%s\n' "$_ve_s" | sed -n 's/^build-strict = //p'
+            return 0
+        fi
+    fi
+    ve_strict_file
+}
+
+# The shell reading of build-strict, with the binary's rules: key names exact but `-` = `_`,
+# values in any case, a bare key means yes, a bad value changes nothing, the last line wins.
+ve_strict_file() {
+    _ve_v=no
+    if [ -f "$VE_CONF" ]; then
+        while IFS= read -r _ve_l || [ -n "$_ve_l" ]; do
+            _ve_l=${_ve_l%%#*}
+            case $_ve_l in
+                *=*) _ve_k=${_ve_l%%=*} _ve_x=${_ve_l#*=} ;;
+                *) _ve_k=$_ve_l _ve_x=yes ;;
+            esac
+            # Trimmed by word splitting (CR too, as the binary trims it); a second word makes the
+            # key or value invalid.
+            _ve_ifs=$IFS
+            IFS=$(printf ' \t\r')
+            set -f
+            # shellcheck disable=SC2086
+            set -- $_ve_k
+            _ve_k=${1:-}${2:+ -}
+            # shellcheck disable=SC2086
+            set -- $_ve_x
+            _ve_x=${1:-}${2:+ -}
+            set +f
+            IFS=$_ve_ifs
+            case $_ve_k in build-strict | build_strict) ;; *) continue ;; esac
+            case $(printf '%s' "$_ve_x" | tr 'A-Z' 'a-z') in
+                1 | y | yes | on | true) _ve_v=yes ;;
+                0 | n | no | off | false) _ve_v=no ;;
+            esac
+        done <"$VE_CONF"
+    fi
+    echo "$_ve_v"
+}
+
+# True when build-strict is on; asked once per build.
 ve_strict() {
-    [ -f "$VE_CONF" ] &&
-        grep -Eqi '^[[:space:]]*build[-_]strict[[:space:]]*=[[:space:]]*(1|y|yes|on|true)[[:space:]]*(#.*)?$' "$VE_CONF"
+    [ -n "${VE_STRICT:-}" ] || VE_STRICT=$(ve_strict_value)
+    [ "$VE_STRICT" = yes ]
 }
 
 # The one message every generator prints when vfio-early cannot go into the image.

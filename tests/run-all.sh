@@ -2,24 +2,27 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
 #
 # Every test of vfio-early, as CI runs it, on a fresh Debian 12 machine as root:
-# host setup, fmt, clippy, unit and fake-tree tests, the static binary's size
-# budget, the benchmark (prints numbers, asserts nothing), the real-kernel QEMU
-# boots. Every stage runs even if an earlier one failed; the last line counts
+# host setup, fmt, clippy, unit and fake-tree tests, the build (static binary's
+# size budget, the dist tarball offline and at the minimum Rust version), the
+# benchmark (prints numbers, asserts nothing), the real-kernel QEMU boots, the
+# real generators' images, and the .deb installed into real roots and booted. Every stage runs even if an earlier one failed; the last line counts
 # them all: "total: N passed, M failed".
 set -u
 cd "$(dirname "$0")/.."
 mkdir -p tests/out
 passed=0
 failed=0
+skipped=0
 failures=()
 
 stage() { printf '\n==== %s\n' "$1"; }
 # count_suite NAME EXIT LOG: adds a suite's closing "N passed, M failed" line to the totals; a
 # suite that failed without saying so counts as one failure.
 count_suite() {
-    local p f
-    read -r p f < <(awk '/^[0-9]+ passed, [0-9]+ failed$/ {p = $1; f = $3} END {print p + 0, f + 0}' "$3")
+    local p f s
+    read -r p f s < <(awk '/^[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$/ {p = $1; f = $3 + 0; s = $5 + 0} END {print p + 0, f + 0, s + 0}' "$3")
     passed=$((passed + p))
+    skipped=$((skipped + s))
     failed=$((failed + f))
     if [ "$2" -ne 0 ] && [ "$f" -eq 0 ]; then
         failed=$((failed + 1))
@@ -61,9 +64,13 @@ if [ "$cargo_rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 fi
 [ "$f" -eq 0 ] || failures+=("$f cargo tests")
 
-stage "static binary and size budget"
-check "make static" make static
+stage "the build: static binary, size budget, source tarball, hooks' config reading"
+check "make (static musl, stable)" make
 check "size budget" tests/size-budget.sh
+tests/build/dist.sh 2>&1 | tee tests/out/dist.log
+count_suite "dist tarball builds" "${PIPESTATUS[0]}" tests/out/dist.log
+tests/hooks/strict-agree.sh 2>&1 | tee tests/out/strict-agree.log
+count_suite "build-strict readers agree" "${PIPESTATUS[0]}" tests/out/strict-agree.log
 
 stage "expansion ROMs: real fixtures from Debian's packages, goldens, crafted findings, clean round trips"
 tests/roms/run.sh 2>&1 | tee tests/out/roms.log
@@ -88,7 +95,12 @@ count_suite "generator boots" "${PIPESTATUS[0]}" tests/out/generators.log
 tests/generators/rom-persist.sh 2>&1 | tee tests/out/rom-persist.log
 count_suite "ROM capture across switch_root and a rebuild" "${PIPESTATUS[0]}" tests/out/rom-persist.log
 
+stage "the .deb: contents, lintian, install / purge / upgrade in initramfs-tools and dracut roots, boots"
+tests/packaging/deb.sh 2>&1 | tee tests/out/deb.log
+count_suite "deb package" "${PIPESTATUS[0]}" tests/out/deb.log
+
 stage "result"
 [ "${#failures[@]}" -eq 0 ] || printf 'failed: %s\n' "${failures[@]}"
-echo "total: $passed passed, $failed failed"
+# Skipped checks are counted apart, never as passed.
+echo "total: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

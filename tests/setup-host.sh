@@ -2,10 +2,14 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
 #
 # Prepares a Debian bookworm host for the tests: Debian packages (QEMU,
-# busybox-static, kmod, cpio, strace, time, make, binutils), the musl Rust
-# target and rustfmt/clippy, and the Debian kernel linux-image-amd64 depends
-# on, downloaded and extracted (not installed) into tests/.cache/kernel/ with
-# its modules.dep. Idempotent: a second run changes nothing.
+# busybox-static, kmod, cpio, strace, time, make, binutils; dpkg-dev, debhelper
+# and lintian for the .deb; git for `make dist`; dash for the hooks), the musl
+# Rust target, rustfmt and clippy, nightly with rust-src (the size-tuned
+# build, measured by tests/size-budget.sh), cargo-fuzz (crates.io), and the
+# Debian kernel linux-image-amd64 depends on, downloaded and extracted (not
+# installed) into tests/.cache/kernel/ with its modules.dep. The generator
+# and package suites add debootstrap and e2fsprogs. Idempotent: a second run
+# changes nothing.
 #
 #   tests/setup-host.sh          install what is missing (needs root)
 #   tests/setup-host.sh --check  only verify; exit 1 naming what is missing
@@ -26,8 +30,8 @@ MUSL_TARGET=x86_64-unknown-linux-musl
 # so a package that installs without its command still fails loudly).
 # strace and time serve the benchmark; make and binutils (readelf) the static
 # build and its size check in tests/run-all.sh.
-PACKAGES="qemu-system-x86 busybox-static kmod cpio strace time gzip make binutils"
-COMMANDS="qemu-system-x86_64 busybox kmod modprobe depmod cpio strace /usr/bin/time gzip ldd dpkg-deb make readelf"
+PACKAGES="qemu-system-x86 busybox-static kmod cpio strace time gzip make binutils dpkg-dev debhelper lintian git dash"
+COMMANDS="qemu-system-x86_64 busybox kmod modprobe depmod cpio strace /usr/bin/time gzip ldd dpkg-deb make readelf dpkg-buildpackage dh lintian git dash"
 # rustup components tests/run-all.sh uses (fmt and clippy checks).
 RUST_COMPONENTS="rustfmt clippy"
 
@@ -162,7 +166,7 @@ if [ -n "$mr" ]; then
     rustup component add $mr || die "rustup component add $mr failed"
 fi
 
-# `make static` (the shipped, size-tuned binary) rebuilds std with nightly cargo: it needs the
+# `make small` (the opt-in size-tuned binary) rebuilds std with nightly cargo: it needs the
 # nightly toolchain's rust-src and its musl target.
 if ! rustc +nightly --version >/dev/null 2>&1; then
     say "rustup toolchain install nightly --profile minimal"

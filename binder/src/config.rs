@@ -309,11 +309,57 @@ fn rom_want(v: &str) -> Result<RomWant, InputError> {
     Ok(RomWant::Devices(list))
 }
 
+/// A bare key means yes; values in any case, as the kernel's own `kstrtobool()` takes them.
 fn boolean(key: &'static str, value: Option<&str>) -> Result<bool, InputError> {
-    match value {
-        None | Some("1" | "y" | "yes" | "on" | "true") => Ok(true),
-        Some("0" | "n" | "no" | "off" | "false") => Ok(false),
-        Some(v) => Err(bad(key, v, "yes or no (1/0, on/off, true/false)")),
+    let Some(v) = value else { return Ok(true) };
+    let is = |words: &[&str]| words.iter().any(|w| v.eq_ignore_ascii_case(w));
+    if is(&["1", "y", "yes", "on", "true"]) {
+        Ok(true)
+    } else if is(&["0", "n", "no", "off", "false"]) {
+        Ok(false)
+    } else {
+        Err(bad(key, v, "yes or no (1/0, on/off, true/false)"))
+    }
+}
+
+/// The settings as `/etc/vfio-early.conf` lines (`vfio-early config`): every key with its
+/// effective value, in a form `apply_file` reads back to the same settings.
+pub struct FileForm<'a>(pub &'a Settings);
+
+impl fmt::Display for FileForm<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0;
+        let yn = |b: bool| if b { "yes" } else { "no" };
+        for e in &s.entries {
+            writeln!(f, "devices = {}", e.text.as_str())?;
+        }
+        writeln!(f, "off = {}", yn(s.off))?;
+        let group = match s.group {
+            GroupPolicy::Companions => "companions",
+            GroupPolicy::Whole => "whole",
+            GroupPolicy::Strict => "strict",
+        };
+        writeln!(f, "group = {group}")?;
+        let on_fail = match s.on_fail {
+            OnFail::Release => "release",
+            OnFail::Fence => "fence",
+        };
+        writeln!(f, "on-fail = {on_fail}")?;
+        writeln!(f, "timeout = {}", s.timeout_ms / 1000)?;
+        writeln!(f, "dry-run = {}", yn(s.dry_run))?;
+        writeln!(f, "debug = {}", yn(s.debug))?;
+        match &s.rom {
+            RomWant::None => writeln!(f, "rom = none")?,
+            RomWant::Display => writeln!(f, "rom = display")?,
+            RomWant::Devices(list) => {
+                f.write_str("rom = ")?;
+                for (i, b) in list.iter().enumerate() {
+                    write!(f, "{}{b}", if i == 0 { "" } else { "," })?;
+                }
+                writeln!(f)?;
+            }
+        }
+        writeln!(f, "build-strict = {}", yn(s.build_strict))
     }
 }
 
@@ -327,6 +373,42 @@ mod tests {
         s.apply_file(file, &mut p);
         s.apply_cmdline(cmdline.as_bytes(), Origin::Cmdline, &mut p);
         (s, p)
+    }
+
+    #[test]
+    fn booleans_take_any_case_and_a_bare_key() {
+        for (file, want) in [
+            ("build-strict", true),
+            ("build-strict = YES", true),
+            ("build_strict = On", true),
+            ("build-strict = N", false),
+            ("build-strict = False", false),
+        ] {
+            let (s, p) = from("", file);
+            assert!(p.is_empty(), "{file}: {p:?}");
+            assert_eq!(s.build_strict, want, "{file}");
+        }
+        let (s, p) = from("", "build-strict = ture");
+        assert!(!s.build_strict && p.len() == 1, "{p:?}");
+    }
+
+    #[test]
+    fn file_form_reads_back_to_the_same_settings() {
+        for (cmdline, file) in [
+            ("", ""),
+            (
+                "vfio-early.devices=01:00.0@10de:1c03+unbind,10de:1c03:1043:85f4 vfio-early.rom=01:00.0,2:0.1",
+                "group = strict\non-fail = fence\ntimeout = 3\ndry-run\ndebug = yes\noff = 1\nbuild-strict = on",
+            ),
+            ("vfio-early.rom=display vfio-early.group=whole", "devices = 0000:05:00.0@1b21:2142+guarded"),
+        ] {
+            let (s, p) = from(cmdline, file);
+            assert!(p.is_empty(), "{p:?}");
+            let text = FileForm(&s).to_string();
+            let (back, p) = from("", &text);
+            assert!(p.is_empty(), "{text}: {p:?}");
+            assert_eq!(back, s, "{text}");
+        }
     }
 
     fn texts(s: &Settings) -> Vec<&str> {

@@ -14,6 +14,7 @@ vfio-early: bind chosen PCI devices to vfio-pci from the initramfs, before any n
 Usage:
   vfio-early [bind] [--root DIR]              act (inside an initramfs only; always exits 0 there)
   vfio-early plan [--root DIR] [--cmdline S]  show what a boot would do; change nothing
+  vfio-early config [--root DIR]              what /etc/vfio-early.conf sets, read by the boot's parser
   vfio-early rom COMMAND [--root DIR] ...     inspect, clean, persist ROMs (vfio-early rom --help)
   vfio-early --help | --version
 
@@ -36,18 +37,21 @@ Kernel command line (the same keys work in /etc/vfio-early.conf without the pref
   vfio-early.rom=display|BDF,...             capture these expansion ROMs at boot (once)
 
 Exit codes of plan: 0 every entry would be bound, 1 something is refused or malformed, 2 usage.
+Exit codes of config: 0 clean, 1 a problem (named on stderr), 2 unreadable file or usage.
 The kernel log (dmesg | grep vfio-early) and /run/vfio-early/state.json say what happened.
 ";
 
 /// What the command line asks for.
 enum Cmd {
     Run(Options),
+    Config(PathBuf),
     Rom(PathBuf, Vec<String>),
 }
 
 fn main() -> ExitCode {
     match parse(std::env::args().skip(1)) {
         Ok(Some(Cmd::Run(opts))) => ExitCode::from(run::run(&opts) as u8),
+        Ok(Some(Cmd::Config(root))) => ExitCode::from(run::config(&Root::new(root)) as u8),
         Ok(Some(Cmd::Rom(root, args))) => {
             ExitCode::from(romcli::main(&Root::new(root), &args) as u8)
         }
@@ -92,7 +96,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Cmd>, String> 
             }
             "--root" => opts.root = args.next().ok_or("--root needs a directory")?.into(),
             "--cmdline" => opts.cmdline = Some(args.next().ok_or("--cmdline needs a string")?),
-            "bind" | "plan" if command.is_none() => {
+            "bind" | "plan" | "config" if command.is_none() => {
                 command = Some(arg.clone());
                 if arg == "plan" {
                     opts.mode = Mode::Plan;
@@ -103,6 +107,12 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Cmd>, String> 
     }
     if let Some(rest) = rom_args {
         return Ok(Some(Cmd::Rom(opts.root, rest)));
+    }
+    if command.as_deref() == Some("config") {
+        if opts.cmdline.is_some() {
+            return Err("--cmdline goes with plan".into());
+        }
+        return Ok(Some(Cmd::Config(opts.root)));
     }
     if opts.cmdline.is_some() && opts.mode != Mode::Plan {
         return Err("--cmdline goes with plan".into());

@@ -24,6 +24,7 @@ pub const CONFIG_CAP: usize = 16384;
 pub const MAX_CMDLINE_D: usize = 16;
 
 pub const STATE_FILE: &str = "run/vfio-early/state.json";
+pub const CONFIG_FILE: &str = "etc/vfio-early.conf";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -60,18 +61,8 @@ pub fn read_input(root: &Root, cmdline: Option<&str>) -> Input {
     let too_long =
         |p: &mut Problems, origin, cap| p.push(origin, crate::config::InputError::TooLong(cap));
 
-    if let Ok(Some((text, cut))) =
-        sysfs::read_optional(&root.path("etc/vfio-early.conf"), CONFIG_CAP)
-    {
-        settings.apply_file(&text, &mut problems);
-        if cut {
-            too_long(
-                &mut problems,
-                Origin::ConfigLine(text.lines().count() as u32 + 1),
-                CONFIG_CAP,
-            );
-        }
-    }
+    // Unreadable: as if absent at boot (`vfio-early config` names the error).
+    let _ = apply_config_file(root, &mut settings, &mut problems);
     // dracut's getcmdline(): cmdline.d first, /proc/cmdline last (it wins).
     let mut confs: heapless::Vec<PathBuf, MAX_CMDLINE_D> = heapless::Vec::new();
     if let Ok(dir) = std::fs::read_dir(root.path("etc/cmdline.d")) {
@@ -106,6 +97,53 @@ pub fn read_input(root: &Root, cmdline: Option<&str>) -> Input {
         settings,
         problems,
         cmdline_ids,
+    }
+}
+
+/// Applies `/etc/vfio-early.conf` (absent: nothing to apply).
+fn apply_config_file(
+    root: &Root,
+    settings: &mut Settings,
+    problems: &mut Problems,
+) -> Result<(), sysfs::SysError> {
+    if let Some((text, cut)) = sysfs::read_optional(&root.path(CONFIG_FILE), CONFIG_CAP)? {
+        settings.apply_file(&text, problems);
+        if cut {
+            let origin = Origin::ConfigLine(text.lines().count() as u32 + 1);
+            problems.push(origin, crate::config::InputError::TooLong(CONFIG_CAP));
+        }
+    }
+    Ok(())
+}
+
+/// `vfio-early config`: what `/etc/vfio-early.conf` sets, read by the boot's own parser, one
+/// `key = value` line per key on stdout, every problem named on stderr. The generator hooks
+/// ask it for `build-strict`. Exit 0 clean, 1 problems (the output is what a boot would apply),
+/// 2 unreadable file or unwritable output.
+pub fn config(root: &Root) -> i32 {
+    use std::io::Write;
+    let mut settings = Settings::default();
+    let mut problems = Problems::default();
+    if let Err(e) = apply_config_file(root, &mut settings, &mut problems) {
+        eprintln!("vfio-early: {e}");
+        return EXIT_USAGE;
+    }
+    for p in &problems.kept {
+        eprintln!("vfio-early: {p}");
+    }
+    if problems.dropped > 0 {
+        eprintln!("vfio-early: {} more problems not shown", problems.dropped);
+    }
+    let text = crate::config::FileForm(&settings).to_string();
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        eprintln!("vfio-early: cannot write the settings: {e}");
+        return EXIT_USAGE;
+    }
+    if problems.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_REFUSED
     }
 }
 

@@ -483,3 +483,46 @@ fn help_and_version() {
     assert_eq!(code, 0);
     assert!(out.starts_with("vfio-early "));
 }
+
+/// `vfio-early config`: the file's settings by the boot's parser (what the hooks ask for
+/// build-strict); problems named on stderr with exit 1, an unreadable file exit 2.
+#[test]
+fn config_reports_the_file_and_names_its_problems() {
+    let t = FakeTree::new();
+    let (code, out, err) = run(&t, &["config"]);
+    assert_eq!(code, 0, "no file: defaults; stderr: {err}");
+    assert!(
+        out.contains("build-strict = no\n") && out.contains("group = companions\n"),
+        "{out}"
+    );
+
+    t.file(
+        "etc/vfio-early.conf",
+        "devices = 01:00.0, zz:00.0\nBUILD_STRICT\nbuild-strict = YES # wanted\nfoo = 1\n",
+    );
+    let (code, out, err) = run(&t, &["config"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        out.contains("devices = 01:00.0\n") && out.contains("build-strict = yes\n"),
+        "{out}"
+    );
+    assert!(
+        err.contains("line 1: bad device entry \"zz:00.0\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("line 2: unknown key \"BUILD_STRICT\""),
+        "{err}"
+    );
+    assert!(err.contains("line 4: unknown key \"foo\""), "{err}");
+
+    let conf = t.root.join("etc/vfio-early.conf");
+    std::fs::remove_file(&conf).expect("remove the file");
+    std::fs::create_dir(&conf).expect("a directory in its place");
+    let (code, out, err) = run(&t, &["config"]);
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert!(err.contains("vfio-early.conf"), "{err}");
+
+    let (code, _, err) = run(&t, &["config", "--cmdline", "x"]);
+    assert_eq!(code, 2, "{err}");
+}

@@ -13,11 +13,12 @@ depends() {
 
 # Sources hook-lib and sets `missing` (what this kernel's image would lack); fails without hook-lib.
 _vfio_early_ready() {
-    # shellcheck source=/dev/null
-    if ! . @HOOKLIBDIR@/hook-lib.sh 2>/dev/null; then
+    if [ ! -r @HOOKLIBDIR@/hook-lib.sh ]; then
         derror "vfio-early: @HOOKLIBDIR@/hook-lib.sh is missing: the image is built without vfio-early"
         return 1
     fi
+    # shellcheck source=/dev/null
+    . @HOOKLIBDIR@/hook-lib.sh
     missing=$(ve_missing "$kernel")
 }
 
@@ -45,7 +46,8 @@ install() {
         derror "$(ve_missing_message "$missing")"
         return 0
     fi
-    inst_simple "$VE_BIN" /usr/bin/vfio-early
+    # inst_binary: a dynamic build brings its libraries (inst_simple would copy the file alone).
+    inst_binary "$VE_BIN" /usr/bin/vfio-early
     [ -f "$VE_CONF" ] && inst_simple "$VE_CONF" /etc/vfio-early.conf
     ve_write_image_files "$initdir"
     if dracut_module_included systemd; then

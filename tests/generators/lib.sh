@@ -61,11 +61,12 @@ gen_sha() { sha256sum | cut -c1-16; }
 # ---------------------------------------------------------------- mounts
 GEN_MOUNTS=()
 
-# True when something is mounted at or below $1 (never rm -rf through it).
+# True when something is mounted at or below $1 (never rm -rf through it); with "below", only
+# strictly below (a root that is itself a mount point, an overlay, may be mounted into).
 gen_has_mounts() {
     local d
     d=$(readlink -f "$1")
-    awk -v d="$d" '$2 == d || index($2, d "/") == 1 { found = 1 } END { exit !found }' /proc/self/mounts
+    awk -v d="$d" -v below="${2:-}" '(below == "" && $2 == d) || index($2, d "/") == 1 { found = 1 } END { exit !found }' /proc/self/mounts
 }
 
 # Modules the hostonly build sees as loaded (see gen_mount_root): those of a
@@ -81,7 +82,7 @@ GEN_FAKE_LOADED="ext4 jbd2 mbcache crc16 virtio_blk virtio_pci virtio_pci_modern
 # modules, or with vfio loaded, could not show that the vfio modules survive.
 gen_mount_root() {
     local r=$1 fake=${2:-} e m
-    gen_has_mounts "$r" && { h_err "something is already mounted under $r"; return 1; }
+    gen_has_mounts "$r" below && { h_err "something is already mounted under $r"; return 1; }
     if [ "$fake" = fake-modules ]; then
         mkdir -p "$r/.vfiotest-proc" || return 1
         mount -t proc proc "$r/.vfiotest-proc" || return 1
@@ -275,6 +276,7 @@ gen_uninstall() {
 #   conf   main plus /etc/vfio-early.conf with "devices = 01:00.0"
 #   nobin  main without /usr/bin/vfio-early (the hooks must say so and still build)
 #   strict nobin plus "build-strict = yes" in /etc/vfio-early.conf (the build must fail)
+#   dyn    main with the native glibc build (`make TARGET=`, dynamically linked) as the binary
 gen_set_root_state() {
     local r=$1 v=$2
     gen_uninstall "$r"
@@ -282,10 +284,11 @@ gen_set_root_state() {
     mkdir -p "$r$GEN_STATE_DIR"
     [ "$v" = bare ] && return 0
     printf '%s\n' "$GEN_INSTALL_FILES" >"$r$GEN_STATE_DIR/manifest"
-    make -s -C "$REPO_DIR" install DESTDIR="$r" >"$GEN_OUT/make-install-root.log" 2>&1 ||
+    # shellcheck disable=SC2046 # no word or one: TARGET= for the native build
+    make -s -C "$REPO_DIR" install DESTDIR="$r" $([ "$v" != dyn ] || echo TARGET=) >"$GEN_OUT/make-install-root.log" 2>&1 ||
         { h_err "make install DESTDIR=$r failed (see $GEN_OUT/make-install-root.log)"; return 1; }
     case $v in
-        main) ;;
+        main | dyn) ;;
         conf) printf '# written by tests/generators\ndevices = 01:00.0\n' >"$r/etc/vfio-early.conf" ;;
         nobin) mv "$r/usr/bin/vfio-early" "$r$GEN_STATE_DIR/vfio-early.aside" ;;
         strict)
@@ -321,6 +324,7 @@ gen_image_key() {
     {
         echo "$(gen_root_key) $flavour $variant $(gen_test_pieces_key)"
         [ "$variant" = bare ] || echo "$GEN_INSTALL_KEY"
+        [ "$variant" != dyn ] || sha256sum <"$REPO_DIR/target/release/vfio-early"
         gen_build_cmd "$flavour" OUT
         [ "$flavour" != dho ] || echo "$GEN_FAKE_LOADED"
         declare -f gen_set_root_state gen_build_image gen_build_cmd gen_mount_root
@@ -561,11 +565,12 @@ gen_rootfs_ensure() {
 }
 
 # ---------------------------------------------------------------- boots
-# gen_boot DIR IMAGE ARGS: the two-card machine of tests/qemu/lib.sh, plus the
-# real root on a virtio disk (QEMU writes go to a throw-away overlay).
+# gen_boot DIR IMAGE ARGS [PIECES]: the two-card machine of tests/qemu/lib.sh (PIECES: its
+# machine_args, default "card2"), plus the real root on a virtio disk (QEMU writes go to a
+# throw-away overlay).
 gen_boot() {
     local dir=$1 img=$2 args=$3
-    machine_args "card2" || return 1
+    machine_args "${4:-card2}" || return 1
     # shellcheck disable=SC2054 # the commas are QEMU's option syntax
     boot_vm "$dir" "$img" "$MACHINE_APPEND root=/dev/vda ro rootfstype=ext4 rd.shell=0 rd.emergency=poweroff $GEN_LOG_ARGS${args:+ $args}" \
         "${MACHINE_QEMU[@]}" -m 1024 \

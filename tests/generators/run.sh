@@ -62,8 +62,8 @@ if [ -n "$missing" ]; then
 fi
 export PATH="$PATH:/usr/sbin:/sbin"
 mkdir -p "$GEN_OUT"
-(cd "$REPO_DIR" && make static) >"$GEN_OUT/make-static.log" 2>&1 ||
-    { h_err "make static failed (see $GEN_OUT/make-static.log)"; exit 1; }
+(cd "$REPO_DIR" && make static && make TARGET=) >"$GEN_OUT/make-static.log" 2>&1 ||
+    { h_err "make (static and native) failed (see $GEN_OUT/make-static.log)"; exit 1; }
 
 # ---------------------------------------------------------------- root and images
 phase "chroot root"
@@ -84,6 +84,8 @@ gen_build_phase nobin its dsd dsh || build_failed=1
 # build-strict = yes and no binary: these builds must fail (dracut's shell and
 # systemd flavours share the module's code: one dracut build is enough).
 gen_build_phase strict its dsd || build_failed=1
+# The native glibc build (dynamic): the hooks must bring its libraries.
+gen_build_phase dyn its dsd || build_failed=1
 # Leave the root as a user would have it: vfio-early installed, no config.
 gen_set_root_state "$GEN_ROOT" main || exit 1
 
@@ -129,6 +131,7 @@ conf          | its dsd dsh | conf  |                                           
 preload       | its dsd dsh | main  | vfio-early.devices=01:00.0 test.preload=vfio-pci  | $CARD1_VFIO $CARD2_NATIVE               | bound to vfio-pci via drivers_probe; summary: 2 bound | ran before-udev preloaded
 rd-driver-pre | dsd dsh     | main  | vfio-early.devices=01:00.0 rd.driver.pre=vfio-pci | $CARD1_VFIO $CARD2_NATIVE               | bound to vfio-pci via; summary: 2 bound       | ran
 nobin         | its dsd dsh | nobin | vfio-early.devices=01:00.0                        | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci |                                               | notran buildmsg
+dyn           | its dsd     | dyn   | vfio-early.devices=01:00.0                        | $CARD1_VFIO $CARD2_NATIVE               | (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound | ran before-udev dynlibs
 "
 
 selected() {
@@ -217,6 +220,17 @@ for ((i = 0; i < ${#N[@]}; i++)); do
                     reasons+=$'\n'"preload at ${pre%% *} not before the binder's first record at $first"
                 fi
                 ;;
+            dynlibs)
+                # The image's binary is the dynamic one, and every library it needs is in the image.
+                list=$(gen_image_listing "${IMG[i]}" | awk '{ print $2 }')
+                gen_image_file "${IMG[i]}" usr/bin/vfio-early >"$dir/vfio-early.bin"
+                if ! readelf -lW "$dir/vfio-early.bin" 2>/dev/null | grep -q INTERP; then
+                    reasons+=$'\n'"the image's usr/bin/vfio-early is not the dynamic build"
+                fi
+                for lib in $(ldd "$REPO_DIR/target/release/vfio-early" | awk '$2 == "=>" { print $1 } $1 ~ /^\// { print $1 }'); do
+                    grep -qE "(^|/)${lib##*/}\$" <<<"$list" || reasons+=$'\n'"the image lacks ${lib##*/}, which the binary needs"
+                done
+                ;;
             buildmsg) grep -qF 'vfio-early: missing /usr/bin/vfio-early' "${IMG[i]}.log" ||
                 reasons+=$'\n'"the build output does not name the missing /usr/bin/vfio-early (see ${IMG[i]}.log)" ;;
         esac
@@ -298,6 +312,33 @@ for f in its dsd; do
         result "$f-strict-build" FAIL "generator exit status ${st:-?} (see $img.log)" "$reasons"
     fi
 done
+
+# The initramfs-tools build hook under dash (initramfs-tools runs hooks with /bin/sh) with
+# hook-lib.sh missing: it must say so and let the image build go on (exit 0). dash exits at
+# once when `.` cannot read its file, so sourcing without a test first would kill the hook.
+if selected its-nolib-dash; then
+    lib="$GEN_ROOT/usr/lib/vfio-early/hook-lib.sh"
+    reasons=""
+    if [ ! -f "$lib" ]; then
+        reasons="$lib is not installed (root state main expected)"
+    else
+        mv "$lib" "$lib.aside"
+        out=$(gen_chroot "$GEN_ROOT" DESTDIR=/var/tmp/vfiotest-nolib version="$GEN_KVER" verbose=n \
+            dash /usr/share/initramfs-tools/hooks/vfio-early 2>&1)
+        rc=$?
+        mv "$lib.aside" "$lib"
+        rm -rf "$GEN_ROOT/var/tmp/vfiotest-nolib"
+        [ "$rc" -eq 0 ] || reasons+="the hook exited $rc under dash (the image build would fail)"$'\n'
+        grep -qF 'hook-lib.sh is missing: the image is built without vfio-early' <<<"$out" ||
+            reasons+="the hook did not say what is missing: $out"$'\n'
+    fi
+    reasons=$(sed '/^$/d' <<<"$reasons")
+    if [ -z "$reasons" ]; then
+        result its-nolib-dash OK "exit $rc: $out"
+    else
+        result its-nolib-dash FAIL "" "$reasons"
+    fi
+fi
 
 # Scenario 5: the hostonly dracut image keeps the vfio modules (listing, no boot).
 if selected dho-hostonly-modules; then

@@ -1,0 +1,322 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT OR Apache-2.0
+#
+# The .deb, installed the way a user installs it, into real Debian roots, and the images the
+# package manager rebuilt, booted under QEMU. Two roots, each an overlay over the generator
+# suite's cached bookworm chroot (tests/generators/lib.sh), so nothing is debootstrapped twice:
+#   its     initramfs-tools (the chroot as it is, plus the image a Debian system has)
+#   dracut  Debian's `dracut` package installed (it replaces initramfs-tools)
+# In each, with no manual image command anywhere:
+#   1. apt install ./vfio-early_*.deb   -> the trigger rebuilt /boot/initrd.img-* with vfio-early;
+#      boot with vfio-early.devices=01:00.0: card A on vfio-pci, its twin and the boot VGA native
+#   2. apt purge vfio-early              -> image rebuilt without it, every package file gone;
+#      boot with the same argument: all native
+#   3. apt install the previous build, write /etc/vfio-early.conf, apt install the current one
+#      -> the file untouched, the image rebuilt; boot with no argument: card A from the file
+# Plus the package itself: contents, no conffile, the trigger, no update-initramfs call in a
+# maintainer script, lintian (no errors, every warning listed in the README).
+# Ends with "N passed, M failed".
+#
+#   tests/packaging/deb.sh        (as root; JOBS boots at a time, default 2)
+set -u
+# shellcheck source=tests/generators/lib.sh
+. "$(dirname "$0")/../generators/lib.sh"
+
+[ "$(id -u)" -eq 0 ] || { h_err "must run as root (chroot, overlay mounts)"; exit 2; }
+export PATH="$PATH:/usr/sbin:/sbin"
+DEB_OUT="$OUT_DIR/deb"
+DEB_CACHE="$GEN_CACHE/deb"
+T_START=$SECONDS
+phase() { h_say "[$((SECONDS - T_START)) s] $*"; }
+
+PASSED=0 FAILED=0
+result() { # NAME OK|FAIL DETAIL [REASONS]
+    if [ "$2" = OK ]; then
+        PASSED=$((PASSED + 1))
+        printf 'PASS %-28s %s\n' "$1" "$3"
+    else
+        FAILED=$((FAILED + 1))
+        printf 'FAIL %-28s %s\n' "$1" "$3"
+        [ -z "${4:-}" ] || printf '%s\n' "$4" | sed '/^$/d; s/^/       reason: /'
+    fi
+}
+# verdict NAME DETAIL REASONS: OK when REASONS is empty.
+verdict() {
+    if [ -z "$(sed '/^$/d' <<<"$3")" ]; then result "$1" OK "$2"; else result "$1" FAIL "$2" "$3"; fi
+}
+
+# ---------------------------------------------------------------- overlays
+OVL_MOUNTS=()
+# ovl_mount MERGED UPPER LOWER...: an overlay whose writes land in UPPER.
+ovl_mount() {
+    local merged=$1 upper=$2 lowers
+    shift 2
+    lowers=$(IFS=:; echo "$*")
+    mkdir -p "$merged" "$upper" "$upper.work" || return 1
+    mount -t overlay overlay -o "lowerdir=$lowers,upperdir=$upper,workdir=$upper.work" "$merged" || return 1
+    OVL_MOUNTS+=("$merged")
+}
+ovl_umount_all() {
+    local i
+    gen_umount_all
+    for ((i = ${#OVL_MOUNTS[@]} - 1; i >= 0; i--)); do
+        umount "${OVL_MOUNTS[i]}" 2>/dev/null || umount -l "${OVL_MOUNTS[i]}"
+    done
+    OVL_MOUNTS=()
+}
+
+# The cached layer a flavour's root adds to the chroot, and how it is made (the function text is
+# part of the cache key).
+layer_its() {
+    # A Debian system has an image before any package triggers a rebuild (`update-initramfs -u`
+    # updates existing images only).
+    gen_chroot "$1" update-initramfs -c -k "$GEN_KVER"
+}
+layer_dracut() {
+    # zstd and no hostonly: a quick, deterministic build (an admin's ordinary dracut.conf.d).
+    mkdir -p "$1/etc/dracut.conf.d" &&
+        printf 'compress="zstd"\nhostonly="no"\n' >"$1/etc/dracut.conf.d/90-vfiotest.conf" || return 1
+    gen_chroot "$1" DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends dracut &&
+        gen_chroot "$1" apt-get clean || return 1
+    # Its postinst builds an image when the kernel has none yet.
+    [ -f "$1/boot/initrd.img-$GEN_KVER" ] || gen_chroot "$1" dracut -f --kver "$GEN_KVER"
+}
+layer_dir() { printf '%s/%s-%s\n' "$DEB_CACHE" "$1" "$({ gen_root_key; declare -f "layer_$1"; } | gen_sha)"; }
+
+# layer_ensure FLAVOUR: builds the flavour's layer once (an overlay's upper directory).
+layer_ensure() {
+    local f=$1 dir log
+    dir=$(layer_dir "$f")
+    [ -f "$dir/.complete" ] && return 0
+    rm -rf "$DEB_CACHE/$f"-*
+    log="$DEB_OUT/layer-$f.log"
+    h_say "building the $f layer (log $log)"
+    ovl_mount "$DEB_OUT/layer-$f" "$dir/upper" "$GEN_ROOT" || return 1
+    gen_mount_root "$DEB_OUT/layer-$f" || { ovl_umount_all; return 1; }
+    local rc=0
+    "layer_$f" "$DEB_OUT/layer-$f" >"$log" 2>&1 || rc=$?
+    ovl_umount_all
+    rm -rf "$dir/upper.work"
+    [ "$rc" -eq 0 ] || { h_err "the $f layer failed (see $log)"; return 1; }
+    touch "$dir/.complete"
+}
+
+# ---------------------------------------------------------------- one flavour's session
+# session FLAVOUR: the install, purge and upgrade steps in a fresh overlay; copies the images to
+# boot into $DEB_OUT/FLAVOUR/ and prints check lines "NAME|OK or FAIL|detail|reasons".
+session() {
+    local f=$1 root out img marker files reasons
+    out="$DEB_OUT/$f"
+    root="$out/root"
+    rm -rf "$out"
+    mkdir -p "$out"
+    ovl_mount "$root" "$out/upper" "$(layer_dir "$f")/upper" "$GEN_ROOT" || return 1
+    gen_mount_root "$root" || return 1
+    cp "$DEB" "$DEB_PREV" "$root/var/tmp/" || return 1
+    img="$root/boot/initrd.img-$GEN_KVER"
+    marker="$out/marker"
+    apt_do() { # LOG ARGS...: apt-get in the root, output in LOG
+        local log=$1
+        shift
+        touch "$marker"
+        sleep 1 # the image must be strictly newer than the marker
+        gen_chroot "$root" DEBIAN_FRONTEND=noninteractive apt-get "$@" >"$out/$log" 2>&1
+    }
+    # image_has NAME WANT(yes|no) LOG: the rebuilt image, with or without vfio-early.
+    image_check() {
+        local name=$1 want=$2 log=$3 copy=$4 r="" list
+        [ "$img" -nt "$marker" ] || r+="the image was not rebuilt (see $out/$log)"$'\n'
+        if [ "$f" = its ]; then
+            grep -q "Processing triggers for initramfs-tools" "$out/$log" || r+="no initramfs-tools trigger in $out/$log"$'\n'
+        else
+            grep -q "Processing triggers for dracut" "$out/$log" || r+="no dracut trigger in $out/$log"$'\n'
+        fi
+        cp "$img" "$out/$copy"
+        list=$(gen_image_listing "$out/$copy" | awk '{ print $2 }')
+        if [ "$want" = yes ]; then
+            grep -qx 'usr/bin/vfio-early' <<<"$list" || r+="usr/bin/vfio-early not in the rebuilt image"$'\n'
+            grep -qE '/vfio-pci\.ko' <<<"$list" || r+="vfio-pci.ko not in the rebuilt image"$'\n'
+        else
+            ! grep -q 'vfio-early' <<<"$list" || r+="the rebuilt image still has: $(grep 'vfio-early' <<<"$list" | tr '\n' ' ')"$'\n'
+        fi
+        printf '%s|%s|%s|%s\n' "$name" "$([ -z "$r" ] && echo OK || echo FAIL)" \
+            "image $(stat -c %s "$img") bytes, $(grep -c . <<<"$list") entries" "$(tr '\n' ';' <<<"$r")"
+    }
+    local unit=etc/systemd/system/sysinit.target.wants/vfio-early-rom-persist.service
+
+    # 1. install
+    apt_do install.log install -y -q "/var/tmp/${DEB##*/}"
+    image_check "$f-install-image" yes install.log install.img
+    reasons=""
+    [ -L "$root/$unit" ] || reasons+="the ROM persist unit is not enabled ($unit)"$'\n'
+    [ ! -e "$root/etc/vfio-early.conf" ] || reasons+="/etc/vfio-early.conf was shipped"$'\n'
+    files=$(gen_chroot "$root" dpkg -L vfio-early)
+    printf '%s|%s|%s|%s\n' "$f-install-state" "$([ -z "$reasons" ] && echo OK || echo FAIL)" \
+        "$(grep -c . <<<"$files") paths from dpkg -L; persist unit enabled" "$(tr '\n' ';' <<<"$reasons")"
+
+    # 2. purge
+    apt_do purge.log purge -y -q vfio-early
+    image_check "$f-purge-image" no purge.log purge.img
+    reasons=""
+    while IFS= read -r p; do
+        [ -n "$p" ] && [ "$p" != /. ] || continue
+        if [ -d "$root$p" ]; then
+            # A directory is the package's own when nothing else is in it.
+            case $p in */vfio-early | */50vfio-early) reasons+="directory left: $p"$'\n' ;; esac
+        elif [ -e "$root$p" ] || [ -L "$root$p" ]; then
+            reasons+="file left: $p"$'\n'
+        fi
+    done <<<"$files"
+    [ ! -e "$root/$unit" ] && [ ! -L "$root/$unit" ] || reasons+="the persist unit link is left"$'\n'
+    printf '%s|%s|%s|%s\n' "$f-purge-files" "$([ -z "$reasons" ] && echo OK || echo FAIL)" \
+        "every file of dpkg -L gone" "$(tr '\n' ';' <<<"$reasons")"
+
+    # 3. upgrade from the previous build with the admin's configuration
+    apt_do prev.log install -y -q "/var/tmp/${DEB_PREV##*/}"
+    printf '# the admin'"'"'s file\ndevices = 01:00.0   # card A\n' >"$root/etc/vfio-early.conf"
+    local before after
+    before=$(sha256sum <"$root/etc/vfio-early.conf")
+    apt_do upgrade.log install -y -q "/var/tmp/${DEB##*/}"
+    image_check "$f-upgrade-image" yes upgrade.log upgrade.img
+    after=$(sha256sum <"$root/etc/vfio-early.conf")
+    reasons=""
+    [ "$before" = "$after" ] || reasons+="/etc/vfio-early.conf changed by the upgrade"$'\n'
+    grep -q "Unpacking vfio-early (${DEB_VERSION}) over (${DEB_PREV_VERSION})" "$out/upgrade.log" ||
+        reasons+="not an upgrade from $DEB_PREV_VERSION (see $out/upgrade.log)"$'\n'
+    ! grep -qiE 'conffile|\*\*\* vfio-early.conf' "$out/upgrade.log" || reasons+="dpkg asked about a conffile"$'\n'
+    gen_chroot "$root" vfio-early config >"$out/config.txt" 2>&1 || reasons+="vfio-early config failed: $(cat "$out/config.txt")"$'\n'
+    printf '%s|%s|%s|%s\n' "$f-upgrade-conf" "$([ -z "$reasons" ] && echo OK || echo FAIL)" \
+        "$DEB_PREV_VERSION -> $DEB_VERSION, /etc/vfio-early.conf untouched" "$(tr '\n' ';' <<<"$reasons")"
+    ovl_umount_all
+    rm -rf "$out/upper" "$out/upper.work"
+}
+
+# ---------------------------------------------------------------- main
+trap 'ovl_umount_all' EXIT
+trap 'exit 130' INT TERM
+mkdir -p "$DEB_OUT" "$DEB_CACHE"
+phase "host, root and package"
+ensure_host || exit 1
+gen_root_ensure || exit 1
+(cd "$REPO_DIR" && make -s static) >"$DEB_OUT/make.log" 2>&1 || { h_err "make failed (see $DEB_OUT/make.log)"; exit 1; }
+gen_rootfs_ensure || exit 1
+# The chroot as a user has it before installing: no `make install` leftovers of other suites.
+gen_set_root_state "$GEN_ROOT" bare || exit 1
+(cd "$REPO_DIR" && make deb) >"$DEB_OUT/make-deb.log" 2>&1 || { h_err "make deb failed (see $DEB_OUT/make-deb.log)"; exit 1; }
+DEB=$(ls "$REPO_DIR"/target/debian/vfio-early_*.deb)
+DEB_VERSION=$(dpkg-deb -f "$DEB" Version)
+# The previous build: the same package one version back (what dpkg sees in an upgrade).
+DEB_PREV_VERSION="${DEB_VERSION%-*}~prev-1"
+DEB_PREV="$DEB_OUT/vfio-early_${DEB_PREV_VERSION}_amd64.deb"
+rm -rf "$DEB_OUT/repack"
+dpkg-deb -R "$DEB" "$DEB_OUT/repack" &&
+    sed -i "s/^Version: .*/Version: $DEB_PREV_VERSION/" "$DEB_OUT/repack/DEBIAN/control" &&
+    dpkg-deb -b "$DEB_OUT/repack" "$DEB_PREV" >/dev/null || { h_err "repacking the previous build failed"; exit 1; }
+h_say "package $DEB ($DEB_VERSION), previous build $DEB_PREV_VERSION"
+
+# ---------------------------------------------------------------- the package itself
+ctl="$DEB_OUT/control"
+rm -rf "$ctl"
+dpkg-deb -e "$DEB" "$ctl"
+contents=$(dpkg-deb -c "$DEB" | awk '{ print $6 }' | sed 's|^\./|/|')
+reasons=""
+for p in /usr/bin/vfio-early /usr/lib/vfio-early/hook-lib.sh /usr/share/initramfs-tools/hooks/vfio-early \
+    /usr/share/initramfs-tools/scripts/init-top/00-vfio-early /usr/lib/dracut/modules.d/50vfio-early/module-setup.sh \
+    /usr/lib/dracut/modules.d/50vfio-early/vfio-early.sh /lib/systemd/system/vfio-early.service \
+    /lib/systemd/system/vfio-early-rom-persist.service /usr/share/man/man8/vfio-early.8.gz \
+    /usr/share/doc/vfio-early/vfio-early.conf.example /usr/share/doc/vfio-early/copyright; do
+    grep -qxF "$p" <<<"$contents" || reasons+="missing $p"$'\n'
+done
+! grep -q '^/etc/' <<<"$contents" || reasons+="ships files in /etc: $(grep '^/etc/' <<<"$contents" | tr '\n' ' ')"$'\n'
+[ ! -s "$ctl/conffiles" ] || reasons+="conffiles: $(cat "$ctl/conffiles")"$'\n'
+grep -qx 'activate-noawait update-initramfs' "$ctl/triggers" || reasons+="no 'activate-noawait update-initramfs' trigger"$'\n'
+for s in preinst postinst prerm postrm; do
+    [ ! -f "$ctl/$s" ] || ! grep -q 'update-initramfs\|dracut ' "$ctl/$s" || reasons+="$s calls an image generator"$'\n'
+done
+readelf -lW "$REPO_DIR/target/debian/vfio-early-${DEB_VERSION%-*}/debian/vfio-early/usr/bin/vfio-early" | grep -q INTERP &&
+    reasons+="the packaged binary is dynamic"$'\n'
+verdict deb-contents "$(grep -c . <<<"$contents") paths, trigger, no conffile, static binary" "$reasons"
+
+lintian --pedantic -I "$REPO_DIR"/target/debian/vfio-early_*.changes >"$DEB_OUT/lintian.txt" 2>&1
+reasons=""
+grep -q '^E: ' "$DEB_OUT/lintian.txt" && reasons+="errors: $(grep '^E: ' "$DEB_OUT/lintian.txt" | tr '\n' ' ')"$'\n'
+for tag in $(sed -n 's/^[WI]: vfio-early: \([^ ]*\).*/\1/p' "$DEB_OUT/lintian.txt" | sort -u); do
+    grep -qF "\`$tag\`" "$REPO_DIR/README.md" || reasons+="warning $tag is not listed in the README"$'\n'
+done
+verdict deb-lintian "$(grep -c '^[EWI]: ' "$DEB_OUT/lintian.txt") tags: $(sed -n 's/^\([EWI]\): vfio-early: \([^ ]*\).*/\1:\2/p' "$DEB_OUT/lintian.txt" | sort -u | tr '\n' ' ')" "$reasons"
+
+# ---------------------------------------------------------------- install, purge, upgrade
+phase "layers"
+layer_ensure its || exit 1
+layer_ensure dracut || exit 1
+phase "install, purge, upgrade (both roots at once)"
+pids=()
+for f in its dracut; do
+    session "$f" >"$DEB_OUT/$f.checks" 2>"$DEB_OUT/$f.session.log" &
+    pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p" || true; done
+for f in its dracut; do
+    n=0
+    while IFS='|' read -r name st detail why; do
+        [ -n "$name" ] || continue
+        n=$((n + 1))
+        result "$name" "$st" "$detail" "$(tr ';' '\n' <<<"$why")"
+    done <"$DEB_OUT/$f.checks"
+    [ "$n" -eq 6 ] || result "$f-session" FAIL "$n of 6 checks ran" "see $DEB_OUT/$f.session.log: $(tail -n 3 "$DEB_OUT/$f.session.log" | tr '\n' ' ')"
+done
+
+# ---------------------------------------------------------------- boots
+phase "boots"
+CARD1_VFIO="01:00.0=vfio-pci 01:00.1=vfio-pci"
+NATIVE="00:02.0=bochs-drm 02:00.0=bochs-drm 02:00.1=snd_hda_intel"
+CARD1_NATIVE="01:00.0=bochs-drm 01:00.1=snd_hda_intel"
+# name | image | kernel arguments | expect | binder log substrings
+BOOTS="
+install | install.img | vfio-early.devices=01:00.0 | $CARD1_VFIO $NATIVE                   | (entry 01:00.0): bound to vfio-pci; summary: 2 bound
+purge   | purge.img   | vfio-early.devices=01:00.0 | $CARD1_NATIVE $NATIVE *!=vfio-pci     |
+upgrade | upgrade.img |                            | $CARD1_VFIO $NATIVE                   | (entry 01:00.0): bound to vfio-pci; summary: 2 bound
+"
+N=() IMG=() ARGS=() EXPECT=() LOGS=()
+for f in its dracut; do
+    while IFS='|' read -r name image args expect logs; do
+        name=$(trim "$name")
+        [ -n "$name" ] || continue
+        N+=("$f-$name-boot") IMG+=("$DEB_OUT/$f/$(trim "$image")") ARGS+=("$(trim "$args")")
+        EXPECT+=("$(trim "$expect")") LOGS+=("$(trim "$logs")")
+    done <<<"$BOOTS"
+done
+set -m
+running=0 bpids=()
+for ((i = 0; i < ${#N[@]}; i++)); do
+    if [ "$running" -ge "${JOBS:-2}" ]; then
+        wait -n 2>/dev/null || true
+        running=$((running - 1))
+    fi
+    if [ -f "${IMG[i]}" ]; then
+        gen_boot "$DEB_OUT/runs/${N[i]}" "${IMG[i]}" "${ARGS[i]}" "vga card2" >/dev/null 2>&1 </dev/null &
+        bpids[i]=$!
+        running=$((running + 1))
+    fi
+done
+for p in "${bpids[@]}"; do wait "$p" 2>/dev/null || true; done
+set +m
+for ((i = 0; i < ${#N[@]}; i++)); do
+    dir="$DEB_OUT/runs/${N[i]}"
+    if [ ! -f "${IMG[i]}" ]; then
+        result "${N[i]}" FAIL "" "no image ${IMG[i]} (the session above failed)"
+        continue
+    fi
+    reasons=$(gen_check "$dir" "${EXPECT[i]}" "${LOGS[i]}")
+    detail=$(report_drivers "$dir" | sed 's/^0000://' | awk '$1 ~ /^(00:02\.0|0[12]:)/ { printf "%s=%s ", $1, $2 }')
+    if [ -z "$reasons" ]; then
+        result "${N[i]}" OK "$detail"
+    else
+        result "${N[i]}" FAIL "$detail" "$reasons"
+        report_klog "$dir" | sed 's/^/       log: /'
+        printf '       see: %s/{report.txt,console.log,cmdline}\n' "$dir"
+    fi
+done
+h_say "package suite took $((SECONDS - T_START)) s"
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
