@@ -98,6 +98,9 @@ count_suite "ROM capture across switch_root and a rebuild" "${PIPESTATUS[0]}" te
 stage "the .deb: contents, lintian, install / purge / upgrade in initramfs-tools and dracut roots, boots"
 tests/packaging/deb.sh 2>&1 | tee tests/out/deb.log
 count_suite "deb package" "${PIPESTATUS[0]}" tests/out/deb.log
+stage "the Arch and RPM packages: makepkg, rpmbuild, rpm into the dracut root, boot"
+tests/packaging/arch-rpm.sh 2>&1 | tee tests/out/arch-rpm.log
+count_suite "Arch and RPM packages" "${PIPESTATUS[0]}" tests/out/arch-rpm.log
 
 stage "result"
 [ "${#failures[@]}" -eq 0 ] || printf 'failed: %s\n' "${failures[@]}"

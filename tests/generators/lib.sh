@@ -46,6 +46,23 @@ GEN_NATIVE_DRIVERS="bochs snd-hda-intel"
 # only its environment, which the kernel fills from unknown undotted arguments.
 GEN_LOG_ARGS="systemd.log_target=kmsg SYSTEMD_LOG_TARGET=kmsg"
 
+# Result lines of the suites built on this library: "PASS|FAIL NAME DETAIL", reasons below.
+PASSED=0 FAILED=0
+result() { # NAME OK|FAIL DETAIL [REASONS]
+    if [ "$2" = OK ]; then
+        PASSED=$((PASSED + 1))
+        printf 'PASS %-24s %s\n' "$1" "$3"
+    else
+        FAILED=$((FAILED + 1))
+        printf 'FAIL %-24s %s\n' "$1" "$3"
+        [ -z "${4:-}" ] || printf '%s\n' "$4" | sed '/^$/d; s/^/       reason: /'
+    fi
+}
+# verdict NAME DETAIL REASONS: OK when REASONS (lines) is empty.
+verdict() {
+    if [ -z "$(sed '/^$/d' <<<"$3")" ]; then result "$1" OK "$2"; else result "$1" FAIL "$2" "$3"; fi
+}
+
 gen_flavour_name() {
     case $1 in
         its) echo "initramfs-tools" ;;

@@ -155,18 +155,6 @@ while IFS='|' read -r name flavours variant args expect logs extra; do
     done
 done <<<"$TABLE"
 
-PASSED=0 FAILED=0
-result() { # NAME OK|FAIL DETAIL [REASONS]
-    if [ "$2" = OK ]; then
-        PASSED=$((PASSED + 1))
-        printf 'PASS %-20s %s\n' "$1" "$3"
-    else
-        FAILED=$((FAILED + 1))
-        printf 'FAIL %-20s %s\n' "$1" "$3"
-        [ -z "${4:-}" ] || printf '%s\n' "$4" | sed 's/^/       reason: /'
-    fi
-}
-
 # Boots, JOBS at a time, each its own process group (an interrupt ends it whole).
 RUNS="$GEN_OUT/runs"
 mkdir -p "$RUNS"

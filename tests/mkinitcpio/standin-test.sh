@@ -13,6 +13,8 @@
 #
 # Usage: tests/mkinitcpio/standin-test.sh          (as root for the modprobe.d content case)
 #        VE_KEEP=1 keeps the temporary directory (recorded calls in case-*/calls).
+#        VE_CASES="destdir ..." runs only these cases; VE_DESTDIR_TREE=DIR makes the layout case
+#        check an installed tree (a package's files) instead of `make install DESTDIR`.
 # Prints one PASS/FAIL/SKIP line per case and "N passed, M failed"; exits 1 when any case failed.
 # Upstream mkinitcpio itself is not needed (see tests/mkinitcpio/README.md for a real build).
 set -eu
@@ -202,9 +204,12 @@ no_messages() { # no error/warning/die recorded
 module_lines() { local m; for m in "${expected_modules[@]}"; do echo "add_module $m"; done; }
 
 # --- 1. install layout with DESTDIR (what a package or `make install` puts on the system)
+# VE_DESTDIR_TREE=DIR checks an already installed tree instead (a package's files, extracted).
 case_destdir() {
-    local n=destdir-layout D="$T/destdir" f why=""
-    if ! make -s -C "$repo" install DESTDIR="$D" >"$T/make-destdir.log" 2>&1; then
+    local n=destdir-layout D="${VE_DESTDIR_TREE:-$T/destdir}" f why=""
+    if [ -n "${VE_DESTDIR_TREE:-}" ]; then
+        n="destdir-layout ($D)"
+    elif ! make -s -C "$repo" install DESTDIR="$D" >"$T/make-destdir.log" 2>&1; then
         fail $n "make install DESTDIR failed: $(tail -n 3 "$T/make-destdir.log")"
         return
     fi
@@ -442,18 +447,10 @@ case_runtime() {
     if [ -z "$why" ]; then pass $n; else fail $n "$why"; fi
 }
 
-case_destdir
-case_syntax
-case_busybox
-case_busybox_noconf
-case_systemd
-case_builtin
-case_missing_bin
-case_missing_bin_strict
-case_missing_modules
-case_moduleroot
-case_missing_lib
-case_modprobe_lines
-case_runtime
+# VE_CASES="destdir runtime ...": only these cases (the function names without case_).
+for c in ${VE_CASES:-destdir syntax busybox busybox_noconf systemd builtin missing_bin missing_bin_strict \
+    missing_modules moduleroot missing_lib modprobe_lines runtime}; do
+    "case_$c"
+done
 [ "$skipped" -eq 0 ] || echo "($skipped skipped)"
 finish

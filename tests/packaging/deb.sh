@@ -19,94 +19,18 @@
 #
 #   tests/packaging/deb.sh        (as root; JOBS boots at a time, default 2)
 set -u
-# shellcheck source=tests/generators/lib.sh
-. "$(dirname "$0")/../generators/lib.sh"
+# shellcheck source=tests/packaging/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || { h_err "must run as root (chroot, overlay mounts)"; exit 2; }
-export PATH="$PATH:/usr/sbin:/sbin"
-DEB_OUT="$OUT_DIR/deb"
-DEB_CACHE="$GEN_CACHE/deb"
-T_START=$SECONDS
-phase() { h_say "[$((SECONDS - T_START)) s] $*"; }
-
-PASSED=0 FAILED=0
-result() { # NAME OK|FAIL DETAIL [REASONS]
-    if [ "$2" = OK ]; then
-        PASSED=$((PASSED + 1))
-        printf 'PASS %-28s %s\n' "$1" "$3"
-    else
-        FAILED=$((FAILED + 1))
-        printf 'FAIL %-28s %s\n' "$1" "$3"
-        [ -z "${4:-}" ] || printf '%s\n' "$4" | sed '/^$/d; s/^/       reason: /'
-    fi
-}
-# verdict NAME DETAIL REASONS: OK when REASONS is empty.
-verdict() {
-    if [ -z "$(sed '/^$/d' <<<"$3")" ]; then result "$1" OK "$2"; else result "$1" FAIL "$2" "$3"; fi
-}
-
-# ---------------------------------------------------------------- overlays
-OVL_MOUNTS=()
-# ovl_mount MERGED UPPER LOWER...: an overlay whose writes land in UPPER.
-ovl_mount() {
-    local merged=$1 upper=$2 lowers
-    shift 2
-    lowers=$(IFS=:; echo "$*")
-    mkdir -p "$merged" "$upper" "$upper.work" || return 1
-    mount -t overlay overlay -o "lowerdir=$lowers,upperdir=$upper,workdir=$upper.work" "$merged" || return 1
-    OVL_MOUNTS+=("$merged")
-}
-ovl_umount_all() {
-    local i
-    gen_umount_all
-    for ((i = ${#OVL_MOUNTS[@]} - 1; i >= 0; i--)); do
-        umount "${OVL_MOUNTS[i]}" 2>/dev/null || umount -l "${OVL_MOUNTS[i]}"
-    done
-    OVL_MOUNTS=()
-}
-
-# The cached layer a flavour's root adds to the chroot, and how it is made (the function text is
-# part of the cache key).
-layer_its() {
-    # A Debian system has an image before any package triggers a rebuild (`update-initramfs -u`
-    # updates existing images only).
-    gen_chroot "$1" update-initramfs -c -k "$GEN_KVER"
-}
-layer_dracut() {
-    # zstd and no hostonly: a quick, deterministic build (an admin's ordinary dracut.conf.d).
-    mkdir -p "$1/etc/dracut.conf.d" &&
-        printf 'compress="zstd"\nhostonly="no"\n' >"$1/etc/dracut.conf.d/90-vfiotest.conf" || return 1
-    gen_chroot "$1" DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends dracut &&
-        gen_chroot "$1" apt-get clean || return 1
-    # Its postinst builds an image when the kernel has none yet.
-    [ -f "$1/boot/initrd.img-$GEN_KVER" ] || gen_chroot "$1" dracut -f --kver "$GEN_KVER"
-}
-layer_dir() { printf '%s/%s-%s\n' "$DEB_CACHE" "$1" "$({ gen_root_key; declare -f "layer_$1"; } | gen_sha)"; }
-
-# layer_ensure FLAVOUR: builds the flavour's layer once (an overlay's upper directory).
-layer_ensure() {
-    local f=$1 dir log
-    dir=$(layer_dir "$f")
-    [ -f "$dir/.complete" ] && return 0
-    rm -rf "$DEB_CACHE/$f"-*
-    log="$DEB_OUT/layer-$f.log"
-    h_say "building the $f layer (log $log)"
-    ovl_mount "$DEB_OUT/layer-$f" "$dir/upper" "$GEN_ROOT" || return 1
-    gen_mount_root "$DEB_OUT/layer-$f" || { ovl_umount_all; return 1; }
-    local rc=0
-    "layer_$f" "$DEB_OUT/layer-$f" >"$log" 2>&1 || rc=$?
-    ovl_umount_all
-    rm -rf "$dir/upper.work"
-    [ "$rc" -eq 0 ] || { h_err "the $f layer failed (see $log)"; return 1; }
-    touch "$dir/.complete"
-}
+SUITE_OUT="$PKG_OUT/deb"
 
 # ---------------------------------------------------------------- one flavour's session
 # session FLAVOUR: the install, purge and upgrade steps in a fresh overlay; copies the images to
-# boot into $DEB_OUT/FLAVOUR/ and prints check lines "NAME|OK or FAIL|detail|reasons".
+# boot into $SUITE_OUT/FLAVOUR/ and prints check lines "NAME|OK or FAIL|detail|reasons".
 session() {
     local f=$1 root out img marker files reasons
-    out="$DEB_OUT/$f"
+    out="$SUITE_OUT/$f"
     root="$out/root"
     rm -rf "$out"
     mkdir -p "$out"
@@ -194,28 +118,28 @@ session() {
 # ---------------------------------------------------------------- main
 trap 'ovl_umount_all' EXIT
 trap 'exit 130' INT TERM
-mkdir -p "$DEB_OUT" "$DEB_CACHE"
+mkdir -p "$SUITE_OUT" "$PKG_CACHE"
 phase "host, root and package"
 ensure_host || exit 1
 gen_root_ensure || exit 1
-(cd "$REPO_DIR" && make -s static) >"$DEB_OUT/make.log" 2>&1 || { h_err "make failed (see $DEB_OUT/make.log)"; exit 1; }
+(cd "$REPO_DIR" && make -s static) >"$SUITE_OUT/make.log" 2>&1 || { h_err "make failed (see $SUITE_OUT/make.log)"; exit 1; }
 gen_rootfs_ensure || exit 1
 # The chroot as a user has it before installing: no `make install` leftovers of other suites.
 gen_set_root_state "$GEN_ROOT" bare || exit 1
-(cd "$REPO_DIR" && make deb) >"$DEB_OUT/make-deb.log" 2>&1 || { h_err "make deb failed (see $DEB_OUT/make-deb.log)"; exit 1; }
+(cd "$REPO_DIR" && make deb) >"$SUITE_OUT/make-deb.log" 2>&1 || { h_err "make deb failed (see $SUITE_OUT/make-deb.log)"; exit 1; }
 DEB=$(ls "$REPO_DIR"/target/debian/vfio-early_*.deb)
 DEB_VERSION=$(dpkg-deb -f "$DEB" Version)
 # The previous build: the same package one version back (what dpkg sees in an upgrade).
 DEB_PREV_VERSION="${DEB_VERSION%-*}~prev-1"
-DEB_PREV="$DEB_OUT/vfio-early_${DEB_PREV_VERSION}_amd64.deb"
-rm -rf "$DEB_OUT/repack"
-dpkg-deb -R "$DEB" "$DEB_OUT/repack" &&
-    sed -i "s/^Version: .*/Version: $DEB_PREV_VERSION/" "$DEB_OUT/repack/DEBIAN/control" &&
-    dpkg-deb -b "$DEB_OUT/repack" "$DEB_PREV" >/dev/null || { h_err "repacking the previous build failed"; exit 1; }
+DEB_PREV="$SUITE_OUT/vfio-early_${DEB_PREV_VERSION}_amd64.deb"
+rm -rf "$SUITE_OUT/repack"
+dpkg-deb -R "$DEB" "$SUITE_OUT/repack" &&
+    sed -i "s/^Version: .*/Version: $DEB_PREV_VERSION/" "$SUITE_OUT/repack/DEBIAN/control" &&
+    dpkg-deb -b "$SUITE_OUT/repack" "$DEB_PREV" >/dev/null || { h_err "repacking the previous build failed"; exit 1; }
 h_say "package $DEB ($DEB_VERSION), previous build $DEB_PREV_VERSION"
 
 # ---------------------------------------------------------------- the package itself
-ctl="$DEB_OUT/control"
+ctl="$SUITE_OUT/control"
 rm -rf "$ctl"
 dpkg-deb -e "$DEB" "$ctl"
 contents=$(dpkg-deb -c "$DEB" | awk '{ print $6 }' | sed 's|^\./|/|')
@@ -237,13 +161,13 @@ readelf -lW "$REPO_DIR/target/debian/vfio-early-${DEB_VERSION%-*}/debian/vfio-ea
     reasons+="the packaged binary is dynamic"$'\n'
 verdict deb-contents "$(grep -c . <<<"$contents") paths, trigger, no conffile, static binary" "$reasons"
 
-lintian --pedantic -I "$REPO_DIR"/target/debian/vfio-early_*.changes >"$DEB_OUT/lintian.txt" 2>&1
+lintian --pedantic -I "$REPO_DIR"/target/debian/vfio-early_*.changes >"$SUITE_OUT/lintian.txt" 2>&1
 reasons=""
-grep -q '^E: ' "$DEB_OUT/lintian.txt" && reasons+="errors: $(grep '^E: ' "$DEB_OUT/lintian.txt" | tr '\n' ' ')"$'\n'
-for tag in $(sed -n 's/^[WI]: vfio-early: \([^ ]*\).*/\1/p' "$DEB_OUT/lintian.txt" | sort -u); do
+grep -q '^E: ' "$SUITE_OUT/lintian.txt" && reasons+="errors: $(grep '^E: ' "$SUITE_OUT/lintian.txt" | tr '\n' ' ')"$'\n'
+for tag in $(sed -n 's/^[WI]: vfio-early: \([^ ]*\).*/\1/p' "$SUITE_OUT/lintian.txt" | sort -u); do
     grep -qF "\`$tag\`" "$REPO_DIR/README.md" || reasons+="warning $tag is not listed in the README"$'\n'
 done
-verdict deb-lintian "$(grep -c '^[EWI]: ' "$DEB_OUT/lintian.txt") tags: $(sed -n 's/^\([EWI]\): vfio-early: \([^ ]*\).*/\1:\2/p' "$DEB_OUT/lintian.txt" | sort -u | tr '\n' ' ')" "$reasons"
+verdict deb-lintian "$(grep -c '^[EWI]: ' "$SUITE_OUT/lintian.txt") tags: $(sed -n 's/^\([EWI]\): vfio-early: \([^ ]*\).*/\1:\2/p' "$SUITE_OUT/lintian.txt" | sort -u | tr '\n' ' ')" "$reasons"
 
 # ---------------------------------------------------------------- install, purge, upgrade
 phase "layers"
@@ -252,7 +176,7 @@ layer_ensure dracut || exit 1
 phase "install, purge, upgrade (both roots at once)"
 pids=()
 for f in its dracut; do
-    session "$f" >"$DEB_OUT/$f.checks" 2>"$DEB_OUT/$f.session.log" &
+    session "$f" >"$SUITE_OUT/$f.checks" 2>"$SUITE_OUT/$f.session.log" &
     pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p" || true; done
@@ -262,15 +186,12 @@ for f in its dracut; do
         [ -n "$name" ] || continue
         n=$((n + 1))
         result "$name" "$st" "$detail" "$(tr ';' '\n' <<<"$why")"
-    done <"$DEB_OUT/$f.checks"
-    [ "$n" -eq 6 ] || result "$f-session" FAIL "$n of 6 checks ran" "see $DEB_OUT/$f.session.log: $(tail -n 3 "$DEB_OUT/$f.session.log" | tr '\n' ' ')"
+    done <"$SUITE_OUT/$f.checks"
+    [ "$n" -eq 6 ] || result "$f-session" FAIL "$n of 6 checks ran" "see $SUITE_OUT/$f.session.log: $(tail -n 3 "$SUITE_OUT/$f.session.log" | tr '\n' ' ')"
 done
 
 # ---------------------------------------------------------------- boots
 phase "boots"
-CARD1_VFIO="01:00.0=vfio-pci 01:00.1=vfio-pci"
-NATIVE="00:02.0=bochs-drm 02:00.0=bochs-drm 02:00.1=snd_hda_intel"
-CARD1_NATIVE="01:00.0=bochs-drm 01:00.1=snd_hda_intel"
 # name | image | kernel arguments | expect | binder log substrings
 BOOTS="
 install | install.img | vfio-early.devices=01:00.0 | $CARD1_VFIO $NATIVE                   | (entry 01:00.0): bound to vfio-pci; summary: 2 bound
@@ -282,41 +203,11 @@ for f in its dracut; do
     while IFS='|' read -r name image args expect logs; do
         name=$(trim "$name")
         [ -n "$name" ] || continue
-        N+=("$f-$name-boot") IMG+=("$DEB_OUT/$f/$(trim "$image")") ARGS+=("$(trim "$args")")
+        N+=("$f-$name-boot") IMG+=("$SUITE_OUT/$f/$(trim "$image")") ARGS+=("$(trim "$args")")
         EXPECT+=("$(trim "$expect")") LOGS+=("$(trim "$logs")")
     done <<<"$BOOTS"
 done
-set -m
-running=0 bpids=()
-for ((i = 0; i < ${#N[@]}; i++)); do
-    if [ "$running" -ge "${JOBS:-2}" ]; then
-        wait -n 2>/dev/null || true
-        running=$((running - 1))
-    fi
-    if [ -f "${IMG[i]}" ]; then
-        gen_boot "$DEB_OUT/runs/${N[i]}" "${IMG[i]}" "${ARGS[i]}" "vga card2" >/dev/null 2>&1 </dev/null &
-        bpids[i]=$!
-        running=$((running + 1))
-    fi
-done
-for p in "${bpids[@]}"; do wait "$p" 2>/dev/null || true; done
-set +m
-for ((i = 0; i < ${#N[@]}; i++)); do
-    dir="$DEB_OUT/runs/${N[i]}"
-    if [ ! -f "${IMG[i]}" ]; then
-        result "${N[i]}" FAIL "" "no image ${IMG[i]} (the session above failed)"
-        continue
-    fi
-    reasons=$(gen_check "$dir" "${EXPECT[i]}" "${LOGS[i]}")
-    detail=$(report_drivers "$dir" | sed 's/^0000://' | awk '$1 ~ /^(00:02\.0|0[12]:)/ { printf "%s=%s ", $1, $2 }')
-    if [ -z "$reasons" ]; then
-        result "${N[i]}" OK "$detail"
-    else
-        result "${N[i]}" FAIL "$detail" "$reasons"
-        report_klog "$dir" | sed 's/^/       log: /'
-        printf '       see: %s/{report.txt,console.log,cmdline}\n' "$dir"
-    fi
-done
+pkg_boots
 h_say "package suite took $((SECONDS - T_START)) s"
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]
