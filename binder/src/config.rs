@@ -97,10 +97,13 @@ impl Default for Settings {
 }
 
 /// Where a piece of input came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Origin {
     Cmdline,
-    CmdlineD,
+    /// A dracut `/etc/cmdline.d` file, by name.
+    CmdlineD(Token),
+    /// `/etc/vfio-early.conf` as a whole.
+    Config,
     ConfigLine(u32),
 }
 
@@ -108,7 +111,8 @@ impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Origin::Cmdline => f.write_str("kernel command line"),
-            Origin::CmdlineD => f.write_str("/etc/cmdline.d"),
+            Origin::CmdlineD(name) => write!(f, "/etc/cmdline.d/{name}"),
+            Origin::Config => f.write_str("/etc/vfio-early.conf"),
             Origin::ConfigLine(n) => write!(f, "/etc/vfio-early.conf line {n}"),
         }
     }
@@ -126,12 +130,53 @@ pub enum InputError {
         value: Token,
         expected: &'static str,
     },
+    #[error(
+        "bad value \"{0}\" for off: expected yes or no; taken as off (the kill switch fails safe)"
+    )]
+    KillSwitch(Token),
     #[error("\"{0}\" is not `key = value`")]
     Line(Token),
-    #[error("too many device entries (capacity {MAX_ENTRIES}): \"{0}\" not applied")]
+    #[error("devices= lists no device")]
+    EmptyList,
+    #[error("empty entry in the devices list \"{0}\" (two commas in a row, or one at an end)")]
+    EmptyEntry(Token),
+    #[error("starts with a UTF-8 byte-order mark: ignored (save the file without it)")]
+    ByteOrderMark,
+    #[error("cannot be read: {0}")]
+    Unreadable(Token),
+    #[error("too many device entries (capacity {MAX_ENTRIES}): \"{0}\" not applied, so nothing is bound")]
     TooManyEntries(Token),
-    #[error("more than {0} bytes: the rest is not read")]
-    TooLong(usize),
+    #[error("longer than {0} bytes (the cap): the rest is not read, so nothing is bound")]
+    Cut(usize),
+    #[error(
+        "more than {0} files: those after the first {0} by name are not read, so nothing is bound"
+    )]
+    TooManyFiles(usize),
+}
+
+impl InputError {
+    /// Whether the settings are incomplete or unsafe as read: then nothing may be bound (a
+    /// device entry or a kill switch may be in what was not applied).
+    pub fn blocks(&self) -> bool {
+        matches!(
+            self,
+            InputError::TooManyEntries(_)
+                | InputError::Cut(_)
+                | InputError::TooManyFiles(_)
+                | InputError::KillSwitch(_)
+        )
+    }
+
+    /// A problem with a device entry (the summary's "bad entries"), not with another key.
+    pub fn is_entry(&self) -> bool {
+        matches!(
+            self,
+            InputError::Entry { .. }
+                | InputError::EmptyList
+                | InputError::EmptyEntry(_)
+                | InputError::TooManyEntries(_)
+        )
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -146,17 +191,33 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Problems found while reading input; bounded, with a count of those not kept.
+/// Problems found while reading input; bounded, with a count of those not kept. A problem that
+/// blocks binding is always kept (it takes the place of the newest one that does not), so the
+/// log says why nothing was bound however many problems came first.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Problems {
     pub kept: heapless::Vec<Problem, MAX_PROBLEMS>,
     pub dropped: usize,
+    /// Device-entry problems among all (kept or not).
+    pub entries: usize,
+    /// Set by any problem that blocks binding.
+    pub blocked: bool,
 }
 
 impl Problems {
     pub fn push(&mut self, origin: Origin, error: InputError) {
-        if self.kept.push(Problem { origin, error }).is_err() {
-            self.dropped += 1;
+        self.entries += usize::from(error.is_entry());
+        let blocks = error.blocks();
+        self.blocked |= blocks;
+        let problem = Problem { origin, error };
+        let Err(problem) = self.kept.push(problem) else {
+            return;
+        };
+        self.dropped += 1;
+        if blocks {
+            if let Some(i) = self.kept.iter().rposition(|p| !p.error.blocks()) {
+                self.kept[i] = problem;
+            }
         }
     }
 
@@ -178,12 +239,19 @@ impl Settings {
             };
             let value = arg.value.map(String::from_utf8_lossy);
             let key = String::from_utf8_lossy(key);
-            self.apply_key(&key, value.as_deref(), origin, problems);
+            self.apply_key(&key, value.as_deref(), origin.clone(), problems);
         }
     }
 
     /// Applies `/etc/vfio-early.conf`: `key = value` lines, `#` comments; a bare boolean key means yes.
     pub fn apply_file(&mut self, text: &str, problems: &mut Problems) {
+        let text = match text.strip_prefix('\u{feff}') {
+            Some(rest) => {
+                problems.push(Origin::Config, InputError::ByteOrderMark);
+                rest
+            }
+            None => text,
+        };
         for (n, raw) in text.lines().enumerate() {
             let origin = Origin::ConfigLine(n as u32 + 1);
             let line = raw.split_once('#').map_or(raw, |(l, _)| l).trim();
@@ -211,10 +279,7 @@ impl Settings {
         problems: &mut Problems,
     ) {
         if param_eq(key.as_bytes(), b"devices") {
-            match value {
-                Some(list) => self.add_devices(list, origin, problems),
-                None => problems.push(origin, bad("devices", "", "a list of entries")),
-            }
+            self.add_devices(value.unwrap_or(""), origin, problems);
         } else if let Err(e) = self.apply_scalar(key, value) {
             problems.push(origin, e);
         }
@@ -223,7 +288,11 @@ impl Settings {
     fn apply_scalar(&mut self, key: &str, value: Option<&str>) -> Result<(), InputError> {
         let k = key.as_bytes();
         if param_eq(k, b"off") {
-            self.off = boolean("off", value)?;
+            // A kill switch that cannot be read is on: taking a device is never the safe guess.
+            self.off = boolean("off", value).map_err(|_| {
+                self.off = true;
+                InputError::KillSwitch(Token::new(value.unwrap_or("")))
+            })?;
         } else if param_eq(k, b"dry-run") {
             self.dry_run = boolean("dry-run", value)?;
         } else if param_eq(k, b"debug") {
@@ -259,7 +328,15 @@ impl Settings {
 
     /// Adds a comma-separated list; each bad entry is reported, every good one is kept.
     fn add_devices(&mut self, list: &str, origin: Origin, problems: &mut Problems) {
-        for token in list.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let items = || list.split(',').map(str::trim);
+        if items().all(str::is_empty) {
+            problems.push(origin, InputError::EmptyList);
+            return;
+        }
+        if items().any(str::is_empty) {
+            problems.push(origin.clone(), InputError::EmptyEntry(Token::new(list)));
+        }
+        for token in items().filter(|t| !t.is_empty()) {
             let result = match entry::parse(token) {
                 Ok(e) => self
                     .entries
@@ -271,7 +348,7 @@ impl Settings {
                 }),
             };
             if let Err(e) = result {
-                problems.push(origin, e);
+                problems.push(origin.clone(), e);
             }
         }
     }

@@ -58,6 +58,10 @@ impl Entry {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EntryError {
     Address,
+    /// An address whose function is not 0-7.
+    Function,
+    /// An address whose device number is over 1f.
+    Device,
     Id,
     Flag(Token),
     GuardedWithoutPin,
@@ -69,6 +73,10 @@ impl fmt::Display for EntryError {
             EntryError::Address => f.write_str(
                 "expected a PCI address such as 0000:01:00.0 or 01:00.0, optionally @vendor:device",
             ),
+            EntryError::Function => f.write_str("the function (after the dot) must be 0-7"),
+            EntryError::Device => {
+                f.write_str("the device number (before the dot) must be 00-1f")
+            }
             EntryError::Id => f.write_str(
                 "expected vendor:device such as 10de:1c03 (four hex digits each), optionally :subvendor:subdevice",
             ),
@@ -107,9 +115,27 @@ pub fn parse(token: &str) -> Result<Entry, EntryError> {
     Ok(entry)
 }
 
+/// Why an address-shaped token is not an address: the common slips get their own words.
+fn address_error(s: &str) -> EntryError {
+    let Some((rest, function)) = s.rsplit_once('.') else {
+        return EntryError::Address;
+    };
+    // Everything but the function is right: the function is the slip.
+    if !function.is_empty() && Bdf::parse(&format!("{rest}.0")).is_some() {
+        return EntryError::Function;
+    }
+    let device = rest.rsplit(':').next().unwrap_or("");
+    let head = &rest[..rest.len() - device.len()];
+    let too_high = device.len() <= 2 && u8::from_str_radix(device, 16).is_ok_and(|d| d > 0x1f);
+    if too_high && Bdf::parse(&format!("{head}00.0")).is_some() {
+        return EntryError::Device;
+    }
+    EntryError::Address
+}
+
 fn parse_selector(s: &str) -> Result<Selector, EntryError> {
     if let Some((bdf, id)) = s.split_once('@') {
-        let bdf = Bdf::parse(bdf).ok_or(EntryError::Address)?;
+        let bdf = Bdf::parse(bdf).ok_or_else(|| address_error(bdf))?;
         let pin = IdMatch::parse(id).ok_or(EntryError::Id)?;
         return Ok(Selector::Bdf {
             bdf,
@@ -118,7 +144,7 @@ fn parse_selector(s: &str) -> Result<Selector, EntryError> {
     }
     // Only addresses have a dot; an ID never does.
     if s.contains('.') {
-        let bdf = Bdf::parse(s).ok_or(EntryError::Address)?;
+        let bdf = Bdf::parse(s).ok_or_else(|| address_error(s))?;
         return Ok(Selector::Bdf { bdf, pin: None });
     }
     if s.bytes().filter(|&b| b == b':').count() % 2 == 1 {
@@ -131,6 +157,22 @@ fn parse_selector(s: &str) -> Result<Selector, EntryError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn address_slips_are_named() {
+        for (t, want) in [
+            ("01:00.9", EntryError::Function),
+            ("0000:01:00.8+unbind", EntryError::Function),
+            ("01:00.10", EntryError::Function),
+            ("01:20.0", EntryError::Device),
+            ("01:ff.1@10de:1c03", EntryError::Device),
+            ("zz:00.9", EntryError::Address),
+            ("01:00.", EntryError::Address),
+            ("1:2:3:4.0", EntryError::Address),
+        ] {
+            assert_eq!(parse(t).err(), Some(want), "{t}");
+        }
+    }
 
     #[test]
     fn forms() {

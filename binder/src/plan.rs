@@ -82,6 +82,8 @@ pub struct Outside {
 pub struct Plan {
     pub items: heapless::Vec<Item, MAX_ITEMS>,
     pub outside: heapless::Vec<Outside, MAX_WARNINGS>,
+    /// ID entries (indexes into `Settings::entries`) that match no device on the bus.
+    pub unmatched: heapless::Vec<usize, { crate::config::MAX_ENTRIES }>,
 }
 
 impl Plan {
@@ -122,6 +124,10 @@ pub fn plan(settings: &Settings, inv: &Inventory) -> Plan {
                 });
             }
             Selector::Id(m) => {
+                if !inv.devices.iter().any(|d| m.matches(&d.id)) {
+                    // One slot per entry: never full.
+                    let _ = plan.unmatched.push(n);
+                }
                 for d in inv.devices.iter().filter(|d| m.matches(&d.id)) {
                     if !plan.has(&d.bdf) {
                         plan.push(Item {

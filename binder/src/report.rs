@@ -125,7 +125,10 @@ impl fmt::Display for DeviceReport<'_> {
 /// Counts for the summary line.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
+    /// On vfio-pci now (bound in this run, or already there).
     pub bound: usize,
+    /// Would be bound (a dry run, or `plan`): nothing was written for them.
+    pub would_bind: usize,
     pub refused: usize,
     pub failed: usize,
 }
@@ -133,7 +136,8 @@ pub struct Counts {
 impl Counts {
     pub fn add(&mut self, r: &DeviceReport<'_>) {
         match r.result() {
-            "bound" | "already" | "would-bind" | "planned" => self.bound += 1,
+            "bound" | "already" => self.bound += 1,
+            "would-bind" | "planned" => self.would_bind += 1,
             "refused" => self.refused += 1,
             _ => self.failed += 1,
         }

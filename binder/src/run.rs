@@ -8,7 +8,7 @@ use log::{error, info, log, warn, LevelFilter};
 
 use crate::apply::{self, Deadline, Kernel, Outcome, Outcomes, RealKernel};
 use crate::capture;
-use crate::config::{Origin, Problems, RomWant, Settings};
+use crate::config::{InputError, Origin, Problems, RomWant, Settings};
 use crate::kmsg::{self, SUMMARY};
 use crate::legacy;
 use crate::plan::{self, Decision, Plan};
@@ -16,6 +16,7 @@ use crate::report::{Counts, DeviceReport};
 use crate::scan;
 use crate::state::{self, Json};
 use crate::sysfs::{self, Root};
+use crate::text::Token;
 
 /// Caps on the input files: a command line is at most a few KiB on every architecture.
 pub const CMDLINE_CAP: usize = 8192;
@@ -55,42 +56,49 @@ pub struct Input {
 }
 
 /// Reads the config file, dracut's cmdline.d and the command line, in that order of precedence.
+/// An input longer than its cap, or more cmdline.d files than are read, blocks binding: what
+/// was not read may hold a device entry or the kill switch.
 pub fn read_input(root: &Root, cmdline: Option<&str>) -> Input {
     let mut settings = Settings::default();
     let mut problems = Problems::default();
-    let too_long =
-        |p: &mut Problems, origin, cap| p.push(origin, crate::config::InputError::TooLong(cap));
-
-    // Unreadable: as if absent at boot (`vfio-early config` names the error).
-    let _ = apply_config_file(root, &mut settings, &mut problems);
-    // dracut's getcmdline(): cmdline.d first, /proc/cmdline last (it wins).
-    let mut confs: heapless::Vec<PathBuf, MAX_CMDLINE_D> = heapless::Vec::new();
-    if let Ok(dir) = std::fs::read_dir(root.path("etc/cmdline.d")) {
-        for e in dir.flatten() {
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "conf") && confs.push(p).is_err() {
-                too_long(&mut problems, Origin::CmdlineD, MAX_CMDLINE_D);
-                break;
-            }
-        }
-    }
-    confs.sort_unstable();
+    apply_config_file(root, &mut settings, &mut problems);
     let mut cmdline_ids = false;
-    for p in &confs {
-        if let Ok((text, _)) = sysfs::read_capped(p, CMDLINE_CAP) {
-            settings.apply_cmdline(text.as_bytes(), Origin::CmdlineD, &mut problems);
-            cmdline_ids |= legacy::cmdline_has_ids(text.as_bytes());
+    let mut apply =
+        |bytes: &[u8], origin: Origin, settings: &mut Settings, problems: &mut Problems| {
+            settings.apply_cmdline(bytes, origin, problems);
+            cmdline_ids |= legacy::cmdline_has_ids(bytes);
+        };
+    // dracut's getcmdline(): cmdline.d in name order first, /proc/cmdline last (it wins).
+    let (confs, more) = cmdline_d_files(root);
+    if more {
+        problems.push(
+            Origin::CmdlineD(Token::new("*.conf")),
+            InputError::TooManyFiles(MAX_CMDLINE_D),
+        );
+    }
+    for name in &confs {
+        let origin = Origin::CmdlineD(Token::new(name));
+        match sysfs::read_input(&root.path("etc/cmdline.d").join(name.as_str()), CMDLINE_CAP) {
+            Ok(input) => {
+                apply(&input.bytes, origin.clone(), &mut settings, &mut problems);
+                if input.cut {
+                    problems.push(origin, InputError::Cut(CMDLINE_CAP));
+                }
+            }
+            Err(e) => problems.push(origin, unreadable(&e)),
         }
     }
-    let proc_cmdline = match cmdline {
-        Some(c) => Some(c.to_string()),
-        None => sysfs::read_capped(&root.path("proc/cmdline"), CMDLINE_CAP)
-            .ok()
-            .map(|(t, _)| t),
-    };
-    if let Some(text) = proc_cmdline {
-        settings.apply_cmdline(text.as_bytes(), Origin::Cmdline, &mut problems);
-        cmdline_ids |= legacy::cmdline_has_ids(text.as_bytes());
+    match cmdline {
+        Some(c) => apply(c.as_bytes(), Origin::Cmdline, &mut settings, &mut problems),
+        None => match sysfs::read_input(&root.path("proc/cmdline"), CMDLINE_CAP) {
+            Ok(input) => {
+                apply(&input.bytes, Origin::Cmdline, &mut settings, &mut problems);
+                if input.cut {
+                    problems.push(Origin::Cmdline, InputError::Cut(CMDLINE_CAP));
+                }
+            }
+            Err(e) => problems.push(Origin::Cmdline, unreadable(&e)),
+        },
     }
 
     Input {
@@ -100,20 +108,62 @@ pub fn read_input(root: &Root, cmdline: Option<&str>) -> Input {
     }
 }
 
-/// Applies `/etc/vfio-early.conf` (absent: nothing to apply).
-fn apply_config_file(
-    root: &Root,
-    settings: &mut Settings,
-    problems: &mut Problems,
-) -> Result<(), sysfs::SysError> {
-    if let Some((text, cut)) = sysfs::read_optional(&root.path(CONFIG_FILE), CONFIG_CAP)? {
-        settings.apply_file(&text, problems);
-        if cut {
-            let origin = Origin::ConfigLine(text.lines().count() as u32 + 1);
-            problems.push(origin, crate::config::InputError::TooLong(CONFIG_CAP));
+/// The message of a read error, bounded (the path is in the problem's origin).
+fn unreadable(e: &sysfs::SysError) -> InputError {
+    let why = match e {
+        sysfs::SysError::Io { source, .. } => source.to_string(),
+        sysfs::SysError::Malformed { what, .. } => (*what).to_string(),
+        other => other.to_string(),
+    };
+    InputError::Unreadable(Token::new(&why))
+}
+
+/// The names of the first `MAX_CMDLINE_D` `*.conf` entries of `/etc/cmdline.d` in name order
+/// (dracut's order), and whether there were more: the smallest names are kept whatever order
+/// the directory lists them in.
+fn cmdline_d_files(root: &Root) -> (heapless::Vec<FileName, MAX_CMDLINE_D>, bool) {
+    let mut names: heapless::Vec<FileName, MAX_CMDLINE_D> = heapless::Vec::new();
+    let mut more = false;
+    let Ok(dir) = std::fs::read_dir(root.path("etc/cmdline.d")) else {
+        return (names, more);
+    };
+    for e in dir.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str().filter(|n| n.ends_with(".conf")) else {
+            continue;
+        };
+        let Ok(name) = FileName::try_from(name) else {
+            more = true; // a name too long to keep is a file not read
+            continue;
+        };
+        let at = names.partition_point(|n| n.as_str() < name.as_str());
+        if names.is_full() {
+            more = true;
+            if at == names.len() {
+                continue;
+            }
+            names.pop();
         }
+        let _ = names.insert(at, name);
     }
-    Ok(())
+    (names, more)
+}
+
+/// A cmdline.d file name kept for reading.
+type FileName = heapless::String<128>;
+
+/// Applies `/etc/vfio-early.conf`; absent is fine, unreadable or cut is a problem.
+fn apply_config_file(root: &Root, settings: &mut Settings, problems: &mut Problems) {
+    match sysfs::read_input_optional(&root.path(CONFIG_FILE), CONFIG_CAP) {
+        Ok(None) => {}
+        Ok(Some(input)) => {
+            settings.apply_file(&input.text(), problems);
+            if input.cut {
+                problems.push(Origin::Config, InputError::Cut(CONFIG_CAP));
+            }
+        }
+        Err(e) => problems.push(Origin::Config, unreadable(&e)),
+    }
 }
 
 /// `vfio-early config`: what `/etc/vfio-early.conf` sets, read by the boot's own parser, one
@@ -124,8 +174,13 @@ pub fn config(root: &Root) -> i32 {
     use std::io::Write;
     let mut settings = Settings::default();
     let mut problems = Problems::default();
-    if let Err(e) = apply_config_file(root, &mut settings, &mut problems) {
-        eprintln!("vfio-early: {e}");
+    apply_config_file(root, &mut settings, &mut problems);
+    if let Some(p) = problems
+        .kept
+        .iter()
+        .find(|p| matches!(p.error, InputError::Unreadable(_)))
+    {
+        eprintln!("vfio-early: {p}");
         return EXIT_USAGE;
     }
     for p in &problems.kept {
@@ -163,10 +218,10 @@ fn warn_legacy(root: &Root, input: &Input) {
             if !p.extension().is_some_and(|x| x == "conf") {
                 continue;
             }
-            let Ok((text, _)) = sysfs::read_capped(&p, CONFIG_CAP) else {
+            let Ok(input) = sysfs::read_input(&p, CONFIG_CAP) else {
                 continue;
             };
-            let h = legacy::scan_modprobe_conf(&text);
+            let h = legacy::scan_modprobe_conf(&input.text());
             if h.ids {
                 warn!("{}: `options vfio-pci ids=` grabs every device with those IDs, identical twins included; remove it", p.display());
             }
@@ -216,6 +271,10 @@ pub fn run(opts: &Options) -> i32 {
 
     if settings.off {
         info!("disabled by vfio-early.off; nothing done");
+        return finish(opts, &root, start, &input, None, bad);
+    }
+    if input.problems.blocked {
+        error!("the settings were not read whole (see above): nothing is bound in this boot");
         return finish(opts, &root, start, &input, None, bad);
     }
     if settings.entries.is_empty() {
@@ -275,10 +334,10 @@ fn apply_plan<K: Kernel>(
         return apply::apply(&mut ctx, plan);
     }
     // Built into the image by the hooks: the captures already stored in /var/lib.
-    let known = sysfs::read_optional(&root.path(capture::KNOWN_FILE), 64 * 1024)
+    let known = sysfs::read_input_optional(&root.path(capture::KNOWN_FILE), 64 * 1024)
         .ok()
         .flatten()
-        .map(|(t, _)| t)
+        .map(|i| i.text().into_owned())
         .unwrap_or_default();
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
@@ -299,6 +358,7 @@ fn finish(
 ) -> i32 {
     let settings = &input.settings;
     let mut counts = Counts::default();
+    let mut unmatched = 0;
     if let Some((plan, outcomes)) = done {
         for (item, outcome) in plan.items.iter().zip(outcomes.iter()) {
             let r = DeviceReport {
@@ -312,6 +372,10 @@ fn finish(
                 Mode::Boot => log!(r.level(), "{r}"),
             }
         }
+        for text in unmatched_texts(plan, settings) {
+            warn!("entry \"{text}\" matches no device on the bus: check its ID with `lspci -nn`");
+        }
+        unmatched = plan.unmatched.len();
         // After the device lines: under the kernel's log budget those matter most.
         for o in &plan.outside {
             warn!("{o}");
@@ -328,6 +392,8 @@ fn finish(
     }
     let what = if settings.off {
         "disabled"
+    } else if input.problems.blocked {
+        "nothing bound: the settings were not read whole"
     } else if settings.entries.is_empty() && bad == 0 {
         "nothing configured (vfio-early.devices= or /etc/vfio-early.conf)"
     } else {
@@ -339,24 +405,54 @@ fn finish(
     } else {
         String::new()
     };
+    // Device-entry problems are "bad entries"; other keys' problems are counted apart, and a
+    // dry run or a plan says "would bind", never "bound".
+    let entries_bad = input.problems.entries;
+    let other = bad - entries_bad.min(bad);
+    let mut extra = String::new();
+    if other > 0 {
+        extra += &format!(", {other} other input problem{}", plural(other));
+    }
+    if unmatched > 0 {
+        extra += &format!(
+            ", {unmatched} entr{} matching nothing",
+            if unmatched == 1 { "y" } else { "ies" }
+        );
+    }
+    let bound = if counts.would_bind > 0 || settings.dry_run || opts.mode == Mode::Plan {
+        format!("{} would bind", counts.bound + counts.would_bind)
+    } else {
+        format!("{} bound", counts.bound)
+    };
     log!(
         target: SUMMARY,
-        if counts.failed > 0 { log::Level::Error } else { log::Level::Info },
-        "summary: {} bound, {} refused, {} failed, {} bad entries in {} ms{}{}{}",
-        counts.bound,
+        if counts.failed > 0 || input.problems.blocked { log::Level::Error } else { log::Level::Info },
+        "summary: {bound}, {} refused, {} failed, {entries_bad} bad entries{extra} in {ms} ms{}{what}{more}",
         counts.refused,
         counts.failed,
-        bad,
-        ms,
         if what.is_empty() { "" } else { "; " },
-        what,
-        more
     );
     match opts.mode {
         Mode::Boot => EXIT_OK,
-        Mode::Plan if counts.refused + counts.failed + bad > 0 => EXIT_REFUSED,
+        Mode::Plan if counts.refused + counts.failed + bad + unmatched > 0 => EXIT_REFUSED,
         Mode::Plan => EXIT_OK,
     }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// The texts of the ID entries that matched no device.
+fn unmatched_texts<'a>(plan: &'a Plan, settings: &'a Settings) -> impl Iterator<Item = &'a str> {
+    plan.unmatched
+        .iter()
+        .filter_map(|&n| settings.entries.get(n))
+        .map(|e| e.text.as_str())
 }
 
 fn state_json(root: &Root, input: &Input, done: Option<(&Plan, &Outcomes)>, ms: u128) -> String {
@@ -377,6 +473,12 @@ fn state_json(root: &Root, input: &Input, done: Option<(&Plan, &Outcomes)>, ms: 
     }
     j.close(']').open(Some("warnings"), '[');
     if let Some((plan, _)) = done {
+        for text in unmatched_texts(plan, s) {
+            j.str(
+                None,
+                format_args!("entry \"{text}\" matches no device on the bus"),
+            );
+        }
         for o in &plan.outside {
             j.str(None, o);
         }

@@ -145,7 +145,8 @@ pub fn scan(root: &Root, entries: &[Entry]) -> (Inventory, Errors) {
         .is_ok_and(|mut d| d.next().is_some());
     if s.inv.devices.iter().any(|d| d.class.is_display()) {
         // A large machine's iomem is tens of KiB; the cap only bounds a pathological one.
-        if let Ok(Some((text, _))) = sysfs::read_optional(&root.path("proc/iomem"), 256 * 1024) {
+        if let Ok(Some(input)) = sysfs::read_input_optional(&root.path("proc/iomem"), 256 * 1024) {
+            let text = input.text();
             s.inv.framebuffers = iomem::framebuffers(&text);
         }
     }

@@ -93,21 +93,52 @@ fn link_name(path: &Path) -> Option<Name> {
     heapless::String::try_from(name).ok()
 }
 
-/// Reads at most `cap` bytes; `Ok((text, true))` when the file was longer.
-pub fn read_capped(path: &Path, cap: usize) -> Result<(String, bool), SysError> {
-    let file = fs::File::open(path).map_err(io_err(path))?;
-    let mut buf = Vec::with_capacity(cap.min(4096));
-    file.take(cap as u64 + 1)
-        .read_to_end(&mut buf)
-        .map_err(io_err(path))?;
-    let longer = buf.len() > cap;
-    buf.truncate(cap);
-    if longer {
-        // Keep whole lines only.
-        let end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        buf.truncate(end);
+/// Bytes of an input file, at most its cap, and whether there was more.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Input {
+    pub bytes: Vec<u8>,
+    pub cut: bool,
+}
+
+impl Input {
+    /// The text, for line-oriented inputs (invalid UTF-8 shown as U+FFFD).
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.bytes)
     }
-    Ok((String::from_utf8_lossy(&buf).into_owned(), longer))
+}
+
+/// Reads an input file (configuration, command line, modprobe.d): at most `cap` bytes kept,
+/// `cut` set when there was more. Opened without blocking and required to be a regular file
+/// (procfs files are), so a FIFO or a device in its place is an error, never a hang; the read
+/// itself stops at `cap + 1` bytes whatever the file claims.
+pub fn read_input(path: &Path, cap: usize) -> Result<Input, SysError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
+        .open(path)
+        .map_err(io_err(path))?;
+    if !file.metadata().map_err(io_err(path))?.is_file() {
+        return Err(SysError::Malformed {
+            path: path.to_path_buf(),
+            what: "not a regular file",
+        });
+    }
+    let mut bytes = Vec::with_capacity(cap.min(4096));
+    file.take(cap as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_err(path))?;
+    let cut = bytes.len() > cap;
+    bytes.truncate(cap);
+    Ok(Input { bytes, cut })
+}
+
+/// Like `read_input` for files that may legitimately be absent: `Ok(None)` then.
+pub fn read_input_optional(path: &Path, cap: usize) -> Result<Option<Input>, SysError> {
+    match read_input(path, cap) {
+        Err(SysError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
+        other => other.map(Some),
+    }
 }
 
 /// Reads a small attribute into a stack buffer (one open, one or two reads, no allocation);
@@ -135,14 +166,6 @@ pub fn read_attr<const N: usize>(path: &Path) -> Result<Option<heapless::String<
         }
     }
     Ok(Some(text))
-}
-
-/// Like `read_capped` for files that may legitimately be absent.
-pub fn read_optional(path: &Path, cap: usize) -> Result<Option<(String, bool)>, SysError> {
-    match read_capped(path, cap) {
-        Err(SysError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
-        other => other.map(Some),
-    }
 }
 
 /// What the plan needs to know about one PCI function.

@@ -18,8 +18,19 @@ impl Token {
     pub fn from_bytes(b: &[u8]) -> Token {
         let mut t = Bounded::<TOKEN_CAP>::new();
         for ch in String::from_utf8_lossy(b).chars() {
-            let ch = if ch.is_control() { '?' } else { ch };
-            let _ = fmt::Write::write_char(&mut t, ch);
+            let _ = match ch {
+                _ if ch.is_control() => fmt::Write::write_char(&mut t, '?'),
+                // Invisible in a log line, yet part of the token: shown by their code point.
+                '\u{a0}'
+                | '\u{ad}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{feff}' => {
+                    fmt::Write::write_fmt(&mut t, format_args!("\\u{{{:x}}}", ch as u32))
+                }
+                _ => fmt::Write::write_char(&mut t, ch),
+            };
         }
         Token(t.finish())
     }

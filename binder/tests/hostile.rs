@@ -1,0 +1,310 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Hostile and careless input, on the real binary: every bad input is named, nothing is dropped
+//! in silence, a cut input or a malformed kill switch takes nothing, and no input can hang it.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Dev, FakeTree};
+
+const DISPLAY: u32 = 0x030000;
+const AUDIO: u32 = 0x040300;
+
+/// Runs the binary on the tree with a hang guard (a blocked read would wait forever); returns
+/// (exit code, stdout, stderr).
+fn run(t: &FakeTree, args: &[&str]) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vfio-early"))
+        .arg("--root")
+        .arg(&t.root)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run vfio-early");
+    let start = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("vfio-early {args:?} still running after 20 s: an input blocked it");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A card at 01:00.0/.1 (group 1) and its identical twin at 02:00.0/.1 (group 2).
+fn twins() -> FakeTree {
+    let t = FakeTree::new();
+    for bus in [1u8, 2] {
+        t.device(Dev::new(&format!("{bus:02x}:00.0"), 0x1234, 0x1111, DISPLAY).group(bus.into()))
+            .device(Dev::new(&format!("{bus:02x}:00.1"), 0x8086, 0x293e, AUDIO).group(bus.into()));
+    }
+    t.modprobe_binds();
+    t
+}
+
+/// Boot mode (exits 0); the kernel log.
+fn boot(t: &FakeTree) -> Vec<String> {
+    let (code, _, err) = run(t, &[]);
+    assert_eq!(code, 0, "boot mode exits 0; stderr: {err}");
+    t.kmsg_lines()
+}
+
+fn taken(t: &FakeTree) -> Vec<String> {
+    ["01:00.0", "01:00.1", "02:00.0", "02:00.1"]
+        .into_iter()
+        .filter(|b| t.driver_of(b).as_deref() == Some("vfio-pci") || t.override_of(b) == "vfio-pci")
+        .map(String::from)
+        .collect()
+}
+
+fn has(lines: &[String], needle: &str) -> bool {
+    lines.iter().any(|l| l.contains(needle))
+}
+
+/// `plan` on the tree's own inputs: (exit code, all output).
+fn plan(t: &FakeTree) -> (i32, String) {
+    let (code, out, err) = run(t, &["plan"]);
+    (code, format!("{out}{err}"))
+}
+
+#[test]
+fn a_cut_input_takes_nothing_and_names_its_cap() {
+    // One line over the cap, a valid entry first and the kill switch in the part not read.
+    let long = format!(
+        "vfio-early.devices=01:00.0 {} vfio-early.off\n",
+        "x".repeat(9000)
+    );
+    for (rel, source, cap) in [
+        (
+            "etc/cmdline.d/90-long.conf",
+            "/etc/cmdline.d/90-long.conf",
+            "8192",
+        ),
+        ("proc/cmdline", "kernel command line", "8192"),
+    ] {
+        let t = twins();
+        t.file(rel, &long);
+        let log = boot(&t);
+        assert!(taken(&t).is_empty(), "{rel}: {:?} {log:#?}", taken(&t));
+        let want = format!("{source}: longer than {cap} bytes (the cap)");
+        assert!(has(&log, &want), "{want}: {log:#?}");
+        assert!(has(&log, "nothing is bound"), "{log:#?}");
+        let (code, out) = plan(&t);
+        assert_eq!(code, 1, "{out}");
+    }
+    let t = twins();
+    t.cmdline("vfio-early.devices=01:00.0").file(
+        "etc/vfio-early.conf",
+        &format!("# {}\noff\n", "x".repeat(17000)),
+    );
+    let log = boot(&t);
+    assert!(taken(&t).is_empty(), "{log:#?}");
+    assert!(
+        has(&log, "/etc/vfio-early.conf: longer than 16384 bytes"),
+        "{log:#?}"
+    );
+}
+
+#[test]
+fn more_cmdline_d_files_than_read_take_nothing_and_the_first_by_name_are_read() {
+    let t = twins();
+    // Created in reverse name order: a directory-order reader would keep the wrong ones.
+    for i in (0..17).rev() {
+        t.file(&format!("etc/cmdline.d/{i:02}-x.conf"), "quiet\n");
+    }
+    t.file("etc/cmdline.d/00-x.conf", "vfio-early.devices=01:00.0\n");
+    let log = boot(&t);
+    assert!(taken(&t).is_empty(), "{log:#?}");
+    assert!(
+        has(
+            &log,
+            "more than 16 files: those after the first 16 by name are not read"
+        ),
+        "{log:#?}"
+    );
+    // Sixteen files are fine, and 00-x.conf (first by name) is among them.
+    t.remove("etc/cmdline.d/16-x.conf");
+    t.remove("run/vfio-early");
+    let log = boot(&t);
+    assert_eq!(taken(&t), ["01:00.0", "01:00.1"], "{log:#?}");
+}
+
+#[test]
+fn the_blocking_notice_survives_a_flood_of_problems() {
+    let t = twins();
+    let junk: Vec<String> = (0..30).map(|i| format!("junk{i}")).collect();
+    t.cmdline(&format!(
+        "vfio-early.devices={} {} vfio-early.off",
+        junk.join(","),
+        "y".repeat(9000)
+    ));
+    let log = boot(&t);
+    let state = t.read("run/vfio-early/state.json");
+    assert!(taken(&t).is_empty(), "{log:#?}");
+    assert!(state.contains("longer than 8192 bytes"), "{state}");
+}
+
+#[test]
+fn an_id_entry_that_matches_nothing_is_named() {
+    let t = twins();
+    t.cmdline("vfio-early.devices=10de:1c03");
+    let log = boot(&t);
+    assert!(
+        has(&log, "entry \"10de:1c03\" matches no device on the bus"),
+        "{log:#?}"
+    );
+    assert!(has(&log, "1 entry matching nothing"), "{log:#?}");
+    let (code, out) = plan(&t);
+    assert_eq!(code, 1, "{out}");
+}
+
+/// Puts one bad input into a tree.
+type Setup = dyn Fn(&FakeTree);
+
+#[test]
+fn silent_bad_input_is_named() {
+    let cases: &[(&str, &Setup, &str)] = &[
+        (
+            "config is a directory",
+            &|t| {
+                t.mkdir("etc/vfio-early.conf");
+            },
+            "/etc/vfio-early.conf: cannot be read: not a regular file",
+        ),
+        (
+            "config is a symlink loop",
+            &|t| {
+                t.symlink("etc/vfio-early.conf", "vfio-early.conf");
+            },
+            "/etc/vfio-early.conf: cannot be read: Too many levels of symbolic links",
+        ),
+        (
+            "a directory named .conf in cmdline.d",
+            &|t| {
+                t.mkdir("etc/cmdline.d/50-dir.conf");
+            },
+            "/etc/cmdline.d/50-dir.conf: cannot be read: not a regular file",
+        ),
+        (
+            "devices= alone",
+            &|t| {
+                t.cmdline("vfio-early.devices= 01:00.0");
+            },
+            "kernel command line: devices= lists no device",
+        ),
+        (
+            "devices=,,,",
+            &|t| {
+                t.cmdline("vfio-early.devices=,,,");
+            },
+            "kernel command line: devices= lists no device",
+        ),
+        (
+            "an empty entry",
+            &|t| {
+                t.cmdline("vfio-early.devices=01:00.0,,02:00.0");
+            },
+            "empty entry in the devices list \"01:00.0,,02:00.0\"",
+        ),
+        (
+            "a byte-order mark",
+            &|t| {
+                t.file("etc/vfio-early.conf", "\u{feff}devices = 01:00.0\n");
+            },
+            "/etc/vfio-early.conf: starts with a UTF-8 byte-order mark",
+        ),
+        (
+            "function 9",
+            &|t| {
+                t.cmdline("vfio-early.devices=01:00.9");
+            },
+            "bad device entry \"01:00.9\": the function (after the dot) must be 0-7",
+        ),
+    ];
+    for (name, setup, needle) in cases {
+        let t = twins();
+        setup(&t);
+        let (code, out) = plan(&t);
+        assert_eq!(code, 1, "{name}: {out}");
+        assert!(out.contains(needle), "{name}: want {needle:?} in {out}");
+    }
+    // The BOM does not swallow the line: its entry still applies.
+    let t = twins();
+    t.file("etc/vfio-early.conf", "\u{feff}devices = 01:00.0\n");
+    let log = boot(&t);
+    assert_eq!(taken(&t), ["01:00.0", "01:00.1"], "{log:#?}");
+}
+
+#[test]
+fn a_malformed_kill_switch_means_off() {
+    for (file, cmdline) in [
+        ("off = ture\n", "vfio-early.devices=01:00.0"),
+        ("devices = 01:00.0\n", "vfio-early.off=ture"),
+        ("devices = 01:00.0\n", "vfio-early.off="),
+    ] {
+        let t = twins();
+        t.file("etc/vfio-early.conf", file).cmdline(cmdline);
+        let log = boot(&t);
+        assert!(taken(&t).is_empty(), "{file} {cmdline}: {log:#?}");
+        assert!(
+            has(&log, "taken as off (the kill switch fails safe)"),
+            "{log:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_nbsp_byte_separates_arguments_as_for_the_kernel() {
+    let t = twins();
+    t.bytes(
+        "proc/cmdline",
+        b"vfio-early.devices=01:00.0 vfio-early.off\xa0quiet\n",
+    );
+    let log = boot(&t);
+    assert!(taken(&t).is_empty(), "{log:#?}");
+    assert!(has(&log, "disabled by vfio-early.off"), "{log:#?}");
+}
+
+#[test]
+fn fifos_never_block_a_read() {
+    for rel in [
+        "etc/vfio-early.conf",
+        "etc/cmdline.d/10-fifo.conf",
+        "etc/modprobe.d/fifo.conf",
+        "etc/vfio-early/roms.known",
+        "proc/cmdline",
+    ] {
+        let t = twins();
+        if rel != "proc/cmdline" {
+            t.cmdline("vfio-early.devices=01:00.0 vfio-early.rom=display");
+        }
+        let p = t.path(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        let _ = std::fs::remove_file(&p);
+        nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o644)).expect("mkfifo");
+        let (code, _, err) = run(&t, &[]);
+        assert_eq!(code, 0, "{rel}: {err}");
+        let log = t.kmsg_lines();
+        if !rel.contains("modprobe.d") && !rel.contains("roms.known") {
+            assert!(has(&log, "not a regular file"), "{rel}: {log:#?}");
+        }
+    }
+}
+
+#[test]
+fn a_dry_run_says_would_bind() {
+    let t = twins();
+    t.cmdline("vfio-early.devices=01:00.0 vfio-early.dry-run");
+    let log = boot(&t);
+    assert!(taken(&t).is_empty(), "{log:#?}");
+    assert!(has(&log, "summary: 2 would bind, 0 refused"), "{log:#?}");
+}
