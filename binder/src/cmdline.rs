@@ -66,7 +66,9 @@ fn next_arg(s: &[u8]) -> (Arg<'_>, &[u8]) {
         if is_space(b) && !in_quote {
             break;
         }
-        if equals.is_none() && b == b'=' {
+        // The kernel keeps `equals` as an index where 0 means "none": an `=` that opens the
+        // argument is part of the name, and a later one still splits it (fuzz finding).
+        if equals.is_none() && b == b'=' && i > 0 {
             equals = Some(i);
         }
         if b == b'"' {
@@ -135,6 +137,14 @@ mod tests {
 
     fn kv(k: &str, v: Option<&str>) -> (String, Option<String>) {
         (k.to_string(), v.map(str::to_string))
+    }
+
+    #[test]
+    fn a_leading_equals_sign_is_part_of_the_name() {
+        let t = |p: &str, v: Option<&str>| (p.to_string(), v.map(String::from));
+        assert_eq!(toks("=a"), vec![t("=a", None)]);
+        assert_eq!(toks("=a=b"), vec![t("=a", Some("b"))]);
+        assert_eq!(toks("\"=a\""), vec![t("=a", None)]);
     }
 
     #[test]

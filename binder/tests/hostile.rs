@@ -250,6 +250,10 @@ fn a_malformed_kill_switch_means_off() {
         ("off = ture\n", "vfio-early.devices=01:00.0"),
         ("devices = 01:00.0\n", "vfio-early.off=ture"),
         ("devices = 01:00.0\n", "vfio-early.off="),
+        (
+            "devices = 01:00.0\n",
+            "vfio-early.off=ture vfio-early.off=0",
+        ),
     ] {
         let t = twins();
         t.file("etc/vfio-early.conf", file).cmdline(cmdline);
@@ -307,4 +311,56 @@ fn a_dry_run_says_would_bind() {
     let log = boot(&t);
     assert!(taken(&t).is_empty(), "{log:#?}");
     assert!(has(&log, "summary: 2 would bind, 0 refused"), "{log:#?}");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(40))]
+
+    /// Whatever the input, the devices taken are among those the well-formed entries name (with
+    /// the display's audio companion), and a cut input or a malformed kill switch takes nothing.
+    #[test]
+    fn only_well_formed_entries_take_anything(
+        picks in proptest::collection::vec(0usize..14, 0..8),
+        cut in proptest::bool::ANY,
+        in_file in proptest::bool::ANY,
+    ) {
+        const POOL: [&str; 14] = [
+            "vfio-early.devices=01:00.0", "vfio-early.devices=02:00.1", "vfio-early.devices=1234:1111",
+            "vfio-early.devices=zz:00.0", "vfio-early.devices=01:00.9", "vfio-early.devices=,,",
+            "vfio-early.devices=../../x", "vfio-early.off=ture", "vfio-early.off=0",
+            "vfio-early.bogus=1", "vfio-early.group=whole", "\"vfio-early.devices=02:00.0\"",
+            "vfio-early.devices=01:00.0@10de:1c03", "quiet",
+        ];
+        let words: Vec<&str> = picks.iter().map(|&i| POOL[i]).collect();
+        let mut line = words.join(" ");
+        if cut {
+            line = format!("{line} {}", "x".repeat(9000));
+        }
+        let t = twins();
+        if in_file {
+            t.file("etc/cmdline.d/50-test.conf", &line);
+        } else {
+            t.cmdline(&line);
+        }
+        let log = boot(&t);
+        let got = taken(&t);
+        // What the well-formed entries can name: 01:00.x, 02:00.x by address (the display's
+        // audio comes along), both cards by ID, 02:00.1 alone.
+        let mut allowed: Vec<&str> = Vec::new();
+        for w in &words {
+            match *w {
+                "vfio-early.devices=01:00.0" => allowed.extend(["01:00.0", "01:00.1"]),
+                "vfio-early.devices=02:00.1" => allowed.push("02:00.1"),
+                "\"vfio-early.devices=02:00.0\"" => allowed.extend(["02:00.0", "02:00.1"]),
+                "vfio-early.devices=1234:1111" => allowed.extend(["01:00.0", "01:00.1", "02:00.0", "02:00.1"]),
+                _ => {}
+            }
+        }
+        for d in &got {
+            proptest::prop_assert!(allowed.contains(&d.as_str()), "{d} taken by {line:?}: {log:#?}");
+        }
+        if cut || words.contains(&"vfio-early.off=ture") {
+            proptest::prop_assert!(got.is_empty(), "{got:?} taken by {line:?}: {log:#?}");
+        }
+    }
 }

@@ -294,10 +294,12 @@ gen_uninstall() {
 #   nobin  main without /usr/bin/vfio-early (the hooks must say so and still build)
 #   strict nobin plus "build-strict = yes" in /etc/vfio-early.conf (the build must fail)
 #   dyn    main with the native glibc build (`make TARGET=`, dynamically linked) as the binary
+#   longd  main plus a dracut kernel_cmdline of 9 KiB ending in vfio-early.off (dracut writes it
+#          to the image's /etc/cmdline.d/01-default.conf, over the binder's 8 KiB cap)
 gen_set_root_state() {
     local r=$1 v=$2
     gen_uninstall "$r"
-    rm -f "$r/etc/vfio-early.conf"
+    rm -f "$r/etc/vfio-early.conf" "$r/etc/dracut.conf.d/90-vfiotest-long.conf"
     mkdir -p "$r$GEN_STATE_DIR"
     [ "$v" = bare ] && return 0
     printf '%s\n' "$GEN_INSTALL_FILES" >"$r$GEN_STATE_DIR/manifest"
@@ -306,6 +308,11 @@ gen_set_root_state() {
         { h_err "make install DESTDIR=$r failed (see $GEN_OUT/make-install-root.log)"; return 1; }
     case $v in
         main | dyn) ;;
+        longd)
+            mkdir -p "$r/etc/dracut.conf.d" &&
+                printf 'kernel_cmdline="test.pad=%s vfio-early.off"\n' "$(printf '%9000s' '' | tr ' ' x)" \
+                    >"$r/etc/dracut.conf.d/90-vfiotest-long.conf"
+            ;;
         conf) printf '# written by tests/generators\ndevices = 01:00.0\n' >"$r/etc/vfio-early.conf" ;;
         nobin) mv "$r/usr/bin/vfio-early" "$r$GEN_STATE_DIR/vfio-early.aside" ;;
         strict)

@@ -86,6 +86,8 @@ gen_build_phase nobin its dsd dsh || build_failed=1
 gen_build_phase strict its dsd || build_failed=1
 # The native glibc build (dynamic): the hooks must bring its libraries.
 gen_build_phase dyn its dsd || build_failed=1
+# A 9 KiB cmdline.d file in the image, ending in the kill switch (over the binder's cap).
+gen_build_phase longd dsd || build_failed=1
 # Leave the root as a user would have it: vfio-early installed, no config.
 gen_set_root_state "$GEN_ROOT" main || exit 1
 
@@ -131,6 +133,7 @@ conf          | its dsd dsh | conf  |                                           
 preload       | its dsd dsh | main  | vfio-early.devices=01:00.0 test.preload=vfio-pci  | $CARD1_VFIO $CARD2_NATIVE               | bound to vfio-pci via drivers_probe; summary: 2 bound | ran before-udev preloaded
 rd-driver-pre | dsd dsh     | main  | vfio-early.devices=01:00.0 rd.driver.pre=vfio-pci | $CARD1_VFIO $CARD2_NATIVE               | bound to vfio-pci via; summary: 2 bound       | ran
 nobin         | its dsd dsh | nobin | vfio-early.devices=01:00.0                        | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci |                                               | notran buildmsg
+longd         | dsd         | longd | vfio-early.devices=01:00.0                        | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | /etc/cmdline.d/01-default.conf: longer than 8192 bytes (the cap); nothing is bound | ran
 dyn           | its dsd     | dyn   | vfio-early.devices=01:00.0                        | $CARD1_VFIO $CARD2_NATIVE               | (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound | ran before-udev dynlibs
 "
 

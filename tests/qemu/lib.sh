@@ -244,12 +244,28 @@ machine_args() {
 # (ttyS0: kernel console), DIR/report.txt (ttyS1: the report only),
 # DIR/qemu.stderr, DIR/qemu.rc (124 = hang guard hit), DIR/wall (seconds),
 # DIR/cmdline. Returns QEMU's status.
+# x86's COMMAND_LINE_SIZE is 2048: the longest command line the kernel keeps whole is 2047 bytes.
+CMDLINE_MAX=2047
+# pad_cmdline LINE: LINE with its `test.pad-to-max` word replaced by a `test.pad=xxx...` argument
+# that makes the whole line exactly CMDLINE_MAX bytes (what follows the word is then the very end
+# of the longest command line the kernel keeps).
+pad_cmdline() {
+    local line=$1 fill
+    case " $line " in *" test.pad-to-max "*) ;; *) printf '%s\n' "$line"; return 0 ;; esac
+    fill=$((CMDLINE_MAX - ${#line} + ${#test_pad_word} - ${#test_pad_arg}))
+    [ "$fill" -ge 0 ] || { h_err "command line already longer than $CMDLINE_MAX bytes"; return 1; }
+    printf '%s\n' "${line/test.pad-to-max/$test_pad_arg$(printf '%*s' "$fill" '' | tr ' ' x)}"
+}
+test_pad_word=test.pad-to-max
+test_pad_arg=test.pad=
+
 boot_vm() {
     local dir=$1 initrd=$2 append=$3 kernel t0 t1 rc
     shift 3
     kernel=$(kernel_image) || return 1
     rm -rf "$dir"
     mkdir -p "$dir"
+    append=$(pad_cmdline "console=ttyS0 panic=-1 test.guard=$GUEST_GUARD${append:+ $append}") || return 1
     # --foreground keeps timeout (and QEMU) in the job's process group, which
     # an interrupted run.sh kills.
     local cmd=(timeout --foreground --kill-after=10 "$BOOT_TIMEOUT"
@@ -257,7 +273,7 @@ boot_vm() {
         -vga none -display none -no-reboot
         -serial "file:$dir/console.log" -serial "file:$dir/report.txt"
         -kernel "$kernel" -initrd "$initrd"
-        -append "console=ttyS0 panic=-1 test.guard=$GUEST_GUARD${append:+ $append}"
+        -append "$append"
         "$@")
     printf '%q ' "${cmd[@]}" >"$dir/cmdline"
     echo >>"$dir/cmdline"

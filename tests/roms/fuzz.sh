@@ -1,12 +1,15 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT OR Apache-2.0
 #
-# Fuzzes the expansion-ROM parser for a bounded time: cargo-fuzz (nightly, libFuzzer) targets
-# fuzz/fuzz_targets/{inspect,clean_range}.rs, seeded with the real ROMs (fetch-fixtures.sh)
-# and every make-test-rom.py variant. Prints each target's execution count and any crash
-# (the input is kept under tests/out/fuzz/<target>/); exits 1 on a crash or a failed build.
+# Fuzzes the parsers for a bounded time: cargo-fuzz (nightly, libFuzzer) targets in
+# fuzz/fuzz_targets/: the expansion-ROM parser (inspect, clean_range), seeded with the real ROMs
+# (fetch-fixtures.sh) and every make-test-rom.py variant; the command-line tokenizer against a
+# reference model of the kernel's next_arg() (cmdline), the settings parsers (config) and the
+# entry parser (entry), seeded with a few command lines and config files. Prints each target's
+# execution count and any crash (the input is kept under tests/out/fuzz/<target>/); exits 1 on
+# a crash or a failed build.
 #
-#   tests/roms/fuzz.sh [TARGET...]          default: inspect clean_range
+#   tests/roms/fuzz.sh [TARGET...]          default: inspect clean_range cmdline config entry
 # Environment: FUZZ_SECONDS (per target, default 60), FUZZ_JOBS (libFuzzer -fork workers,
 # default 1), FUZZ_ARGS (more libFuzzer flags). Needs `cargo install cargo-fuzz` and a
 # nightly toolchain; the corpus grows in tests/.cache/fuzz/corpus/<target>.
@@ -19,7 +22,7 @@ CACHE=$TESTS_DIR/.cache/fuzz
 OUT=${VFIO_EARLY_TEST_OUT:-$TESTS_DIR/out}/fuzz
 TRIPLE=$(rustc +nightly -vV | sed -n 's/^host: //p')
 targets=("$@")
-[ "${#targets[@]}" -gt 0 ] || targets=(inspect clean_range)
+[ "${#targets[@]}" -gt 0 ] || targets=(inspect clean_range cmdline config entry)
 
 command -v cargo-fuzz >/dev/null || { echo "fuzz: cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 1; }
 cd "$REPO_DIR" || exit 1
@@ -45,7 +48,25 @@ for v in $(python3 "$ROMS_DIR/make-test-rom.py" --list | awk '{ print $1 }'); do
     python3 "$ROMS_DIR/make-test-rom.py" --variant "$v" --size 4096 --legacy-blocks 2 "$SEEDS/gen-$v.rom" ||
         { echo "fuzz: make-test-rom.py --variant $v failed" >&2; exit 1; }
 done
-echo "fuzz: $(find "$SEEDS" -type f | wc -l) seeds, ${SECONDS_EACH}s per target"
+# Seeds of the input parsers: command lines, config files and entries as people write them.
+TEXT_SEEDS=$CACHE/text-seeds
+rm -rf "$TEXT_SEEDS"
+mkdir -p "$TEXT_SEEDS"
+i=0
+while IFS= read -r seed; do
+    i=$((i + 1))
+    printf '%b' "$seed" >"$TEXT_SEEDS/seed-$i"
+done <<'SEEDS'
+BOOT_IMAGE=/vmlinuz root=UUID=0 ro quiet intel_iommu=on vfio-early.devices=0000:01:00.0@10de:1c03
+vfio-early.devices=01:00.0,10de:1c03:1043:85f4+unbind vfio-early.group=strict vfio-early.off=0
+"vfio-early.devices=01:00.0 02:00.0" a="b c" d=\"e -- init args
+\001devices = 01:00.0\ngroup = whole # comment\noff = ture\nrom = display\nbuild-strict\n
+\357\273\277devices = 01:00.0, ,02:00.0+guarded\ntimeout = 600\non-fail = fence\n
+\002vfio-early.off\240quiet vfio-early.devices=,,,
+01:00.9+boot-vga
+0000:ff:1f.7@ffff:ffff:ffff:ffff+unbind+guarded+boot-vga
+SEEDS
+echo "fuzz: $(find "$SEEDS" -type f | wc -l) ROM seeds, $i text seeds, ${SECONDS_EACH}s per target"
 
 crashed=0
 total=0
@@ -59,8 +80,10 @@ for t in "${targets[@]}"; do
     # Fork mode with -ignore_crashes: a crash is recorded (artifact) and fuzzing goes on, so
     # the count covers the whole time and every distinct crash is kept. -timeout: a unit
     # slower than 10 s is a finding too. The largest seed sets max_len.
+    seeds=$SEEDS
+    case $t in cmdline | config | entry) seeds=$TEXT_SEEDS ;; esac
     # shellcheck disable=SC2086 # FUZZ_ARGS is a list of flags
-    "$bin" "$corpus" "$SEEDS" -fork="${FUZZ_JOBS:-1}" -ignore_crashes=1 -max_total_time="$SECONDS_EACH" \
+    "$bin" "$corpus" "$seeds" -fork="${FUZZ_JOBS:-1}" -ignore_crashes=1 -max_total_time="$SECONDS_EACH" \
         -timeout=10 -rss_limit_mb=4096 -artifact_prefix="$art/" ${FUZZ_ARGS:-} >"$log" 2>&1
     rc=$?
     # Fork mode's progress lines: "#RUNS: cov: N ft: N corp: N exec/s: N oom/timeout/crash: a/b/c ...".
