@@ -62,12 +62,6 @@ pub fn read_input(root: &Root, cmdline: Option<&str>) -> Input {
     let mut settings = Settings::default();
     let mut problems = Problems::default();
     apply_config_file(root, &mut settings, &mut problems);
-    let mut cmdline_ids = false;
-    let mut apply =
-        |bytes: &[u8], origin: Origin, settings: &mut Settings, problems: &mut Problems| {
-            settings.apply_cmdline(bytes, origin, problems);
-            cmdline_ids |= legacy::cmdline_has_ids(bytes);
-        };
     // dracut's getcmdline(): cmdline.d in name order first, /proc/cmdline last (it wins).
     let (confs, more) = cmdline_d_files(root);
     if more {
@@ -76,35 +70,51 @@ pub fn read_input(root: &Root, cmdline: Option<&str>) -> Input {
             InputError::TooManyFiles(MAX_CMDLINE_D),
         );
     }
+    let mut cmdline_ids = false;
     for name in &confs {
+        let path = root.path("etc/cmdline.d").join(name.as_str());
         let origin = Origin::CmdlineD(Token::new(name));
-        match sysfs::read_input(&root.path("etc/cmdline.d").join(name.as_str()), CMDLINE_CAP) {
-            Ok(input) => {
-                apply(&input.bytes, origin.clone(), &mut settings, &mut problems);
-                if input.cut {
-                    problems.push(origin, InputError::Cut(CMDLINE_CAP));
-                }
-            }
-            Err(e) => problems.push(origin, unreadable(&e)),
+        cmdline_ids |= apply_cmdline_file(&path, origin, &mut settings, &mut problems);
+    }
+    cmdline_ids |= match cmdline {
+        Some(c) => {
+            settings.apply_cmdline(c.as_bytes(), Origin::Cmdline, &mut problems);
+            legacy::cmdline_has_ids(c.as_bytes())
         }
-    }
-    match cmdline {
-        Some(c) => apply(c.as_bytes(), Origin::Cmdline, &mut settings, &mut problems),
-        None => match sysfs::read_input(&root.path("proc/cmdline"), CMDLINE_CAP) {
-            Ok(input) => {
-                apply(&input.bytes, Origin::Cmdline, &mut settings, &mut problems);
-                if input.cut {
-                    problems.push(Origin::Cmdline, InputError::Cut(CMDLINE_CAP));
-                }
-            }
-            Err(e) => problems.push(Origin::Cmdline, unreadable(&e)),
-        },
-    }
+        None => apply_cmdline_file(
+            &root.path("proc/cmdline"),
+            Origin::Cmdline,
+            &mut settings,
+            &mut problems,
+        ),
+    };
 
     Input {
         settings,
         problems,
         cmdline_ids,
+    }
+}
+
+/// Applies one command-line file (cut: a blocking problem); true when it has `vfio-pci.ids=`.
+fn apply_cmdline_file(
+    path: &std::path::Path,
+    origin: Origin,
+    settings: &mut Settings,
+    problems: &mut Problems,
+) -> bool {
+    match sysfs::read_input(path, CMDLINE_CAP) {
+        Ok(input) => {
+            settings.apply_cmdline(&input.bytes, origin.clone(), problems);
+            if input.cut {
+                problems.push(origin, InputError::Cut(CMDLINE_CAP));
+            }
+            legacy::cmdline_has_ids(&input.bytes)
+        }
+        Err(e) => {
+            problems.push(origin, unreadable(&e));
+            false
+        }
     }
 }
 
