@@ -602,6 +602,33 @@ gen_boot() {
         -device virtio-blk-pci,drive=rootdisk,bus=pcie.0,addr=06.0
 }
 
+GEN_BOOT_PIDS=()
+# gen_boot_all RUNS [PIECES]: boots every image of the index-aligned arrays N (names), IMG and
+# ARGS, JOBS at a time (default 2), each in RUNS/NAME and its own process group (an interrupt
+# ends it whole: kill -- -PID for each of GEN_BOOT_PIDS). A missing image leaves an empty run
+# directory, so its checks fail.
+gen_boot_all() {
+    local runs=$1 pieces=${2:-card2} i running=0
+    mkdir -p "$runs"
+    set -m
+    for ((i = 0; i < ${#N[@]}; i++)); do
+        if [ "$running" -ge "${JOBS:-2}" ]; then
+            wait -n 2>/dev/null || true
+            running=$((running - 1))
+        fi
+        if [ -f "${IMG[i]}" ]; then
+            gen_boot "$runs/${N[i]}" "${IMG[i]}" "${ARGS[i]}" "$pieces" >/dev/null 2>&1 </dev/null &
+        else
+            (rm -rf "${runs:?}/${N[i]}" && mkdir -p "$runs/${N[i]}") &
+        fi
+        GEN_BOOT_PIDS+=($!)
+        running=$((running + 1))
+    done
+    for i in "${GEN_BOOT_PIDS[@]}"; do wait "$i" 2>/dev/null || true; done
+    set +m
+    GEN_BOOT_PIDS=()
+}
+
 # Kernel records other than the binder's (udev, systemd, native drivers), "ts text".
 gen_kevents() {
     report_text "$1" | sed -n 's/^KEVT \[ *\([0-9.]*\)\] /\1 /p'

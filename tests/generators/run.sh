@@ -33,12 +33,11 @@ for a in "$@"; do
 done
 
 [ "$(id -u)" -eq 0 ] || { h_err "must run as root (debootstrap, chroot, mounts)"; exit 2; }
-# Boots (PIDS) and builds (GEN_BUILD_PIDS) run in their own process groups:
+# Boots (GEN_BOOT_PIDS) and builds (GEN_BUILD_PIDS) run in their own process groups:
 # an interrupt ends them whole before the chroot's mounts go.
-PIDS=()
 stop_boots() {
     local p
-    for p in "${PIDS[@]}"; do kill -- -"$p" 2>/dev/null || true; done
+    for p in "${GEN_BOOT_PIDS[@]}"; do kill -- -"$p" 2>/dev/null || true; done
 }
 trap 'stop_boots; gen_stop_builds; gen_umount_all' EXIT
 trap 'exit 130' INT TERM
@@ -158,28 +157,9 @@ while IFS='|' read -r name flavours variant args expect logs extra; do
     done
 done <<<"$TABLE"
 
-# Boots, JOBS at a time, each its own process group (an interrupt ends it whole).
 RUNS="$GEN_OUT/runs"
-mkdir -p "$RUNS"
 phase "boots (${#N[@]}, JOBS=${JOBS:-2})"
-set -m
-running=0
-for ((i = 0; i < ${#N[@]}; i++)); do
-    if [ "$running" -ge "${JOBS:-2}" ]; then
-        wait -n 2>/dev/null || true
-        running=$((running - 1))
-    fi
-    if [ -f "${IMG[i]}" ]; then
-        gen_boot "$RUNS/${N[i]}" "${IMG[i]}" "${ARGS[i]}" >/dev/null 2>&1 </dev/null &
-    else
-        (rm -rf "${RUNS:?}/${N[i]}" && mkdir -p "$RUNS/${N[i]}") &
-    fi
-    PIDS[i]=$!
-    running=$((running + 1))
-done
-for ((i = 0; i < ${#N[@]}; i++)); do wait "${PIDS[i]}" 2>/dev/null || true; done
-set +m
-PIDS=()
+gen_boot_all "$RUNS"
 
 declare -A SPAN=()
 for ((i = 0; i < ${#N[@]}; i++)); do

@@ -73,21 +73,8 @@ layer_ensure() {
 # pkg_boots: boots the images the caller lists in the arrays N, IMG, ARGS, EXPECT, LOGS (runs in
 # $SUITE_OUT/runs), JOBS at a time, on the two-card machine with a boot VGA, and checks them.
 pkg_boots() {
-    local i running=0 bpids=() dir reasons detail
-    set -m
-    for ((i = 0; i < ${#N[@]}; i++)); do
-        if [ "$running" -ge "${JOBS:-2}" ]; then
-            wait -n 2>/dev/null || true
-            running=$((running - 1))
-        fi
-        if [ -f "${IMG[i]}" ]; then
-            gen_boot "$SUITE_OUT/runs/${N[i]}" "${IMG[i]}" "${ARGS[i]}" "vga card2" >/dev/null 2>&1 </dev/null &
-            bpids+=($!)
-            running=$((running + 1))
-        fi
-    done
-    for p in "${bpids[@]}"; do wait "$p" 2>/dev/null || true; done
-    set +m
+    local i dir reasons detail
+    gen_boot_all "$SUITE_OUT/runs" "vga card2"
     for ((i = 0; i < ${#N[@]}; i++)); do
         dir="$SUITE_OUT/runs/${N[i]}"
         if [ ! -f "${IMG[i]}" ]; then
