@@ -152,6 +152,8 @@ pub enum InputError {
         "more than {0} files: those after the first {0} by name are not read, so nothing is bound"
     )]
     TooManyFiles(usize),
+    #[error("its name is not UTF-8 or longer than 128 bytes: not read, so nothing is bound")]
+    NameNotRead,
 }
 
 impl InputError {
@@ -163,6 +165,7 @@ impl InputError {
             InputError::TooManyEntries(_)
                 | InputError::Cut(_)
                 | InputError::TooManyFiles(_)
+                | InputError::NameNotRead
                 | InputError::KillSwitch(_)
         )
     }
@@ -289,10 +292,11 @@ impl Settings {
         let k = key.as_bytes();
         if param_eq(k, b"off") {
             // A kill switch that cannot be read is on: taking a device is never the safe guess.
-            self.off = boolean("off", value).map_err(|_| {
+            let Ok(off) = boolean("off", value) else {
                 self.off = true;
-                InputError::KillSwitch(Token::new(value.unwrap_or("")))
-            })?;
+                return Err(InputError::KillSwitch(Token::new(value.unwrap_or(""))));
+            };
+            self.off = off;
         } else if param_eq(k, b"dry-run") {
             self.dry_run = boolean("dry-run", value)?;
         } else if param_eq(k, b"debug") {

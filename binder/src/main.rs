@@ -108,14 +108,11 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Cmd>, String> 
     if let Some(rest) = rom_args {
         return Ok(Some(Cmd::Rom(opts.root, rest)));
     }
-    if command.as_deref() == Some("config") {
-        if opts.cmdline.is_some() {
-            return Err("--cmdline goes with plan".into());
-        }
-        return Ok(Some(Cmd::Config(opts.root)));
-    }
     if opts.cmdline.is_some() && opts.mode != Mode::Plan {
         return Err("--cmdline goes with plan".into());
+    }
+    if command.as_deref() == Some("config") {
+        return Ok(Some(Cmd::Config(opts.root)));
     }
     Ok(Some(Cmd::Run(opts)))
 }

@@ -63,13 +63,7 @@ pub fn read_input(root: &Root, cmdline: Option<&str>) -> Input {
     let mut problems = Problems::default();
     apply_config_file(root, &mut settings, &mut problems);
     // dracut's getcmdline(): cmdline.d in name order first, /proc/cmdline last (it wins).
-    let (confs, more) = cmdline_d_files(root);
-    if more {
-        problems.push(
-            Origin::CmdlineD(Token::new("*.conf")),
-            InputError::TooManyFiles(MAX_CMDLINE_D),
-        );
-    }
+    let confs = cmdline_d_files(root, &mut problems);
     let mut cmdline_ids = false;
     for name in &confs {
         let path = root.path("etc/cmdline.d").join(name.as_str());
@@ -129,21 +123,22 @@ fn unreadable(e: &sysfs::SysError) -> InputError {
 }
 
 /// The names of the first `MAX_CMDLINE_D` `*.conf` entries of `/etc/cmdline.d` in name order
-/// (dracut's order), and whether there were more: the smallest names are kept whatever order
-/// the directory lists them in.
-fn cmdline_d_files(root: &Root) -> (heapless::Vec<FileName, MAX_CMDLINE_D>, bool) {
+/// (dracut's order): the smallest names are kept whatever order the directory lists them in.
+/// Every file that is not read is a blocking problem.
+fn cmdline_d_files(root: &Root, problems: &mut Problems) -> heapless::Vec<FileName, MAX_CMDLINE_D> {
     let mut names: heapless::Vec<FileName, MAX_CMDLINE_D> = heapless::Vec::new();
-    let mut more = false;
     let Ok(dir) = std::fs::read_dir(root.path("etc/cmdline.d")) else {
-        return (names, more);
+        return names;
     };
+    let mut more = false;
     for e in dir.flatten() {
         let name = e.file_name();
-        let Some(name) = name.to_str().filter(|n| n.ends_with(".conf")) else {
+        if !name.as_encoded_bytes().ends_with(b".conf") {
             continue;
-        };
-        let Ok(name) = FileName::try_from(name) else {
-            more = true; // a name too long to keep is a file not read
+        }
+        let Some(name) = name.to_str().and_then(|n| FileName::try_from(n).ok()) else {
+            let origin = Origin::CmdlineD(Token::from_bytes(name.as_encoded_bytes()));
+            problems.push(origin, InputError::NameNotRead);
             continue;
         };
         let at = names.partition_point(|n| n.as_str() < name.as_str());
@@ -156,7 +151,11 @@ fn cmdline_d_files(root: &Root) -> (heapless::Vec<FileName, MAX_CMDLINE_D>, bool
         }
         let _ = names.insert(at, name);
     }
-    (names, more)
+    if more {
+        let origin = Origin::CmdlineD(Token::new("*.conf"));
+        problems.push(origin, InputError::TooManyFiles(MAX_CMDLINE_D));
+    }
+    names
 }
 
 /// A cmdline.d file name kept for reading.
@@ -415,10 +414,11 @@ fn finish(
     } else {
         String::new()
     };
-    // Device-entry problems are "bad entries"; other keys' problems are counted apart, and a
-    // dry run or a plan says "would bind", never "bound".
+    // Device-entry problems are "bad entries"; other input problems are counted apart (scan
+    // errors have their own records and count only in plan's exit code), and a dry run or a
+    // plan says "would bind", never "bound".
     let entries_bad = input.problems.entries;
-    let other = bad - entries_bad.min(bad);
+    let other = input.problems.len() - entries_bad;
     let mut extra = String::new();
     if other > 0 {
         extra += &format!(", {other} other input problem{}", plural(other));
@@ -429,7 +429,7 @@ fn finish(
             if unmatched == 1 { "y" } else { "ies" }
         );
     }
-    let bound = if counts.would_bind > 0 || settings.dry_run || opts.mode == Mode::Plan {
+    let bound = if settings.dry_run || opts.mode == Mode::Plan {
         format!("{} would bind", counts.bound + counts.would_bind)
     } else {
         format!("{} bound", counts.bound)

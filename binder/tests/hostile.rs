@@ -139,6 +139,31 @@ fn more_cmdline_d_files_than_read_take_nothing_and_the_first_by_name_are_read() 
 }
 
 #[test]
+fn a_cmdline_d_file_whose_name_cannot_be_kept_takes_nothing() {
+    use std::os::unix::ffi::OsStrExt;
+    for name in [
+        &b"50-\xff.conf"[..],
+        format!("{}.conf", "n".repeat(130)).as_bytes(),
+    ] {
+        let t = twins();
+        t.cmdline("vfio-early.devices=01:00.0");
+        let dir = t.path("etc/cmdline.d");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(
+            dir.join(std::ffi::OsStr::from_bytes(name)),
+            "vfio-early.off\n",
+        )
+        .expect("write");
+        let log = boot(&t);
+        assert!(taken(&t).is_empty(), "{log:#?}");
+        assert!(
+            has(&log, "not UTF-8 or longer than 128 bytes: not read"),
+            "{log:#?}"
+        );
+    }
+}
+
+#[test]
 fn the_blocking_notice_survives_a_flood_of_problems() {
     let t = twins();
     let junk: Vec<String> = (0..30).map(|i| format!("junk{i}")).collect();

@@ -46,7 +46,8 @@ session() {
         sleep 1 # the image must be strictly newer than the marker
         gen_chroot "$root" DEBIAN_FRONTEND=noninteractive apt-get "$@" >"$out/$log" 2>&1
     }
-    # image_has NAME WANT(yes|no) LOG: the rebuilt image, with or without vfio-early.
+    # image_check NAME WANT(yes|no) LOG COPY: the image rebuilt by the command logged in LOG,
+    # with or without vfio-early; copied to COPY for its boot.
     image_check() {
         local name=$1 want=$2 log=$3 copy=$4 r="" list
         [ "$img" -nt "$marker" ] || r+="the image was not rebuilt (see $out/$log)"$'\n'
