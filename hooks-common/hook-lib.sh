@@ -79,8 +79,11 @@ ve_strict_value() {
 # values in any case, a bare key means yes, a bad value changes nothing, the last line wins.
 ve_strict_file() {
     _ve_v=no
+    # A UTF-8 byte order mark before the first line is dropped, as the binary drops it.
+    _ve_bom=$(printf '\357\273\277') _ve_first=1
     if [ -f "$VE_CONF" ]; then
         while IFS= read -r _ve_l || [ -n "$_ve_l" ]; do
+            [ -n "$_ve_first" ] && _ve_l=${_ve_l#"$_ve_bom"} _ve_first=
             _ve_l=${_ve_l%%#*}
             case $_ve_l in
                 *=*) _ve_k=${_ve_l%%=*} _ve_x=${_ve_l#*=} ;;

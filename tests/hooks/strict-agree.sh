@@ -40,6 +40,7 @@ cases=(
     '# build-strict = yes'
     'devices = 01:00.0 # build-strict = yes'
     $'\xef\xbb\xbfbuild-strict = yes'
+    $'devices = 01:00.0\n\xef\xbb\xbfbuild-strict = yes'
     $'build-strict = yes\r'
     'build-strict = Y'
     'build-strict=1'
