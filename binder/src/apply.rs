@@ -14,10 +14,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::config::OnFail;
+use crate::device::{Name, MAX_DEVICES};
 use crate::pci::Bdf;
 use crate::plan::{Decision, Plan, MAX_ITEMS, VFIO};
-use crate::scan::MAX_DEVICES;
-use crate::sysfs::{Name, Root};
+use crate::sysfs::Root;
 use crate::text::{bounded, Token};
 
 /// The two side effects, behind one interface so tests can record them.

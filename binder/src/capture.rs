@@ -14,11 +14,12 @@ use log::{error, info, warn};
 
 use crate::apply::{Ctx, Kernel};
 use crate::config::RomWant;
+use crate::device::Device;
 use crate::pci::{Bdf, PciId};
 use crate::plan::{Decision, Plan};
 use crate::rom::{self, Report};
 use crate::state::{write_file, Json, Replace};
-use crate::sysfs::{self, io_err, Device, Root, SysError};
+use crate::sysfs::{self, io_err, Root, SysError};
 
 /// Read cap: past it the read is an error, not a silent cut.
 pub const ROM_CAP: usize = 16 << 20;

@@ -11,6 +11,7 @@ pub mod apply;
 pub mod capture;
 pub mod cmdline;
 pub mod config;
+pub mod device;
 pub mod entry;
 pub mod iomem;
 pub mod kmsg;

@@ -4,14 +4,13 @@
 use core::fmt;
 
 use crate::config::{GroupPolicy, Settings, MAX_ENTRIES};
+use crate::device::{Device, Inventory, Name, MAX_DEVICES};
 use crate::entry::{Flags, Selector};
 use crate::iomem;
-use crate::pci::{Bdf, IdMatch};
-use crate::scan::{Inventory, MAX_DEVICES};
-use crate::sysfs::{Device, Name};
+use crate::pci::{Bdf, Class, IdMatch, PciId};
 
-/// Group warnings kept: one per IOMMU group.
-pub const MAX_WARNINGS: usize = 16;
+/// Group warnings: one per IOMMU group of a taken device, so never more than the devices.
+pub const MAX_WARNINGS: usize = MAX_DEVICES;
 /// Every device considered plus every listed address that does not exist: cannot overflow.
 pub const MAX_ITEMS: usize = MAX_DEVICES + MAX_ENTRIES;
 
@@ -31,13 +30,39 @@ pub enum Why {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
     Missing,
-    IdMismatch { expected: IdMatch },
+    IdMismatch {
+        expected: IdMatch,
+    },
     Bridge,
-    Guarded { kind: &'static str },
-    NoGroup { iommu_off: bool },
-    BootDisplay { framebuffer: bool },
-    Bound { driver: Name },
-    StrictGroup { group: u32, outside: Bdf },
+    Guarded {
+        kind: &'static str,
+    },
+    NoGroup {
+        iommu_off: bool,
+    },
+    BootDisplay {
+        framebuffer: bool,
+    },
+    Bound {
+        driver: Name,
+    },
+    StrictGroup {
+        group: u32,
+        outside: Bdf,
+    },
+    /// The scan did not see what this decision needs.
+    PartialView(Partial),
+}
+
+/// What a refused device's decision would have needed to see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Partial {
+    /// Not every member of its IOMMU group was read.
+    Group(u32),
+    /// The device itself was not read.
+    Listed,
+    /// Its ID entry matched more devices than one boot reads.
+    IdMatches,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,8 +99,16 @@ pub const MAX_OUTSIDE_NAMED: usize = 8;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outside {
     pub group: u32,
-    pub devs: heapless::Vec<Device, MAX_OUTSIDE_NAMED>,
+    pub devs: heapless::Vec<Member, MAX_OUTSIDE_NAMED>,
     pub more: usize,
+}
+
+/// What a group warning says of one endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub bdf: Bdf,
+    pub id: PciId,
+    pub class: Class,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -109,6 +142,9 @@ pub fn plan(settings: &Settings, inv: &Inventory) -> Plan {
                 }
                 let dev = inv.get(bdf).cloned();
                 let decision = match (&dev, pin) {
+                    (None, _) if inv.unseen.listed.contains(bdf) => {
+                        Decision::Refuse(Refusal::PartialView(Partial::Listed))
+                    }
                     (None, _) => Decision::Refuse(Refusal::Missing),
                     (Some(d), Some(pin)) if !pin.matches(&d.id) => {
                         Decision::Refuse(Refusal::IdMismatch { expected: *pin })
@@ -124,7 +160,7 @@ pub fn plan(settings: &Settings, inv: &Inventory) -> Plan {
                 });
             }
             Selector::Id(m) => {
-                if !inv.devices.iter().any(|d| m.matches(&d.id)) {
+                if !inv.devices.iter().any(|d| m.matches(&d.id)) && !inv.unseen.id_matches {
                     // One slot per entry: never full.
                     let _ = plan.unmatched.push(n);
                 }
@@ -135,7 +171,11 @@ pub fn plan(settings: &Settings, inv: &Inventory) -> Plan {
                             dev: Some(d.clone()),
                             why: Why::Listed(n),
                             flags: entry.flags,
-                            decision: decide(d, entry.flags, true, inv),
+                            decision: match inv.unseen.id_matches {
+                                // Acting on some of an entry's matches would be a silent cut.
+                                true => Decision::Refuse(Refusal::PartialView(Partial::IdMatches)),
+                                false => decide(d, entry.flags, true, inv),
+                            },
                         });
                     }
                 }
@@ -158,10 +198,13 @@ fn decide(d: &Device, flags: Flags, pinned: bool, inv: &Inventory) -> Decision {
             return refuse(Refusal::Guarded { kind });
         }
     }
-    if d.group.is_none() {
+    let Some(group) = d.group else {
         return refuse(Refusal::NoGroup {
             iommu_off: !inv.iommu_on,
         });
+    };
+    if !inv.group_seen_whole(group) {
+        return refuse(Refusal::PartialView(Partial::Group(group)));
     }
     let framebuffer = d.class.is_display() && iomem::in_bars(&inv.framebuffers, &d.bars);
     if (d.boot_vga || framebuffer) && !flags.boot_vga {
@@ -258,10 +301,16 @@ fn check_groups(plan: &mut Plan, policy: GroupPolicy, inv: &Inventory) {
                     more: 0,
                 };
                 for m in outside {
-                    if o.devs.push(m.clone()).is_err() {
+                    let member = Member {
+                        bdf: m.bdf,
+                        id: m.id,
+                        class: m.class,
+                    };
+                    if o.devs.push(member).is_err() {
                         o.more += 1;
                     }
                 }
+                // One per group of a taken device: MAX_WARNINGS holds them all.
                 let _ = plan.outside.push(o);
             }
         }
@@ -303,6 +352,18 @@ impl fmt::Display for Refusal {
             Refusal::StrictGroup { group, outside } => write!(
                 f,
                 "IOMMU group {group} is not fully covered ({outside} stays outside) and vfio-early.group=strict; hint: list {outside} too"
+            ),
+            Refusal::PartialView(Partial::Group(group)) => write!(
+                f,
+                "not every member of IOMMU group {group} could be read (more than {MAX_DEVICES} devices, or a read error logged above): vfio-early does not act on a group it cannot see whole; hint: a group that large is not one a VM can take; check the slot and the firmware's ACS setting"
+            ),
+            Refusal::PartialView(Partial::Listed) => write!(
+                f,
+                "the device could not be read (more than {MAX_DEVICES} devices in this boot, or a read error logged above); hint: list fewer devices"
+            ),
+            Refusal::PartialView(Partial::IdMatches) => write!(
+                f,
+                "its ID entry matches more than {MAX_DEVICES} devices, more than one boot reads: none of them is taken; hint: select the devices by address"
             ),
         }
     }

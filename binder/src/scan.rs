@@ -2,34 +2,14 @@
 //! One pass over sysfs that gathers every fact the plan needs, and nothing more: the devices the
 //! entries select and the other members of their IOMMU groups.
 
+use crate::device::{self, Inventory, MAX_DEVICES};
 use crate::entry::{Entry, Selector};
-use crate::iomem::{self, MAX_FRAMEBUFFERS};
+use crate::iomem;
 use crate::pci::Bdf;
-use crate::sysfs::{self, Device, Root, SysError};
+use crate::sysfs::{self, Root, SysError};
 
-/// Devices the plan can consider in one boot: selected ones plus their group members.
-pub const MAX_DEVICES: usize = 64;
 /// Scan errors kept; more are counted.
 pub const MAX_SCAN_ERRORS: usize = 8;
-
-#[derive(Clone, Debug, Default)]
-pub struct Inventory {
-    /// Sorted by address.
-    pub devices: heapless::Vec<Device, MAX_DEVICES>,
-    /// `/sys/kernel/iommu_groups` has groups: the IOMMU is on.
-    pub iommu_on: bool,
-    pub framebuffers: heapless::Vec<(u64, u64), MAX_FRAMEBUFFERS>,
-}
-
-impl Inventory {
-    pub fn get(&self, bdf: &Bdf) -> Option<&Device> {
-        self.devices.iter().find(|d| d.bdf == *bdf)
-    }
-
-    pub fn group_members(&self, group: u32) -> impl Iterator<Item = &Device> {
-        self.devices.iter().filter(move |d| d.group == Some(group))
-    }
-}
 
 #[derive(Debug, Default)]
 pub struct Errors {
@@ -52,23 +32,65 @@ struct Scan<'a> {
     full: bool,
 }
 
+/// Why a device is read: what to mark unseen when it cannot be held.
+#[derive(Clone, Copy)]
+enum For {
+    Listed,
+    IdMatch,
+    Group(u32),
+}
+
 impl Scan<'_> {
-    fn add(&mut self, bdf: &Bdf) {
+    fn add(&mut self, bdf: &Bdf, purpose: For) {
         if self.inv.get(bdf).is_some() {
             return;
         }
-        match sysfs::read_device(self.root, bdf) {
+        let held = match sysfs::read_device(self.root, bdf) {
             Ok(Some(dev)) => {
-                if self.inv.devices.push(dev).is_err() && !self.full {
-                    self.full = true;
-                    self.errors.push(SysError::Capacity {
-                        what: "devices selected or sharing their IOMMU groups",
-                        cap: MAX_DEVICES,
-                    });
+                let group = dev.group;
+                let held = self.inv.devices.push(dev).is_ok();
+                if !held {
+                    self.capacity("devices selected or sharing their IOMMU groups");
+                    // Its own group is not seen whole either.
+                    if let Some(g) = group {
+                        self.unseen_group(g);
+                    }
                 }
+                held
             }
-            Ok(None) => {}
-            Err(e) => self.errors.push(e),
+            Ok(None) => true,
+            Err(e) => {
+                self.errors.push(e);
+                false
+            }
+        };
+        if !held {
+            match purpose {
+                For::Listed => {
+                    // One slot per entry: cannot overflow.
+                    let _ = self.inv.unseen.listed.push(*bdf);
+                }
+                For::IdMatch => self.inv.unseen.id_matches = true,
+                For::Group(g) => self.unseen_group(g),
+            }
+        }
+    }
+
+    fn unseen_group(&mut self, g: u32) {
+        // One slot per group of a held device (at most MAX_DEVICES): cannot overflow.
+        if !self.inv.unseen.groups.contains(&g) {
+            let _ = self.inv.unseen.groups.push(g);
+        }
+    }
+
+    /// One error record per run for running out of room.
+    fn capacity(&mut self, what: &'static str) {
+        if !self.full {
+            self.full = true;
+            self.errors.push(SysError::Capacity {
+                what,
+                cap: MAX_DEVICES,
+            });
         }
     }
 }
@@ -82,7 +104,7 @@ pub fn scan(root: &Root, entries: &[Entry]) -> (Inventory, Errors) {
     };
     for e in entries {
         if let Selector::Bdf { bdf, .. } = &e.selector {
-            s.add(bdf);
+            s.add(bdf, For::Listed);
         }
     }
     // ID entries need the whole bus: stream it, reading only `uevent` until something matches.
@@ -91,29 +113,30 @@ pub fn scan(root: &Root, entries: &[Entry]) -> (Inventory, Errors) {
         .any(|e| matches!(e.selector, Selector::Id(_)))
     {
         let mut matches: heapless::Vec<Bdf, MAX_DEVICES> = heapless::Vec::new();
+        let mut over = false;
         let listed = sysfs::for_each_bdf(&root.devices_dir(), |bdf| {
             let uevent = root.attr(&bdf, "uevent");
             let hit = sysfs::read_attr::<{ sysfs::UEVENT_CAP }>(&uevent)
                 .ok()
                 .flatten()
-                .and_then(|t| sysfs::parse_uevent(&t))
+                .and_then(|t| device::parse_uevent(&t))
                 .is_some_and(|(id, _)| entries.iter().any(|e| e.selects(&bdf, &id)));
-            if hit && matches.push(bdf).is_err() && !s.full {
-                s.full = true;
-                s.errors.push(SysError::Capacity {
-                    what: "devices matching the ID entries",
-                    cap: MAX_DEVICES,
-                });
-            }
+            over |= hit && matches.push(bdf).is_err();
         });
         if let Err(e) = listed {
             s.errors.push(e);
+            s.inv.unseen.id_matches = true;
+        }
+        if over {
+            s.inv.unseen.id_matches = true;
+            s.capacity("devices matching the ID entries");
         }
         for bdf in &matches {
-            s.add(bdf);
+            s.add(bdf, For::IdMatch);
         }
     }
-    // Group members: what the companions come from and what makes a group usable or not.
+    // Group members: what the companions come from and what makes a group usable or not. A
+    // group not read whole is marked, so the plan refuses it instead of judging a part.
     let mut groups: heapless::Vec<u32, MAX_DEVICES> = heapless::Vec::new();
     for g in s.inv.devices.iter().filter_map(|d| d.group) {
         if !groups.contains(&g) {
@@ -128,16 +151,14 @@ pub fn scan(root: &Root, entries: &[Entry]) -> (Inventory, Errors) {
         });
         if let Err(e) = listed {
             s.errors.push(e);
+            s.unseen_group(g);
         }
-        if over && !s.full {
-            s.full = true;
-            s.errors.push(SysError::Capacity {
-                what: "devices in one IOMMU group",
-                cap: MAX_DEVICES,
-            });
+        if over {
+            s.unseen_group(g);
+            s.capacity("devices in one IOMMU group");
         }
         for bdf in &members {
-            s.add(bdf);
+            s.add(bdf, For::Group(g));
         }
     }
     s.inv.devices.sort_unstable_by_key(|d| d.bdf);

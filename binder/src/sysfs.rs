@@ -1,19 +1,17 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Reading the system: one root directory that every path is joined onto, bounded reads, and the
-//! device record with its pure parsers.
+//! Reading the system: one root directory that every path is joined onto, bounded reads, one
+//! device's record.
 
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use crate::pci::{Bdf, Class, PciId};
+use crate::device::{self, Device, Name};
+use crate::pci::Bdf;
 
 /// A device's `uevent` is about 200 bytes; `resource` 13 to 17 lines of 57 bytes.
 pub const UEVENT_CAP: usize = 1024;
 pub const RESOURCE_CAP: usize = 1024;
-
-/// A driver or module name as sysfs shows it.
-pub type Name = heapless::String<32>;
 
 /// Every file vfio-early touches lives under this root (`/` at boot, a test tree otherwise).
 #[derive(Clone, Debug)]
@@ -80,17 +78,27 @@ impl Root {
                 && self.path("conf/initramfs.conf").exists())
     }
 
-    /// The driver bound to a device now: the basename of its `driver` link.
+    /// The driver bound to a device now, from its `driver` link: `None` only when there is no
+    /// link; a link that cannot be read counts as a driver that holds the device.
     pub fn driver_of(&self, bdf: &Bdf) -> Option<Name> {
-        link_name(&self.attr(bdf, "driver"))
+        match fs::read_link(self.attr(bdf, "driver")) {
+            Ok(t) => Some(device::driver_name(
+                t.file_name().map_or(b"?", |n| n.as_encoded_bytes()),
+            )),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(_) => Some(device::driver_name(b"(unreadable)")),
+        }
     }
 }
 
-/// Basename of a symlink's target, if the link exists and the name fits.
-fn link_name(path: &Path) -> Option<Name> {
-    let target = fs::read_link(path).ok()?;
-    let name = target.file_name()?.to_str()?;
-    heapless::String::try_from(name).ok()
+/// The IOMMU group number a device's `iommu_group` link points to.
+fn group_of(path: &Path) -> Option<u32> {
+    fs::read_link(path)
+        .ok()?
+        .file_name()?
+        .to_str()?
+        .parse()
+        .ok()
 }
 
 /// Bytes of an input file, at most its cap, and whether there was more.
@@ -168,86 +176,24 @@ pub fn read_attr<const N: usize>(path: &Path) -> Result<Option<heapless::String<
     Ok(Some(text))
 }
 
-/// What the plan needs to know about one PCI function.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Device {
-    pub bdf: Bdf,
-    pub id: PciId,
-    pub class: Class,
-    pub driver: Option<Name>,
-    pub group: Option<u32>,
-    pub boot_vga: bool,
-    /// Memory BARs as `(start, end)`, to find a firmware framebuffer inside one.
-    pub bars: heapless::Vec<(u64, u64), 6>,
-}
-
-/// Identity and class from a device's `uevent` (one read instead of four attribute files).
-pub fn parse_uevent(text: &str) -> Option<(PciId, Class)> {
-    let mut id = None;
-    let mut subsys = (0, 0);
-    let mut class = None;
-    for line in text.lines() {
-        match line.split_once('=') {
-            Some(("PCI_ID", v)) => id = parse_pair(v),
-            Some(("PCI_SUBSYS_ID", v)) => subsys = parse_pair(v)?,
-            Some(("PCI_CLASS", v)) => class = u32::from_str_radix(v, 16).ok(),
-            _ => {}
-        }
-    }
-    let (vendor, device) = id?;
-    Some((
-        PciId {
-            vendor,
-            device,
-            subvendor: subsys.0,
-            subdevice: subsys.1,
-        },
-        Class(class?),
-    ))
-}
-
-fn parse_pair(v: &str) -> Option<(u16, u16)> {
-    let (a, b) = v.split_once(':')?;
-    Some((
-        u16::from_str_radix(a, 16).ok()?,
-        u16::from_str_radix(b, 16).ok()?,
-    ))
-}
-
-/// Memory BARs (`IORESOURCE_MEM`, 0x200) among the first six lines of `resource`.
-pub fn parse_bars(text: &str) -> heapless::Vec<(u64, u64), 6> {
-    let mut bars = heapless::Vec::new();
-    for line in text.lines().take(6) {
-        let mut f = line
-            .split_whitespace()
-            .map(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16));
-        if let (Some(Ok(start)), Some(Ok(end)), Some(Ok(flags))) = (f.next(), f.next(), f.next()) {
-            if flags & 0x200 != 0 && end > start {
-                let _ = bars.push((start, end));
-            }
-        }
-    }
-    bars
-}
-
 /// Reads one device; `Ok(None)` when no such device exists.
 pub fn read_device(root: &Root, bdf: &Bdf) -> Result<Option<Device>, SysError> {
     let uevent = root.attr(bdf, "uevent");
     let Some(text) = read_attr::<UEVENT_CAP>(&uevent)? else {
         return Ok(None);
     };
-    let (id, class) = parse_uevent(&text).ok_or(SysError::Malformed {
+    let (id, class) = device::parse_uevent(&text).ok_or(SysError::Malformed {
         path: uevent,
         what: "no PCI_ID or PCI_CLASS",
     })?;
-    let group = link_name(&root.attr(bdf, "iommu_group")).and_then(|g| g.parse().ok());
+    let group = group_of(&root.attr(bdf, "iommu_group"));
     // The kernel creates boot_vga only for VGA-class devices.
     let boot_vga = class.base_sub() == 0x0300
         && read_attr::<16>(&root.attr(bdf, "boot_vga"))?.is_some_and(|t| t.trim() == "1");
     // BARs matter only for finding a firmware framebuffer in a display.
     let bars = match class.is_display() {
         true => read_attr::<RESOURCE_CAP>(&root.attr(bdf, "resource"))?
-            .map(|t| parse_bars(&t))
+            .map(|t| device::parse_bars(&t))
             .unwrap_or_default(),
         false => heapless::Vec::new(),
     };
@@ -272,31 +218,4 @@ pub fn for_each_bdf(dir: &Path, mut f: impl FnMut(Bdf)) -> Result<(), SysError> 
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uevent_fields() {
-        let text = "DRIVER=bochs-drm\nPCI_CLASS=30000\nPCI_ID=1234:1111\nPCI_SUBSYS_ID=1AF4:1100\nPCI_SLOT_NAME=0000:01:00.0\n";
-        let (id, class) = parse_uevent(text).unwrap();
-        assert_eq!(
-            (id.vendor, id.device, id.subvendor, id.subdevice),
-            (0x1234, 0x1111, 0x1af4, 0x1100)
-        );
-        assert_eq!(class, Class(0x030000));
-        assert_eq!(parse_uevent("PCI_ID=1234:1111\n"), None, "no class");
-        assert_eq!(parse_uevent("PCI_CLASS=30000\nPCI_ID=zz:1\n"), None);
-    }
-
-    #[test]
-    fn bars_keep_memory_only() {
-        let text = "0x00000000fd000000 0x00000000fdffffff 0x0000000000140208\n\
-                    0x000000000000c000 0x000000000000c01f 0x0000000000040101\n\
-                    0x0000000000000000 0x0000000000000000 0x0000000000000000\n";
-        assert_eq!(parse_bars(text).as_slice(), &[(0xfd00_0000, 0xfdff_ffff)]);
-        assert!(parse_bars("garbage\n\n").is_empty());
-    }
 }
