@@ -1,14 +1,17 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Carrying out a plan: the only module that writes to the kernel.
+//! Carrying out a plan: every write to the kernel goes through [`Kernel`].
 //!
-//! Order per boot: unbind where allowed, write every override, then one probe step (modprobe when
-//! vfio-pci is not registered yet, `drivers_probe` otherwise), then re-read every `driver` link:
-//! only that counts. Writes to sysfs can block uninterruptibly, so no outside timeout can stop us;
-//! the deadline is ours and is checked before every write.
+//! Order per boot: write every override, then unbind where allowed (a device whose override is
+//! set can go to no driver but vfio-pci), then one probe step (modprobe when vfio-pci is not
+//! registered yet, `drivers_probe` otherwise), then re-read every `driver` link: only that
+//! counts. What vfio-pci did not take is given back (`on-fail=release`), and so are the audio
+//! companions and group members of a display that failed. Writes to sysfs can block
+//! uninterruptibly, so no outside timeout can stop us: the deadline is ours, checked before
+//! every write, and past it nothing more is written.
 
 use core::fmt;
 use std::fs::OpenOptions;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,21 +19,36 @@ use std::time::{Duration, Instant};
 use crate::config::OnFail;
 use crate::device::{Name, MAX_DEVICES};
 use crate::pci::Bdf;
-use crate::plan::{Decision, Plan, MAX_ITEMS, VFIO};
+use crate::plan::{Decision, Plan, Why, MAX_ITEMS, VFIO};
 use crate::sysfs::Root;
 use crate::text::{bounded, Token};
 
-/// The two side effects, behind one interface so tests can record them.
+/// The side effects, behind one interface so tests can record them and inject faults.
 pub trait Kernel {
     /// Writes `value` to an existing attribute in one `write()`.
     fn write(&mut self, path: &Path, value: &str) -> io::Result<()>;
-    /// Loads a module with the system's modprobe.
-    fn modprobe(&mut self, module: &str) -> Result<(), String>;
+    /// Loads a module with the system's modprobe, waiting for it until `until` at most.
+    fn modprobe(&mut self, module: &str, until: Instant) -> Result<(), ModprobeError>;
+    /// The clock the deadline is measured with.
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
 }
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModprobeError {
+    Failed(heapless::String<200>),
+    /// Still running at the deadline: not killed, outcome unknown.
+    StillRunning,
+}
+
+/// Where modprobe's messages go (kept for troubleshooting, quoted in the failure line).
+pub const MODPROBE_LOG: &str = "run/vfio-early/modprobe.log";
 
 /// The real thing, under a root.
 pub struct RealKernel {
     pub modprobe: Option<PathBuf>,
+    log: PathBuf,
 }
 
 impl RealKernel {
@@ -45,7 +63,24 @@ impl RealKernel {
         .iter()
         .map(|p| root.path(p))
         .find(|p| p.exists());
-        RealKernel { modprobe }
+        RealKernel {
+            modprobe,
+            log: root.path(MODPROBE_LOG),
+        }
+    }
+
+    /// modprobe's stderr: a file, not a pipe, so a modprobe that outlives us never gets SIGPIPE.
+    fn stderr(&self) -> Option<std::fs::File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::create_dir_all(self.log.parent()?).ok()?;
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .open(&self.log)
+            .ok()
     }
 }
 
@@ -60,20 +95,39 @@ impl Kernel for RealKernel {
         Ok(())
     }
 
-    fn modprobe(&mut self, module: &str) -> Result<(), String> {
-        let path = self.modprobe.as_ref().ok_or("no modprobe found")?;
-        let out = Command::new(path)
+    fn modprobe(&mut self, module: &str, until: Instant) -> Result<(), ModprobeError> {
+        let failed = |args: fmt::Arguments<'_>| ModprobeError::Failed(bounded(args));
+        let path = self
+            .modprobe
+            .as_ref()
+            .ok_or_else(|| failed(format_args!("no modprobe found")))?;
+        let mut log = self.stderr();
+        let stderr = match log.as_ref().and_then(|f| f.try_clone().ok()) {
+            Some(f) => Stdio::from(f),
+            None => Stdio::null(),
+        };
+        let mut child = Command::new(path)
             .arg(module)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        if out.status.success() {
+            .stderr(stderr)
+            .spawn()
+            .map_err(|e| failed(format_args!("{}: {e}", path.display())))?;
+        let status = match crate::wait::wait_until(&mut child, until) {
+            Ok(Some(status)) => status,
+            Ok(None) => return Err(ModprobeError::StillRunning),
+            Err(e) => return Err(failed(format_args!("waiting for {}: {e}", path.display()))),
+        };
+        if status.success() {
             return Ok(());
         }
-        let msg = Token::from_bytes(out.stderr.trim_ascii());
-        Err(format!("{} {module}: {} {msg}", path.display(), out.status))
+        let mut said = [0u8; 160];
+        let n = log.as_mut().map_or(0, |f| f.read(&mut said).unwrap_or(0));
+        let msg = Token::from_bytes(said[..n].trim_ascii());
+        Err(failed(format_args!(
+            "{} {module}: {status} {msg}",
+            path.display()
+        )))
     }
 }
 
@@ -85,8 +139,12 @@ pub struct Deadline {
 }
 
 impl Deadline {
-    pub fn passed(&self) -> bool {
-        self.start.elapsed() > self.limit
+    pub fn end(&self) -> Instant {
+        self.start + self.limit
+    }
+
+    pub fn passed_at(&self, now: Instant) -> bool {
+        now > self.end()
     }
 }
 
@@ -118,20 +176,44 @@ pub enum Outcome {
     },
     Failed {
         reason: Failure,
-        /// Override cleared and re-probed, so the host keeps it.
-        released: bool,
+        left: Left,
+        /// Its driver when the run ended.
+        now: Option<Name>,
     },
     /// The deadline passed before anything was written for it.
     NotDone,
+    /// modprobe was still running at the deadline: whether vfio-pci takes it is not known.
+    Unknown,
 }
 
+/// Why a device is not on vfio-pci.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Failure {
     Write(heapless::String<160>),
     Modprobe(heapless::String<200>),
     /// vfio-pci did not take it; the driver it has now.
     NotTaken(Option<Name>),
-    /// The deadline passed between steps: it is fenced but was not probed.
+    /// The deadline passed before it was probed.
+    Deadline,
+    /// It followed a display that was not bound.
+    Lead(Bdf),
+}
+
+/// How a device that was not bound was left.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Left {
+    /// Nothing of ours remains: its override was never written.
+    Untouched,
+    /// Override cleared and the kernel asked to find its driver again: the host keeps it.
+    Released,
+    /// Override cleared, but asking the kernel to probe it again failed: a driver that loads
+    /// later (udev's coldplug) can still take it.
+    ReleasedUnprobed(heapless::String<160>),
+    /// Override kept, as `on-fail=fence` asks.
+    Fenced,
+    /// Giving it back failed: its override stays against `on-fail=release`.
+    Stuck(heapless::String<160>),
+    /// The deadline passed: nothing more was written for it; its override stays.
     Deadline,
 }
 
@@ -139,10 +221,24 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Failure::Write(e) => write!(f, "write failed: {e}"),
-            Failure::Modprobe(e) => write!(f, "loading vfio-pci failed: {e}; hint: is the vfio-pci module in the initramfs?"),
+            Failure::Modprobe(e) => write!(f, "loading vfio-pci failed: {e}; hint: is the vfio-pci module in the initramfs? (see also /{MODPROBE_LOG})"),
             Failure::NotTaken(None) => f.write_str("vfio-pci did not take it (no driver); hint: see vfio-pci's own kernel log lines just above"),
             Failure::NotTaken(Some(d)) => write!(f, "vfio-pci did not take it ({d} holds it)"),
-            Failure::Deadline => f.write_str("the deadline passed before it was probed; it is fenced with no driver"),
+            Failure::Deadline => f.write_str("the deadline passed before it was probed"),
+            Failure::Lead(lead) => write!(f, "{lead}, the display it goes with, was not bound"),
+        }
+    }
+}
+
+impl fmt::Display for Left {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Left::Untouched => f.write_str("nothing was changed for it"),
+            Left::Released => f.write_str("override cleared and re-probed so the host keeps it"),
+            Left::ReleasedUnprobed(e) => write!(f, "override cleared, but the re-probe failed ({e}): a driver loaded later can still take it"),
+            Left::Fenced => f.write_str("left fenced (vfio-early.on-fail=fence)"),
+            Left::Stuck(e) => write!(f, "giving it back failed ({e}): its override stays, so no host driver will take it; hint: echo > driver_override and echo BDF > /sys/bus/pci/drivers_probe"),
+            Left::Deadline => f.write_str("the deadline passed, so nothing more was written: its override stays"),
         }
     }
 }
@@ -158,29 +254,56 @@ pub struct Ctx<'a, K: Kernel> {
 }
 
 impl<K: Kernel> Ctx<'_, K> {
-    /// Writes unless the deadline passed; `Err(None)` means the deadline stopped it.
-    fn write(&mut self, path: &Path, value: &str) -> Result<(), Option<Failure>> {
-        if self.deadline.passed() {
-            return Err(None);
-        }
-        self.kernel.write(path, value).map_err(|e| {
-            Some(Failure::Write(bounded(format_args!(
-                "{}: {e}",
-                path.display()
-            ))))
-        })
+    pub fn passed(&self) -> bool {
+        self.deadline.passed_at(self.kernel.now())
     }
 
-    fn probe(&mut self, bdf: &Bdf) -> Result<(), Option<Failure>> {
+    /// Writes unless the deadline passed; `Err(None)` means the deadline stopped it.
+    fn write(&mut self, path: &Path, value: &str) -> Result<(), Option<heapless::String<160>>> {
+        if self.passed() {
+            return Err(None);
+        }
+        self.kernel
+            .write(path, value)
+            .map_err(|e| Some(bounded(format_args!("{}: {e}", path.display()))))
+    }
+
+    fn probe(&mut self, bdf: &Bdf) -> Result<(), Option<heapless::String<160>>> {
         self.write(
             &self.root.path("sys/bus/pci/drivers_probe"),
             &bdf.to_string(),
         )
     }
+
+    fn set_override(
+        &mut self,
+        bdf: &Bdf,
+        value: &str,
+    ) -> Result<(), Option<heapless::String<160>>> {
+        self.write(&self.root.attr(bdf, "driver_override"), value)
+    }
 }
 
 pub fn apply<K: Kernel>(ctx: &mut Ctx<'_, K>, plan: &Plan) -> Outcomes {
     apply_with(ctx, plan, |_, _| {})
+}
+
+/// The item a companion or group member follows.
+fn lead_of(plan: &Plan, n: usize) -> Option<(usize, Bdf)> {
+    let (Why::Companion(lead) | Why::GroupMember(lead)) = plan.items[n].why else {
+        return None;
+    };
+    let at = plan.items.iter().position(|i| i.bdf == lead)?;
+    Some((at, lead))
+}
+
+/// A failure, with the driver the device has now.
+fn failed<K: Kernel>(ctx: &Ctx<'_, K>, bdf: &Bdf, reason: Failure, left: Left) -> Outcome {
+    Outcome::Failed {
+        reason,
+        left,
+        now: ctx.root.driver_of(bdf),
+    }
 }
 
 /// As `apply`, calling `fenced_hook` with the items fenced (override written, nothing probed
@@ -194,38 +317,56 @@ pub fn apply_with<K: Kernel>(
     let mut fenced: heapless::Vec<usize, MAX_DEVICES> = heapless::Vec::new();
     let mut stopped = false;
 
-    // 1. Unbind where allowed, then fence.
+    // 1. Fence, then unbind where allowed. Companions come after their leads in the plan.
     for (n, item) in plan.items.iter().enumerate() {
         let Decision::Bind { unbind } = &item.decision else {
             continue;
         };
-        if stopped {
+        if let Some((at, lead)) = lead_of(plan, n) {
+            if out[at] != Outcome::AsPlanned && !fenced.contains(&at) {
+                out[n] = match out[at] {
+                    Outcome::NotDone => Outcome::NotDone,
+                    _ => failed(ctx, &item.bdf, Failure::Lead(lead), Left::Untouched),
+                };
+                continue;
+            }
+        }
+        if stopped || ctx.passed() {
+            stopped = true;
             out[n] = Outcome::NotDone;
             continue;
         }
-        let result = match unbind {
-            Some(_) => ctx.write(
+        match ctx.set_override(&item.bdf, VFIO) {
+            Ok(()) => {}
+            Err(e) => {
+                let reason = Failure::Write(e.unwrap_or_default());
+                out[n] = failed(ctx, &item.bdf, reason, Left::Untouched);
+                continue;
+            }
+        }
+        if unbind.is_some() {
+            // The override is set: once unbound, the device can go nowhere but vfio-pci. No
+            // deadline check between the two: the pair is one step.
+            let unbound = ctx.kernel.write(
                 &ctx.root.attr(&item.bdf, "driver/unbind"),
                 &item.bdf.to_string(),
-            ),
-            None => Ok(()),
-        }
-        .and_then(|_| ctx.write(&ctx.root.attr(&item.bdf, "driver_override"), VFIO));
-        match result {
-            Ok(()) => {
-                let _ = fenced.push(n);
-            }
-            Err(None) => {
-                stopped = true;
-                out[n] = Outcome::NotDone;
-            }
-            Err(Some(reason)) => {
-                out[n] = Outcome::Failed {
-                    reason,
-                    released: false,
-                }
+            );
+            if let Err(e) = unbound {
+                // Still on its driver: only the override is ours to undo.
+                let reason = Failure::Write(bounded(format_args!("unbind: {e}")));
+                let left = match ctx.on_fail {
+                    OnFail::Fence => Left::Fenced,
+                    OnFail::Release => match ctx.set_override(&item.bdf, "\n") {
+                        Ok(()) => Left::Released,
+                        Err(e) => stuck(e),
+                    },
+                };
+                out[n] = failed(ctx, &item.bdf, reason, left);
+                continue;
             }
         }
+        // MAX_DEVICES holds every item that binds (they all come from the inventory).
+        let _ = fenced.push(n);
     }
     // Called even when nothing was fenced: the hook also says why it read nothing.
     fenced_hook(ctx, &fenced);
@@ -236,27 +377,39 @@ pub fn apply_with<K: Kernel>(
     // 2. Probe: at module init vfio-pci binds every fenced device by itself; once registered,
     //    only drivers_probe makes the kernel look again.
     let mut via = Via::DriversProbe;
-    let mut failure = None;
+    let mut modprobe_failed = None;
+    let mut hung = false;
     if !ctx.root.driver_registered(VFIO) {
         via = Via::Modprobe;
-        if ctx.deadline.passed() {
+        if ctx.passed() {
             stopped = true;
-        } else if let Err(e) = ctx.kernel.modprobe(VFIO) {
-            failure = Some(Failure::Modprobe(bounded(format_args!("{e}"))));
+        } else {
+            match ctx.kernel.modprobe(VFIO, ctx.deadline.end()) {
+                Ok(()) => {}
+                Err(ModprobeError::Failed(e)) => modprobe_failed = Some(Failure::Modprobe(e)),
+                Err(ModprobeError::StillRunning) => hung = true,
+            }
         }
     }
-    // Time spent inside modprobe counts too.
-    stopped |= ctx.deadline.passed();
-    for &n in &fenced {
-        let bdf = plan.items[n].bdf;
-        if stopped {
-            break;
-        }
-        let unprobed = ctx.root.driver_of(&bdf).is_none() && ctx.root.driver_registered(VFIO);
-        if unprobed && ctx.probe(&bdf) == Err(None) {
-            stopped = true;
+    let mut probe_failed: heapless::Vec<(usize, heapless::String<160>), MAX_DEVICES> =
+        heapless::Vec::new();
+    if !hung && modprobe_failed.is_none() {
+        for &n in &fenced {
+            let bdf = plan.items[n].bdf;
+            if stopped || ctx.passed() {
+                stopped = true;
+                break;
+            }
+            let unprobed = ctx.root.driver_of(&bdf).is_none() && ctx.root.driver_registered(VFIO);
+            if unprobed {
+                if let Err(Some(e)) = ctx.probe(&bdf) {
+                    let _ = probe_failed.push((n, e));
+                }
+            }
         }
     }
+    // Time spent inside modprobe or a probe counts too.
+    stopped |= hung || ctx.passed();
 
     // 3. Verify: only the driver link counts.
     for &n in &fenced {
@@ -270,20 +423,79 @@ pub fn apply_with<K: Kernel>(
             out[n] = Outcome::Bound { via, unbound_from };
             continue;
         }
-        let reason = match (&failure, stopped) {
+        if hung {
+            out[n] = Outcome::Unknown;
+            continue;
+        }
+        let probe_error = probe_failed.iter().find(|(m, _)| *m == n);
+        let reason = match (&modprobe_failed, probe_error) {
             (Some(f), _) => f.clone(),
-            (None, true) if now.is_none() => Failure::Deadline,
-            _ => Failure::NotTaken(now),
+            (None, Some((_, e))) => Failure::Write(e.clone()),
+            (None, None) if stopped && now.is_none() => Failure::Deadline,
+            (None, None) => Failure::NotTaken(now),
         };
-        let released = ctx.on_fail == OnFail::Release && !stopped && release(ctx, &item.bdf);
-        out[n] = Outcome::Failed { reason, released };
+        out[n] = give_back(ctx, &item.bdf, reason, stopped, false);
+    }
+
+    // 4. What followed a display that was not bound goes back with it (on-fail=release).
+    if ctx.on_fail == OnFail::Release && !stopped {
+        for &n in &fenced {
+            let Some((at, lead)) = lead_of(plan, n) else {
+                continue;
+            };
+            let lead_bound = matches!(out[at], Outcome::Bound { .. } | Outcome::AsPlanned);
+            if !lead_bound && matches!(out[n], Outcome::Bound { .. }) {
+                out[n] = give_back(ctx, &plan.items[n].bdf, Failure::Lead(lead), false, true);
+            }
+        }
     }
     out
 }
 
-/// Gives a device back to the host: clear the override, let the kernel look for its driver.
-fn release<K: Kernel>(ctx: &mut Ctx<'_, K>, bdf: &Bdf) -> bool {
-    ctx.write(&ctx.root.attr(bdf, "driver_override"), "\n")
-        .is_ok()
-        && ctx.probe(bdf).is_ok()
+fn stuck(e: Option<heapless::String<160>>) -> Left {
+    match e {
+        Some(e) => Left::Stuck(e),
+        None => Left::Deadline,
+    }
+}
+
+/// Settles a fenced device vfio-pci does not keep: per `on-fail`, and never past the deadline.
+/// `from_vfio`: it is on vfio-pci and must be unbound from it first.
+fn give_back<K: Kernel>(
+    ctx: &mut Ctx<'_, K>,
+    bdf: &Bdf,
+    reason: Failure,
+    stopped: bool,
+    from_vfio: bool,
+) -> Outcome {
+    let left = if stopped {
+        Left::Deadline
+    } else if ctx.on_fail == OnFail::Fence {
+        Left::Fenced
+    } else {
+        release(ctx, bdf, from_vfio)
+    };
+    failed(ctx, bdf, reason, left)
+}
+
+/// Gives a device back to the host: clear the override (unbind it from vfio-pci if it is
+/// there), let the kernel look for its driver.
+fn release<K: Kernel>(ctx: &mut Ctx<'_, K>, bdf: &Bdf, from_vfio: bool) -> Left {
+    if let Err(e) = ctx.set_override(bdf, "\n") {
+        return stuck(e);
+    }
+    if from_vfio {
+        let unbind = ctx.root.attr(bdf, "driver/unbind");
+        if let Err(e) = ctx.write(&unbind, &bdf.to_string()) {
+            return match e {
+                Some(e) => Left::ReleasedUnprobed(bounded(format_args!("unbind from {VFIO}: {e}"))),
+                None => Left::Deadline,
+            };
+        }
+    }
+    match ctx.probe(bdf) {
+        Ok(()) => Left::Released,
+        Err(Some(e)) => Left::ReleasedUnprobed(e),
+        Err(None) => Left::ReleasedUnprobed(bounded(format_args!("the deadline passed"))),
+    }
 }

@@ -5,8 +5,8 @@ use core::fmt;
 
 use log::Level;
 
-use crate::apply::{Failure, Outcome};
-use crate::config::{OnFail, Settings};
+use crate::apply::Outcome;
+use crate::config::Settings;
 use crate::plan::{Decision, Item, Why, VFIO};
 
 /// One device's story.
@@ -16,26 +16,59 @@ pub struct DeviceReport<'a> {
     pub settings: &'a Settings,
 }
 
+/// What became of a device, in one word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Bound,
+    Already,
+    WouldBind,
+    Planned,
+    Refused,
+    Failed,
+    NotDone,
+    Unknown,
+}
+
+impl Verdict {
+    /// The word machines read (state.json `result`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Bound => "bound",
+            Verdict::Already => "already",
+            Verdict::WouldBind => "would-bind",
+            Verdict::Planned => "planned",
+            Verdict::Refused => "refused",
+            Verdict::Failed => "failed",
+            Verdict::NotDone => "not-done",
+            Verdict::Unknown => "unknown",
+        }
+    }
+
+    pub fn level(self) -> Level {
+        match self {
+            Verdict::Failed | Verdict::NotDone | Verdict::Unknown => Level::Error,
+            Verdict::Refused => Level::Warn,
+            _ => Level::Info,
+        }
+    }
+}
+
 impl DeviceReport<'_> {
-    /// A one-word result for machines.
-    pub fn result(&self) -> &'static str {
+    pub fn verdict(&self) -> Verdict {
         match (&self.item.decision, self.outcome) {
-            (_, Outcome::Bound { .. }) => "bound",
-            (_, Outcome::WouldBind) => "would-bind",
-            (_, Outcome::Failed { .. }) => "failed",
-            (_, Outcome::NotDone) => "not-done",
-            (Decision::Already, _) => "already",
-            (Decision::Refuse(_), _) => "refused",
-            (Decision::Bind { .. }, Outcome::AsPlanned) => "planned",
+            (_, Outcome::Bound { .. }) => Verdict::Bound,
+            (_, Outcome::WouldBind) => Verdict::WouldBind,
+            (_, Outcome::Failed { .. }) => Verdict::Failed,
+            (_, Outcome::NotDone) => Verdict::NotDone,
+            (_, Outcome::Unknown) => Verdict::Unknown,
+            (Decision::Already, _) => Verdict::Already,
+            (Decision::Refuse(_), _) => Verdict::Refused,
+            (Decision::Bind { .. }, Outcome::AsPlanned) => Verdict::Planned,
         }
     }
 
     pub fn level(&self) -> Level {
-        match self.result() {
-            "failed" | "not-done" => Level::Error,
-            "refused" => Level::Warn,
-            _ => Level::Info,
-        }
+        self.verdict().level()
     }
 
     /// What happened, without the device and the reason it was considered.
@@ -69,23 +102,18 @@ impl fmt::Display for Detail<'_, '_> {
                 }
                 Ok(())
             }
-            (_, Outcome::Failed { reason: reason @ Failure::Deadline, .. }) => {
-                write!(f, "not bound: {reason}")
-            }
-            (_, Outcome::Failed { reason, released }) => {
-                write!(f, "not bound: {reason}; ")?;
-                match (r.settings.on_fail, released) {
-                    (OnFail::Release, true) => {
-                        f.write_str("override cleared and re-probed so the host keeps it")
-                    }
-                    (OnFail::Release, false) => {
-                        f.write_str("could not clear its override: it stays fenced")
-                    }
-                    (OnFail::Fence, _) => {
-                        f.write_str("left fenced with no driver (vfio-early.on-fail=fence)")
-                    }
+            (_, Outcome::Failed { reason, left, now }) => {
+                write!(f, "not bound: {reason}; {left}; now ")?;
+                match now {
+                    Some(d) => write!(f, "on {d}"),
+                    None => f.write_str("with no driver"),
                 }
             }
+            (_, Outcome::Unknown) => write!(
+                f,
+                "outcome unknown: modprobe {VFIO} was still running at the deadline ({} s, vfio-early.timeout); it was left running and nothing more was written",
+                r.settings.timeout_ms / 1000
+            ),
             (_, Outcome::NotDone) => write!(
                 f,
                 "not handled: the deadline ({} s, vfio-early.timeout) passed first; nothing written for it",
@@ -131,15 +159,18 @@ pub struct Counts {
     pub would_bind: usize,
     pub refused: usize,
     pub failed: usize,
+    /// modprobe still running at the deadline: not known.
+    pub unknown: usize,
 }
 
 impl Counts {
     pub fn add(&mut self, r: &DeviceReport<'_>) {
-        match r.result() {
-            "bound" | "already" => self.bound += 1,
-            "would-bind" | "planned" => self.would_bind += 1,
-            "refused" => self.refused += 1,
-            _ => self.failed += 1,
+        match r.verdict() {
+            Verdict::Bound | Verdict::Already => self.bound += 1,
+            Verdict::WouldBind | Verdict::Planned => self.would_bind += 1,
+            Verdict::Refused => self.refused += 1,
+            Verdict::Failed | Verdict::NotDone => self.failed += 1,
+            Verdict::Unknown => self.unknown += 1,
         }
     }
 }

@@ -7,11 +7,11 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::apply::{Ctx, Deadline, RealKernel};
-use crate::capture::{self, VAR_DIR};
-use crate::config::OnFail;
+use crate::apply::{Deadline, RealKernel};
 use crate::pci::Bdf;
 use crate::rom::{self, Report};
+use crate::romread::{self, Access};
+use crate::romstore::{self, VAR_DIR};
 use crate::state;
 use crate::sysfs::{self, Root};
 
@@ -81,7 +81,7 @@ fn inspect(root: &Root, target: &str, json: bool, force: bool) -> i32 {
 
 fn print_report(target: &str, report: &Report, json: bool) -> i32 {
     if json {
-        println!("{}", capture::report_json(report));
+        println!("{}", romstore::report_json(report));
     } else {
         print!("{}", human(target, report));
     }
@@ -104,16 +104,18 @@ fn read_device_rom(
         ));
     }
     let mut kernel = RealKernel::new(root);
-    let mut ctx = Ctx {
+    let mut access = Access {
         root,
         kernel: &mut kernel,
         deadline: Deadline {
             start: Instant::now(),
             limit: Duration::from_secs(60),
         },
-        on_fail: OnFail::Release,
     };
-    let read = capture::read_rom(&mut ctx, bdf).map_err(|e| format!("{bdf}: {e}"))?;
+    let read = romread::read_rom(&mut access, bdf).map_err(|e| format!("{bdf}: {e}"))?;
+    for (attr, e) in &read.not_restored {
+        eprintln!("vfio-early: {bdf}: {attr} could not be put back after the read: {e}");
+    }
     Ok((read.data, Some(dev.id)))
 }
 
@@ -223,7 +225,7 @@ fn libvirt(root: &Root, target: &str) -> i32 {
             return 2;
         }
     };
-    let prefix = capture::id_prefix(&id);
+    let prefix = romstore::id_prefix(&id);
     let dir = root.path(VAR_DIR);
     let mut found: Vec<(std::time::SystemTime, String)> = fs::read_dir(&dir)
         .into_iter()
@@ -269,7 +271,7 @@ fn libvirt(root: &Root, target: &str) -> i32 {
 }
 
 fn persist(root: &Root) -> i32 {
-    let p = capture::persist(root);
+    let p = romstore::persist(root);
     for path in &p.moved {
         println!("vfio-early: ROM kept: {}", path.display());
     }
@@ -293,7 +295,7 @@ fn persist(root: &Root) -> i32 {
 }
 
 fn known(root: &Root) -> i32 {
-    match capture::known_list(root) {
+    match romstore::known_list(root) {
         Ok(text) => {
             print!("{text}");
             0

@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 use log::{error, info, log, warn, LevelFilter};
 
 use crate::apply::{self, Deadline, Kernel, Outcome, Outcomes, RealKernel};
-use crate::capture;
 use crate::config::{InputError, Origin, Problems, RomWant, Settings};
 use crate::kmsg::{self, SUMMARY};
 use crate::legacy;
 use crate::plan::{self, Decision, Plan};
 use crate::report::{Counts, DeviceReport};
+use crate::romread;
 use crate::scan;
 use crate::state::{self, Json};
 use crate::sysfs::{self, Root};
@@ -243,7 +243,13 @@ fn warn_legacy(root: &Root, input: &Input) {
 
 /// The whole run; returns the exit code.
 pub fn run(opts: &Options) -> i32 {
-    let start = Instant::now();
+    let mut kernel = RealKernel::new(&Root::new(&opts.root));
+    run_with(opts, &mut kernel)
+}
+
+/// `run` with the given kernel interface (tests inject faults through it).
+pub fn run_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
+    let start = kernel.now();
     let root = Root::new(&opts.root);
     match opts.mode {
         Mode::Boot => {
@@ -298,8 +304,7 @@ pub fn run(opts: &Options) -> i32 {
     let plan = plan::plan(settings, &inv);
     let act = opts.mode == Mode::Boot && !settings.dry_run;
     let outcomes = if act {
-        let mut kernel = RealKernel::new(&root);
-        apply_plan(&root, &mut kernel, settings, &plan, start)
+        apply_plan(&root, kernel, settings, &plan, start)
     } else {
         plan.items
             .iter()
@@ -309,6 +314,9 @@ pub fn run(opts: &Options) -> i32 {
             })
             .collect()
     };
+    if outcomes.contains(&Outcome::Unknown) {
+        error!("modprobe vfio-pci still running at the deadline: outcome unknown; it was left running (a kill between two module loads can leave a half-loaded stack) and nothing more was written");
+    }
     if settings.dry_run && opts.mode == Mode::Boot {
         info!("dry run (vfio-early.dry-run): nothing written");
     }
@@ -343,7 +351,7 @@ fn apply_plan<K: Kernel>(
         return apply::apply(&mut ctx, plan);
     }
     // Built into the image by the hooks: the captures already stored in /var/lib.
-    let known = sysfs::read_input_optional(&root.path(capture::KNOWN_FILE), 64 * 1024)
+    let known = sysfs::read_input_optional(&root.path(romread::KNOWN_FILE), 64 * 1024)
         .ok()
         .flatten()
         .map(|i| i.text().into_owned())
@@ -352,7 +360,7 @@ fn apply_plan<K: Kernel>(
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
     apply::apply_with(&mut ctx, plan, |ctx, fenced| {
-        capture::capture_fenced(ctx, plan, fenced, &settings.rom, &known, &release)
+        romread::capture_fenced(ctx, plan, fenced, &settings.rom, &known, &release)
     })
 }
 
@@ -429,6 +437,9 @@ fn finish(
             if unmatched == 1 { "y" } else { "ies" }
         );
     }
+    if counts.unknown > 0 {
+        extra += &format!(", {} unknown (modprobe still running)", counts.unknown);
+    }
     let bound = if settings.dry_run || opts.mode == Mode::Plan {
         format!("{} would bind", counts.bound + counts.would_bind)
     } else {
@@ -436,7 +447,7 @@ fn finish(
     };
     log!(
         target: SUMMARY,
-        if counts.failed > 0 || input.problems.blocked { log::Level::Error } else { log::Level::Info },
+        if counts.failed + counts.unknown > 0 || input.problems.blocked { log::Level::Error } else { log::Level::Info },
         "summary: {bound}, {} refused, {} failed, {entries_bad} bad entries{extra} in {ms} ms{}{what}{more}",
         counts.refused,
         counts.failed,
@@ -508,7 +519,7 @@ fn state_json(root: &Root, input: &Input, done: Option<(&Plan, &Outcomes)>, ms: 
                     .str(Some("driver_before"), d.driver.as_deref().unwrap_or(""));
             }
             j.str(Some("why"), r.why())
-                .str(Some("result"), r.result())
+                .str(Some("result"), r.verdict().as_str())
                 .str(Some("detail"), r.detail())
                 .str(
                     Some("driver_now"),

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Dev, FakeTree};
-use vfio_early::apply::{self, Ctx, Deadline, Kernel, Outcome, Via};
+use vfio_early::apply::{self, Ctx, Deadline, Kernel, Left, ModprobeError, Outcome, Via};
 use vfio_early::config::{OnFail, Origin, Problems, Settings};
 use vfio_early::sysfs::Root;
 use vfio_early::{plan, scan};
@@ -26,7 +26,7 @@ impl Kernel for Recorder<'_> {
         self.calls.push(format!("{} <- {value:?}", rel.display()));
         Ok(())
     }
-    fn modprobe(&mut self, module: &str) -> Result<(), String> {
+    fn modprobe(&mut self, module: &str, _: Instant) -> Result<(), ModprobeError> {
         self.calls.push(format!("modprobe {module}"));
         if self.bind_on_modprobe {
             // The override was only recorded, so set it as the kernel would have.
@@ -76,7 +76,7 @@ fn outcomes(t: &FakeTree, cmdline: &str, k: &mut Recorder<'_>) -> Vec<Outcome> {
 }
 
 #[test]
-fn unbind_then_override_then_one_modprobe() {
+fn override_then_unbind_then_one_modprobe() {
     let t = tree();
     let mut k = Recorder {
         tree: &t,
@@ -88,8 +88,9 @@ fn unbind_then_override_then_one_modprobe() {
         k.calls,
         [
             "sys/bus/pci/devices/0000:01:00.0/driver_override <- \"vfio-pci\"",
-            "sys/bus/pci/devices/0000:01:00.1/driver/unbind <- \"0000:01:00.1\"",
+            // Fenced before it is unbound: it can go nowhere but vfio-pci.
             "sys/bus/pci/devices/0000:01:00.1/driver_override <- \"vfio-pci\"",
+            "sys/bus/pci/devices/0000:01:00.1/driver/unbind <- \"0000:01:00.1\"",
             "modprobe vfio-pci",
             // Still on snd_hda_intel here: released, the host keeps it.
             "sys/bus/pci/devices/0000:01:00.1/driver_override <- \"\\n\"",
@@ -104,7 +105,13 @@ fn unbind_then_override_then_one_modprobe() {
             unbound_from: None
         }
     );
-    assert!(matches!(out[1], Outcome::Failed { released: true, .. }));
+    assert!(matches!(
+        out[1],
+        Outcome::Failed {
+            left: Left::Released,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -127,7 +134,13 @@ fn registered_driver_means_drivers_probe_per_device_and_release_on_failure() {
             "sys/bus/pci/drivers_probe <- \"0000:01:00.0\"",
         ]
     );
-    assert!(matches!(out[0], Outcome::Failed { released: true, .. }));
+    assert!(matches!(
+        out[0],
+        Outcome::Failed {
+            left: Left::Released,
+            ..
+        }
+    ));
     // The audio companion is refused (bound, no +unbind): no write for it.
     assert_eq!(out[1], Outcome::AsPlanned);
 }

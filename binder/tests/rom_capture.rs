@@ -10,16 +10,18 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{rom_image, Dev, FakeTree};
-use vfio_early::apply::{Ctx, Deadline, Kernel};
-use vfio_early::capture::{self, Verdict};
-use vfio_early::config::OnFail;
+use vfio_early::apply::{Deadline, Kernel, ModprobeError};
 use vfio_early::pci::Bdf;
+use vfio_early::romread::{self as capture, Access};
+use vfio_early::romstore::{self, Verdict};
 use vfio_early::sysfs::{self, Root};
 
 /// Records writes; never touches the tree (a write to the fake `rom` file would clobber it).
+/// Writes of `fail` (an attribute and value) fail with EIO.
 struct Recorder<'a> {
     root: &'a Path,
     calls: Vec<String>,
+    fail: Option<&'static str>,
 }
 
 impl Kernel for Recorder<'_> {
@@ -28,10 +30,14 @@ impl Kernel for Recorder<'_> {
         let name = rel
             .strip_prefix("sys/bus/pci/devices/0000:01:00.0")
             .unwrap_or(rel);
-        self.calls.push(format!("{} <- {value:?}", name.display()));
-        Ok(())
+        let call = format!("{} <- {value:?}", name.display());
+        self.calls.push(call.clone());
+        match self.fail {
+            Some(f) if f == call => Err(io::Error::from_raw_os_error(5)),
+            _ => Ok(()),
+        }
     }
-    fn modprobe(&mut self, _: &str) -> Result<(), String> {
+    fn modprobe(&mut self, _: &str, _: Instant) -> Result<(), ModprobeError> {
         Ok(())
     }
 }
@@ -49,23 +55,24 @@ fn rom_bytes() -> Vec<u8> {
 fn with_ctx<T>(
     t: &FakeTree,
     limit: Duration,
-    f: impl FnOnce(&mut Ctx<'_, Recorder<'_>>) -> T,
+    fail: Option<&'static str>,
+    f: impl FnOnce(&mut Access<'_, Recorder<'_>>) -> T,
 ) -> (T, Vec<String>) {
     let root = Root::new(&t.root);
     let mut k = Recorder {
         root: &t.root,
         calls: vec![],
+        fail,
     };
-    let mut ctx = Ctx {
+    let mut access = Access {
         root: &root,
         kernel: &mut k,
         deadline: Deadline {
             start: Instant::now(),
             limit,
         },
-        on_fail: OnFail::Release,
     };
-    let r = f(&mut ctx);
+    let r = f(&mut access);
     (r, k.calls)
 }
 
@@ -81,7 +88,7 @@ fn card(t: &FakeTree, rom: &[u8]) -> Bdf {
 fn read_sets_and_restores_in_reverse_order() {
     let t = FakeTree::new();
     let bdf = card(&t, &rom_bytes());
-    let (read, calls) = with_ctx(&t, Duration::from_secs(10), |ctx| {
+    let (read, calls) = with_ctx(&t, Duration::from_secs(10), None, |ctx| {
         capture::read_rom(ctx, &bdf)
     });
     let read = read.unwrap();
@@ -101,17 +108,48 @@ fn read_sets_and_restores_in_reverse_order() {
 }
 
 #[test]
+fn a_failed_restore_is_reported_and_the_others_still_run() {
+    let t = FakeTree::new();
+    let bdf = card(&t, &rom_bytes());
+    let (read, calls) = with_ctx(
+        &t,
+        Duration::from_secs(10),
+        Some("enable <- \"0\""),
+        |ctx| capture::read_rom(ctx, &bdf),
+    );
+    let read = read.unwrap();
+    assert_eq!(calls.len(), 6, "every restore tried: {calls:?}");
+    assert_eq!(read.not_restored.len(), 1);
+    assert_eq!(read.not_restored[0].0, "enable");
+    assert!(read.not_restored[0].1.contains("os error 5"));
+    // The sidecar says so.
+    let st = romstore::store(
+        &Root::new(&t.root),
+        &sysfs::read_device(&Root::new(&t.root), &bdf)
+            .unwrap()
+            .unwrap(),
+        &read,
+        false,
+        "test",
+    )
+    .ok()
+    .unwrap();
+    let side = std::fs::read_to_string(romstore::sidecar(&st.path)).unwrap();
+    assert!(side.contains("\"not_restored\":[\"enable: "), "{side}");
+}
+
+#[test]
 fn no_rom_bar_and_past_the_deadline_read_nothing() {
     let t = FakeTree::new();
     let bdf = card(&t, &rom_bytes());
     t.remove("sys/bus/pci/devices/0000:01:00.0/rom");
-    let (r, calls) = with_ctx(&t, Duration::from_secs(10), |ctx| {
+    let (r, calls) = with_ctx(&t, Duration::from_secs(10), None, |ctx| {
         capture::read_rom(ctx, &bdf)
     });
     assert!(matches!(r, Err(capture::CaptureError::NoRomBar)));
     assert!(calls.is_empty());
     card(&t, &rom_bytes());
-    let (r, calls) = with_ctx(&t, Duration::ZERO, |ctx| {
+    let (r, calls) = with_ctx(&t, Duration::ZERO, None, |ctx| {
         std::thread::sleep(Duration::from_millis(2));
         capture::read_rom(ctx, &bdf)
     });
@@ -119,7 +157,7 @@ fn no_rom_bar_and_past_the_deadline_read_nothing() {
     assert!(calls.is_empty());
 }
 
-fn stored(t: &FakeTree, data: &[u8]) -> capture::Stored {
+fn stored(t: &FakeTree, data: &[u8]) -> romstore::Stored {
     let root = Root::new(&t.root);
     let dev = sysfs::read_device(&root, &Bdf::parse("01:00.0").unwrap())
         .unwrap()
@@ -127,8 +165,9 @@ fn stored(t: &FakeTree, data: &[u8]) -> capture::Stored {
     let read = capture::RomRead {
         data: data.to_vec(),
         enabled_here: true,
+        not_restored: Default::default(),
     };
-    capture::store(&root, &dev, &read, false, "6.1.0-test")
+    romstore::store(&root, &dev, &read, false, "6.1.0-test")
         .map_err(|_| "not stored")
         .unwrap()
 }
@@ -147,8 +186,8 @@ fn stores_the_clean_chain_with_a_sidecar_then_persist_moves_it_once() {
         rom_bytes(),
         "only the chain is kept"
     );
-    let side = std::fs::read_to_string(capture::sidecar(&st.path)).unwrap();
-    let sha = format!("\"sha256\":\"{}\"", capture::sha256_hex(&rom_bytes()));
+    let side = std::fs::read_to_string(romstore::sidecar(&st.path)).unwrap();
+    let sha = format!("\"sha256\":\"{}\"", romstore::sha256_hex(&rom_bytes()));
     for needle in [
         sha.as_str(),
         "\"bdf\":\"0000:01:00.0\"",
@@ -178,7 +217,7 @@ fn stores_the_clean_chain_with_a_sidecar_then_persist_moves_it_once() {
     let name = st.path.file_name().unwrap().to_string_lossy().into_owned();
     let kept = t.path(&format!("var/lib/vfio-early/roms/{name}"));
     assert_eq!(std::fs::read(&kept).unwrap(), rom_bytes());
-    assert!(capture::sidecar(&kept).exists());
+    assert!(romstore::sidecar(&kept).exists());
     assert!(!st.path.exists(), "moved, not copied");
 
     // The next boot read it again (the image did not know it yet): dropped, with the hint.
@@ -200,7 +239,7 @@ fn stores_the_clean_chain_with_a_sidecar_then_persist_moves_it_once() {
         known,
         format!(
             "1234:1111:0000:0000 {}\n",
-            capture::sha256_hex(&rom_bytes())
+            romstore::sha256_hex(&rom_bytes())
         )
     );
 }
@@ -254,8 +293,9 @@ fn an_invalid_rom_is_not_stored() {
     let read = capture::RomRead {
         data: vec![0xff; 2048],
         enabled_here: false,
+        not_restored: Default::default(),
     };
-    let Err(Ok(report)) = capture::store(&root, &dev, &read, false, "x") else {
+    let Err(Ok(report)) = romstore::store(&root, &dev, &read, false, "x") else {
         panic!("stored")
     };
     assert!(!report.ok());
