@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Settings from the kernel command line and `/etc/vfio-early.conf`: pure parsing, no I/O.
 //!
-//! Both sources share one key table, so the file has exactly the command line's power. The
+//! Every key of both sources goes through one function (`apply_key`), so the file has exactly
+//! the command line's power. The
 //! command line is applied after the file: it adds devices and overrides every other key,
 //! including the kill switch.
 

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! vfio-early: put chosen PCI devices on vfio-pci from the initramfs, before any native driver.
 //!
-//! Pure parts (`cmdline`, `entry`, `config`, `plan`, `iomem`, `legacy`, `report`) take text and
-//! facts; `sysfs`/`scan` read under one root; `apply` is the only writer, through [`apply::Kernel`].
+//! Pure parts (`cmdline`, `entry`, `config`, `device`, `plan`, `iomem`, `legacy`, `report`,
+//! `rom`) take text and facts; `sysfs`/`scan` read under one root; every write to the kernel goes
+//! through [`apply::Kernel`] (`apply` binds, `romread` reads a ROM), which tests record and
+//! inject faults into; files are written by `state` (the state file) and `romstore` (captures).
 
 // Errors and outcomes carry bounded copies of messages by value (no heap); they are few and
 // short-lived.
