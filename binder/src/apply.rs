@@ -230,6 +230,20 @@ impl fmt::Display for Failure {
     }
 }
 
+impl Left {
+    /// The word machines read (state.json `left`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Left::Untouched => "untouched",
+            Left::Released => "released",
+            Left::ReleasedUnprobed(_) => "released-unprobed",
+            Left::Fenced => "fenced",
+            Left::Stuck(_) => "stuck",
+            Left::Deadline => "deadline",
+        }
+    }
+}
+
 impl fmt::Display for Left {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

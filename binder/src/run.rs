@@ -519,12 +519,14 @@ fn state_json(root: &Root, input: &Input, done: Option<(&Plan, &Outcomes)>, ms: 
                     .str(Some("driver_before"), d.driver.as_deref().unwrap_or(""));
             }
             j.str(Some("why"), r.why())
-                .str(Some("result"), r.verdict().as_str())
-                .str(Some("detail"), r.detail())
-                .str(
-                    Some("driver_now"),
-                    root.driver_of(&item.bdf).as_deref().unwrap_or(""),
-                );
+                .str(Some("result"), r.verdict().as_str());
+            if let Outcome::Failed { left, .. } = outcome {
+                j.str(Some("left"), left.as_str());
+            }
+            j.str(Some("detail"), r.detail()).str(
+                Some("driver_now"),
+                root.driver_of(&item.bdf).as_deref().unwrap_or(""),
+            );
             j.close('}');
         }
     }
