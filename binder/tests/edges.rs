@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Capacity edges and odd sysfs on the real binary: what the scan cannot hold whole is refused
+//! with its reason, never acted on from a partial view; an unreadable driver name is a driver.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Dev, FakeTree};
+
+const DISPLAY: u32 = 0x030000;
+const AUDIO: u32 = 0x040300;
+const USB: u32 = 0x0c0330;
+
+fn boot(t: &FakeTree) -> Vec<String> {
+    t.file("proc/sys/kernel/printk_devkmsg", "on\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_vfio-early"))
+        .arg("--root")
+        .arg(&t.root)
+        .output()
+        .expect("run vfio-early");
+    assert_eq!(out.status.code(), Some(0), "boot mode exits 0");
+    t.kmsg_lines()
+}
+
+fn has(lines: &[String], needle: &str) -> bool {
+    lines.iter().any(|l| l.contains(needle))
+}
+
+/// A display and its audio in `group`, plus `others` USB endpoints in the same group on buses
+/// numbered before the card (so a directory-order read meets them first).
+fn crowded(t: &FakeTree, group: u32, others: usize) {
+    t.device(Dev::new("f0:00.0", 0x10de, 0x1c03, DISPLAY).group(group))
+        .device(Dev::new("f0:00.1", 0x10de, 0x10f1, AUDIO).group(group));
+    for n in 0..others {
+        let bdf = format!("{:02x}:{:02x}.{}", 0x10 + n / 256, (n / 8) % 32, n % 8);
+        t.device(Dev::new(&bdf, 0x1b36, 0x000d, USB).group(group));
+    }
+    t.modprobe_binds();
+}
+
+#[test]
+fn a_strict_group_larger_than_the_scan_is_refused_whole() {
+    let t = FakeTree::new();
+    crowded(&t, 1, 98);
+    t.cmdline("vfio-early.devices=f0:00.0 vfio-early.group=strict");
+    let log = boot(&t);
+    assert!(
+        has(&log, "0000:f0:00.0 [10de:1c03] display controller (entry f0:00.0): refused: not every member of IOMMU group 1 could be read"),
+        "{log:#?}"
+    );
+    assert!(
+        has(&log, "more than 64 devices in one IOMMU group"),
+        "{log:#?}"
+    );
+    assert_eq!(t.override_of("f0:00.0"), "(null)\n", "nothing written");
+    assert_eq!(t.override_of("10:00.0"), "(null)\n", "nothing written");
+    assert_eq!(t.modprobe_log(), "", "nothing loaded");
+}
+
+#[test]
+fn a_companion_past_the_cap_is_not_missed_in_silence() {
+    let t = FakeTree::new();
+    crowded(&t, 1, 498);
+    t.cmdline("vfio-early.devices=f0:00.0");
+    let log = boot(&t);
+    assert!(
+        has(
+            &log,
+            "refused: not every member of IOMMU group 1 could be read"
+        ),
+        "{log:#?}"
+    );
+    assert_eq!(t.override_of("f0:00.0"), "(null)\n");
+    assert_eq!(t.override_of("f0:00.1"), "(null)\n");
+}
+
+#[test]
+fn an_id_entry_matching_more_than_the_scan_takes_none() {
+    let t = FakeTree::new();
+    for n in 0..70u32 {
+        t.device(Dev::new(&format!("{:02x}:00.0", n + 1), 0x1b36, 0x000d, USB).group(n + 1));
+    }
+    t.modprobe_binds().cmdline("vfio-early.devices=1b36:000d");
+    let log = boot(&t);
+    assert!(
+        has(&log, "its ID entry matches more than 64 devices"),
+        "{log:#?}"
+    );
+    assert!(has(&log, "summary: 0 bound, 64 refused"), "{log:#?}");
+    assert!(t.devices().iter().all(|b| t.override_of(b) == "(null)\n"));
+}
+
+#[test]
+fn every_group_warning_is_kept() {
+    let t = FakeTree::new();
+    let mut entries = Vec::new();
+    for n in 0..20u32 {
+        let bus = n + 1;
+        t.device(Dev::new(&format!("{bus:02x}:00.0"), 0x10de, 0x1c03, DISPLAY).group(bus))
+            .device(Dev::new(&format!("{bus:02x}:00.2"), 0x10de, 0x1ad8, USB).group(bus));
+        entries.push(format!("{bus:02x}:00.0"));
+    }
+    t.modprobe_binds()
+        .cmdline(&format!("vfio-early.devices={}", entries.join(",")));
+    boot(&t);
+    let state: serde_json::Value =
+        serde_json::from_str(&t.read("run/vfio-early/state.json")).expect("state.json");
+    let warnings = state["warnings"].as_array().expect("warnings");
+    assert_eq!(warnings.len(), 20, "{warnings:#?}");
+}
+
+#[test]
+fn a_driver_name_that_does_not_fit_still_holds_the_device() {
+    let t = FakeTree::new();
+    let long = "a_driver_whose_name_is_longer_than_32_bytes";
+    t.device(
+        Dev::new("01:00.0", 0x10de, 0x1c03, DISPLAY)
+            .group(1)
+            .driver(long),
+    )
+    .file("sys/bus/pci/devices/0000:01:00.0/rom", "not a rom")
+    .modprobe_binds()
+    .cmdline("vfio-early.devices=01:00.0 vfio-early.rom=01:00.0");
+    let log = boot(&t);
+    assert!(
+        has(
+            &log,
+            "refused: bound to a_driver_whose_name_is_longer...; hint: add +unbind"
+        ),
+        "{log:#?}"
+    );
+    assert!(has(&log, "ROM not read"), "{log:#?}");
+    assert_eq!(t.override_of("01:00.0"), "(null)\n");
+    assert_eq!(
+        t.read("sys/bus/pci/devices/0000:01:00.0/enable"),
+        "0\n",
+        "ROM BAR never enabled"
+    );
+}
