@@ -2,14 +2,16 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
 #
 # Prepares a Debian bookworm host for the tests: Debian packages (QEMU,
-# busybox-static, kmod, cpio, strace, time, make, binutils; dpkg-dev, debhelper
-# and lintian for the .deb; git for `make dist`; dash for the hooks), the musl
-# Rust target, rustfmt and clippy, nightly with rust-src (the size-tuned
-# build, measured by tests/size-budget.sh), cargo-fuzz (crates.io), and the
-# Debian kernel linux-image-amd64 depends on, downloaded and extracted (not
-# installed) into tests/.cache/kernel/ with its modules.dep. The generator
-# and package suites add debootstrap and e2fsprogs. Idempotent: a second run
-# changes nothing.
+# busybox-static, kmod, cpio, strace, time, gzip, make, binutils; dpkg-dev,
+# debhelper and lintian for the .deb; git for `make dist`; dash for the hooks),
+# the musl Rust target, rustfmt and clippy, nightly with rust-src (the
+# size-tuned build, measured by tests/size-budget.sh), cargo-fuzz (crates.io),
+# and the Debian kernel linux-image-amd64 depends on, downloaded and extracted
+# (not installed) into tests/.cache/kernel/ with its modules.dep. The suites
+# that need more install it themselves from Debian's packages: debootstrap and
+# e2fsprogs (tests/generators, tests/packaging), makepkg,
+# pacman-package-manager, rpm, fakeroot, libarchive-tools and zstd
+# (tests/packaging/arch-rpm.sh). Idempotent: a second run changes nothing.
 #
 #   tests/setup-host.sh          install what is missing (needs root)
 #   tests/setup-host.sh --check  only verify; exit 1 naming what is missing

@@ -11,7 +11,8 @@
 
 use core::fmt;
 use std::fs::OpenOptions;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,7 +22,7 @@ use crate::device::{Name, MAX_DEVICES};
 use crate::pci::Bdf;
 use crate::plan::{Decision, Plan, Why, MAX_ITEMS, VFIO};
 use crate::sysfs::Root;
-use crate::text::{bounded, Token};
+use crate::text::bounded;
 
 /// The side effects, behind one interface so tests can record them and inject faults.
 pub trait Kernel {
@@ -101,7 +102,7 @@ impl Kernel for RealKernel {
             .modprobe
             .as_ref()
             .ok_or_else(|| failed(format_args!("no modprobe found")))?;
-        let mut log = self.stderr();
+        let log = self.stderr();
         let stderr = match log.as_ref().and_then(|f| f.try_clone().ok()) {
             Some(f) => Stdio::from(f),
             None => Stdio::null(),
@@ -121,9 +122,20 @@ impl Kernel for RealKernel {
         if status.success() {
             return Ok(());
         }
-        let mut said = [0u8; 160];
-        let n = log.as_mut().map_or(0, |f| f.read(&mut said).unwrap_or(0));
-        let msg = Token::from_bytes(said[..n].trim_ascii());
+        // Its last line says why (kmod ends with the FATAL one). Read from the start: the
+        // child's writes moved the shared offset.
+        let mut said = [0u8; 1024];
+        let n = log
+            .as_ref()
+            .map_or(0, |f| f.read_at(&mut said, 0).unwrap_or(0));
+        let last = said[..n]
+            .split(|&b| b == b'\n')
+            .rfind(|l| !l.trim_ascii().is_empty())
+            .unwrap_or_default();
+        let msg: String = String::from_utf8_lossy(last.trim_ascii())
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
         Err(failed(format_args!(
             "{} {module}: {status} {msg}",
             path.display()

@@ -330,10 +330,24 @@ fn a_second_run_changes_nothing() {
 fn failed_modprobe_releases_and_names_the_cause() {
     let t = FakeTree::new();
     card(&t, 1, 1);
-    t.modprobe_exit(Some(1))
-        .cmdline("vfio-early.devices=01:00.0");
+    t.script(
+        "sbin/modprobe",
+        "#!/bin/sh\necho 'modprobe: FATAL: Module vfio-pci not found' >&2\nexit 1\n",
+    )
+    .cmdline("vfio-early.devices=01:00.0");
     let log = boot(&t);
-    assert!(has(&log, "loading vfio-pci failed"), "{log:#?}");
+    assert!(
+        has(&log, "loading vfio-pci failed: ")
+            && has(
+                &log,
+                "exit status: 1 modprobe: FATAL: Module vfio-pci not found"
+            ),
+        "modprobe's own words are quoted: {log:#?}"
+    );
+    assert_eq!(
+        t.read("run/vfio-early/modprobe.log"),
+        "modprobe: FATAL: Module vfio-pci not found\n"
+    );
     assert_eq!(t.override_of("01:00.0"), "\n");
 
     t.modprobe_exit(None)

@@ -136,6 +136,23 @@ impl FakeTree {
         t
     }
 
+    /// A fresh tree in a new temporary directory under `dir` (e.g. a tmpfs, for tests that build
+    /// thousands of trees and do not execute the fake modprobe); `new()` when `dir` is unusable.
+    pub fn new_in(dir: &Path) -> FakeTree {
+        let Ok(tmp) = tempfile::Builder::new()
+            .prefix("vfio-early-tree.")
+            .tempdir_in(dir)
+        else {
+            return FakeTree::new();
+        };
+        let t = FakeTree {
+            root: tmp.path().to_path_buf(),
+            _tmp: Some(tmp),
+        };
+        t.skeleton();
+        t
+    }
+
     /// A tree in `dir` (created if absent; must be empty), left in place.
     pub fn at(dir: &Path) -> FakeTree {
         fs::create_dir_all(dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
