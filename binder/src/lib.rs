@@ -10,11 +10,15 @@
 // short-lived.
 #![allow(clippy::result_large_err, clippy::large_enum_variant)]
 
+#[macro_use]
+pub mod out;
+
 pub mod apply;
 pub mod cmdline;
 pub mod config;
 pub mod device;
 pub mod entry;
+pub mod files;
 pub mod iomem;
 pub mod kmsg;
 pub mod legacy;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use vfio_early::romcli;
+use vfio_early::{errln, out, outln, romcli};
 use vfio_early::run::{self, Mode, Options, EXIT_USAGE};
 use vfio_early::sysfs::Root;
 
@@ -49,18 +49,18 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    match parse(std::env::args().skip(1)) {
-        Ok(Some(Cmd::Run(opts))) => ExitCode::from(run::run(&opts) as u8),
-        Ok(Some(Cmd::Config(root))) => ExitCode::from(run::config(&Root::new(root)) as u8),
-        Ok(Some(Cmd::Rom(root, args))) => {
-            ExitCode::from(romcli::main(&Root::new(root), &args) as u8)
-        }
-        Ok(None) => ExitCode::SUCCESS,
+    let code = match parse(std::env::args().skip(1)) {
+        Ok(Some(Cmd::Run(opts))) => run::run(&opts),
+        Ok(Some(Cmd::Config(root))) => run::config(&Root::new(root)),
+        Ok(Some(Cmd::Rom(root, args))) => romcli::main(&Root::new(root), &args),
+        Ok(None) => 0,
         Err(msg) => {
-            eprintln!("vfio-early: {msg}\nTry 'vfio-early --help'.");
-            ExitCode::from(EXIT_USAGE as u8)
+            errln!("vfio-early: {msg}\nTry 'vfio-early --help'.");
+            EXIT_USAGE
         }
-    }
+    };
+    // Anything stdout could not take (a closed pipe, a full disk) is exit code 2, not a signal.
+    ExitCode::from(vfio_early::out::exit_code(code) as u8)
 }
 
 /// `Ok(None)`: help or version was printed.
@@ -77,7 +77,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Cmd>, String> 
             match arg.as_str() {
                 "--root" => opts.root = args.next().ok_or("--root needs a directory")?.into(),
                 "-h" | "--help" | "help" => {
-                    print!("{}", romcli::USAGE);
+                    out!("{}", romcli::USAGE);
                     return Ok(None);
                 }
                 _ => rest.push(arg),
@@ -87,11 +87,11 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Cmd>, String> 
         match arg.as_str() {
             "rom" if command.is_none() => rom_args = Some(Vec::new()),
             "-h" | "--help" | "help" => {
-                print!("{HELP}");
+                out!("{HELP}");
                 return Ok(None);
             }
             "-V" | "--version" => {
-                println!("vfio-early {}", env!("CARGO_PKG_VERSION"));
+                outln!("vfio-early {}", env!("CARGO_PKG_VERSION"));
                 return Ok(None);
             }
             "--root" => opts.root = args.next().ok_or("--root needs a directory")?.into(),

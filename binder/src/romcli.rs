@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use crate::apply::{Deadline, RealKernel};
 use crate::pci::Bdf;
 use crate::rom::{self, Report};
-use crate::romread::{self, Access};
+use crate::romread::{self, Access, ROM_CAP};
 use crate::romstore::{self, VAR_DIR};
-use crate::state;
+use crate::files::{Dir, Replace};
 use crate::sysfs::{self, Root};
 
 pub const USAGE: &str = "\
@@ -45,7 +45,7 @@ pub fn main(root: &Root, args: &[String]) -> i32 {
 }
 
 fn usage(msg: &str) -> i32 {
-    eprintln!("vfio-early rom: {msg}\n{USAGE}");
+    errln!("vfio-early rom: {msg}\n{USAGE}");
     2
 }
 
@@ -54,25 +54,15 @@ fn inspect(root: &Root, target: &str, json: bool, force: bool) -> i32 {
         Some(bdf) if !Path::new(target).exists() => match read_device_rom(root, &bdf, force) {
             Ok(v) => v,
             Err(msg) => {
-                eprintln!("vfio-early rom: {msg}");
+                errln!("vfio-early rom: {msg}");
                 return 2;
             }
         },
-        // A file over 2 GiB is not a ROM: say so without reading it into memory.
-        _ if fs::metadata(target).is_ok_and(|m| m.len() > rom::HUGE as u64) => {
-            let size = fs::metadata(target).map_or(0, |m| m.len()) as usize;
-            let mut report = Report {
-                size,
-                ..Report::default()
-            };
-            let _ = report.findings.push(rom::Finding::Huge { size });
-            return print_report(target, &report, json);
-        }
-        _ => match fs::read(target) {
+        _ => match read_rom_file(Path::new(target)) {
             Ok(d) => (d, None),
-            Err(e) => {
-                eprintln!("vfio-early rom: {target}: {e}");
-                return 2;
+            Err((code, msg)) => {
+                errln!("vfio-early rom: {msg}");
+                return code;
             }
         },
     };
@@ -81,9 +71,9 @@ fn inspect(root: &Root, target: &str, json: bool, force: bool) -> i32 {
 
 fn print_report(target: &str, report: &Report, json: bool) -> i32 {
     if json {
-        println!("{}", romstore::report_json(report));
+        outln!("{}", romstore::report_json(report));
     } else {
-        print!("{}", human(target, report));
+        out!("{}", human(target, report));
     }
     i32::from(!report.ok())
 }
@@ -114,7 +104,7 @@ fn read_device_rom(
     };
     let read = romread::read_rom(&mut access, bdf).map_err(|e| format!("{bdf}: {e}"))?;
     for (attr, e) in &read.not_restored {
-        eprintln!("vfio-early: {bdf}: {attr} could not be put back after the read: {e}");
+        errln!("vfio-early: {bdf}: {attr} could not be put back after the read: {e}");
     }
     Ok((read.data, Some(dev.id)))
 }
@@ -172,33 +162,45 @@ pub fn human(name: &str, r: &Report) -> String {
     s
 }
 
-fn clean(input: &Path, output: &Path) -> i32 {
-    if fs::metadata(input).is_ok_and(|m| m.len() > rom::HUGE as u64) {
-        eprintln!(
-            "vfio-early rom: {}: over 2 GiB, not a ROM dump",
-            input.display()
-        );
-        return 1;
+/// A ROM file or dump: a regular file (a FIFO or device is refused, never waited on), read up to
+/// the ROM cap; past it, exit code 1 (not a ROM), other errors 2.
+fn read_rom_file(path: &Path) -> Result<Vec<u8>, (i32, String)> {
+    match sysfs::read_input(path, ROM_CAP) {
+        Ok(input) if input.cut => Err((
+            1,
+            format!(
+                "{}: more than {} MiB: not a ROM",
+                path.display(),
+                ROM_CAP >> 20
+            ),
+        )),
+        Ok(input) => Ok(input.bytes),
+        Err(e) => Err((2, e.to_string())),
     }
-    let data = match fs::read(input) {
+}
+
+fn clean(input: &Path, output: &Path) -> i32 {
+    let data = match read_rom_file(input) {
         Ok(d) => d,
-        Err(e) => {
-            eprintln!("vfio-early rom: {}: {e}", input.display());
-            return 2;
+        Err((code, msg)) => {
+            errln!("vfio-early rom: {msg}");
+            return code;
         }
     };
     let Some(range) = rom::clean_range(&data) else {
-        eprintln!(
+        errln!(
             "vfio-early rom: {}: no complete image chain (55 AA ... last-image flag) inside: nothing written",
             input.display()
         );
         return 1;
     };
-    if let Err(e) = state::write_file(output, &data[range.clone()], state::Replace::No) {
-        eprintln!("vfio-early rom: {e}");
+    let written = Dir::of_user_path(output)
+        .and_then(|(dir, name)| dir.write(&name, &data[range.clone()], Replace::No));
+    if let Err(e) = written {
+        errln!("vfio-early rom: {e}");
         return 2;
     }
-    println!(
+    outln!(
         "{}: kept bytes {:#x}..{:#x} ({} bytes); cut {} bytes before and {} after; no byte changed",
         output.display(),
         range.start,
@@ -217,11 +219,11 @@ fn libvirt(root: &Root, target: &str) -> i32 {
     let id = match sysfs::read_device(root, &bdf) {
         Ok(Some(d)) => d.id,
         Ok(None) => {
-            eprintln!("vfio-early rom: {bdf}: no such PCI device");
+            errln!("vfio-early rom: {bdf}: no such PCI device");
             return 2;
         }
         Err(e) => {
-            eprintln!("vfio-early rom: {e}");
+            errln!("vfio-early rom: {e}");
             return 2;
         }
     };
@@ -239,12 +241,12 @@ fn libvirt(root: &Root, target: &str) -> i32 {
         .collect();
     found.sort();
     let Some((_, name)) = found.last() else {
-        eprintln!(
+        errln!(
             "vfio-early rom: no capture of {id} in /{VAR_DIR}: boot once with vfio-early.rom={bdf} (or rom = display)"
         );
         return 1;
     };
-    print!(
+    out!(
         "\
 <!-- vfio-early: ROM of {bdf} [{id}] captured at boot. libvirt's confinement must let QEMU read it:
      AppArmor (Debian, Ubuntu): add the line
@@ -262,7 +264,7 @@ fn libvirt(root: &Root, target: &str) -> i32 {
         bdf.domain, bdf.bus, bdf.device, bdf.function
     );
     if found.len() > 1 {
-        eprintln!(
+        errln!(
             "vfio-early rom: {} captures of {id} (a flashed vBIOS?): the newest is used",
             found.len()
         );
@@ -273,23 +275,35 @@ fn libvirt(root: &Root, target: &str) -> i32 {
 fn persist(root: &Root) -> i32 {
     let p = romstore::persist(root);
     for path in &p.moved {
-        println!("vfio-early: ROM kept: {}", path.display());
+        outln!("vfio-early: ROM kept: {}", path.display());
+    }
+    for path in &p.repaired {
+        errln!(
+            "vfio-early: warning: {} did not match its name's content (damaged, or not ours): replaced by the verified capture",
+            path.display()
+        );
+    }
+    if p.stale > 0 {
+        outln!(
+            "vfio-early: removed {} temporary files an interrupted run left",
+            p.stale
+        );
     }
     for (old, new) in &p.differs {
-        eprintln!(
+        errln!(
             "vfio-early: warning: {} differs from the stored {} (same card, other content: a flashed vBIOS?); both kept",
             new.display(),
             old.display()
         );
     }
     if !p.again.is_empty() {
-        println!(
+        outln!(
             "vfio-early: {} ROMs were read again at boot although already stored; rebuild the initramfs (update-initramfs -u, dracut -f or mkinitcpio -P) so it knows them",
             p.again.len()
         );
     }
     for e in &p.errors {
-        eprintln!("vfio-early: error: {e}");
+        errln!("vfio-early: error: {e}");
     }
     i32::from(!p.errors.is_empty())
 }
@@ -297,11 +311,11 @@ fn persist(root: &Root) -> i32 {
 fn known(root: &Root) -> i32 {
     match romstore::known_list(root) {
         Ok(text) => {
-            print!("{text}");
+            out!("{text}");
             0
         }
         Err(e) => {
-            eprintln!("vfio-early rom: {e}");
+            errln!("vfio-early rom: {e}");
             2
         }
     }

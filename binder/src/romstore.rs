@@ -3,7 +3,6 @@
 //! and the list an image is told about (`rom known`).
 
 use core::fmt;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -13,8 +12,10 @@ use crate::device::Device;
 use crate::pci::PciId;
 use crate::rom::{self, Report};
 use crate::romread::RomRead;
-use crate::state::{write_file, Json, Replace};
-use crate::sysfs::{io_err, Root, SysError};
+use crate::files::{Dir, Replace};
+use crate::romread::ROM_CAP;
+use crate::state::Json;
+use crate::sysfs::{Root, SysError};
 
 pub const RUN_DIR: &str = "run/vfio-early/roms";
 pub const VAR_DIR: &str = "var/lib/vfio-early/roms";
@@ -99,11 +100,13 @@ pub fn store(
         _ => return Err(Ok(report)),
     };
     let sha = sha256_hex(bytes);
-    let dir = match verdict {
-        Verdict::Clean => root.path(RUN_DIR),
-        Verdict::Shadow => root.path(RUN_DIR).join("shadow"),
+    let rel = match verdict {
+        Verdict::Clean => RUN_DIR.to_string(),
+        Verdict::Shadow => format!("{RUN_DIR}/shadow"),
     };
-    let path = dir.join(file_name(&dev.id, &sha));
+    let dir = Dir::open(root.base(), &rel, true).map_err(Err)?;
+    let name = file_name(&dev.id, &sha);
+    let path = dir.child(&name);
     let mut j = Json::default();
     j.open(None, '{')
         .raw(Some("version"), 1)
@@ -141,8 +144,10 @@ pub fn store(
     j.raw(Some("report"), Raw(&report_json(&report)));
     j.close('}');
     j.out.push('\n');
-    write_file(&path, bytes, Replace::No).map_err(Err)?;
-    write_file(&sidecar(&path), j.out.as_bytes(), Replace::No).map_err(Err)?;
+    // The sidecar first: a ROM is never visible without it (`persist` reads `*.rom`).
+    dir.write(&sidecar_name(&name), j.out.as_bytes(), Replace::Yes)
+        .map_err(Err)?;
+    dir.write(&name, bytes, Replace::No).map_err(Err)?;
     Ok(Stored {
         path,
         sha,
@@ -158,6 +163,10 @@ impl fmt::Display for Raw<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.0)
     }
+}
+
+pub fn sidecar_name(rom: &str) -> String {
+    format!("{rom}.json")
 }
 
 pub fn sidecar(rom: &Path) -> PathBuf {
@@ -237,85 +246,178 @@ pub struct Persisted {
     pub again: Vec<PathBuf>,
     /// Same card, different content: a flashed vBIOS? Both kept.
     pub differs: Vec<(PathBuf, PathBuf)>,
+    /// A stored copy (or its sidecar) that did not match its name's content, replaced.
+    pub repaired: Vec<PathBuf>,
+    /// Temporary files a killed run left, removed.
+    pub stale: usize,
     pub errors: Vec<SysError>,
 }
 
-/// Moves captures from /run to /var/lib (root-joined): never replaces a stored capture, drops
-/// identical copies, keeps both when the same card's ROM changed.
+/// Sidecars are small; a bigger file is not ours.
+const SIDECAR_CAP: usize = 64 * 1024;
+
+/// The sha256 a sidecar records.
+fn sidecar_sha(text: &[u8]) -> Option<&str> {
+    let text = core::str::from_utf8(text).ok()?;
+    let at = text.find("\"sha256\":\"")? + 10;
+    let sha = text.get(at..at + 64)?;
+    sha.bytes().all(|b| b.is_ascii_hexdigit()).then_some(sha)
+}
+
+/// A capture's ROM bytes and sidecar bytes.
+type Capture = (Vec<u8>, Vec<u8>);
+
+/// A capture whose content matches its name and sidecar.
+fn read_capture(dir: &Dir, name: &str) -> Result<Option<Capture>, SysError> {
+    let Some(rom) = dir.read(name, ROM_CAP)? else {
+        return Ok(None);
+    };
+    let Some(side) = dir.read(&sidecar_name(name), SIDECAR_CAP)? else {
+        return Ok(None);
+    };
+    let sha = sha256_hex(&rom.bytes);
+    let named = name.len() > 16 && name.get(20..32) == sha.get(..12);
+    let ok = !rom.cut && !side.cut && named && sidecar_sha(&side.bytes) == Some(sha.as_str());
+    Ok(ok.then_some((rom.bytes, side.bytes)))
+}
+
+/// Moves captures from /run to /var/lib (root-joined) under a lock on the store, so runs are
+/// serialised. A capture is published sidecar first, then the ROM, and dropped from /run only
+/// once the stored copy is verified by content; a run killed at any point is completed by the
+/// next. Never replaces a good stored capture; a damaged or planted one under a capture's name
+/// is replaced (by rename: a symlink there is swapped, never followed). Same card with other
+/// content: both kept.
 pub fn persist(root: &Root) -> Persisted {
     let mut p = Persisted::default();
+    let store = match Dir::open(root.base(), VAR_DIR, true) {
+        Ok(d) => d,
+        Err(e) => {
+            p.errors.push(e);
+            return p;
+        }
+    };
+    let _lock = match store.lock() {
+        Ok(l) => l,
+        Err(e) => {
+            p.errors.push(e);
+            return p;
+        }
+    };
     for sub in ["", "shadow"] {
-        let from_dir = root.path(RUN_DIR).join(sub);
-        let to_dir = root.path(VAR_DIR).join(sub);
-        let Ok(entries) = fs::read_dir(&from_dir) else {
-            continue;
+        let from_rel = format!("{RUN_DIR}/{sub}");
+        let from = match Dir::open(root.base(), from_rel.trim_end_matches('/'), false) {
+            Ok(d) => d,
+            Err(SysError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                continue
+            }
+            Err(e) => {
+                p.errors.push(e);
+                continue;
+            }
         };
-        let mut roms: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "rom"))
-            .collect();
-        roms.sort();
-        for rom in roms {
-            let Some(name) = rom.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-                continue;
-            };
-            let target = to_dir.join(&name);
-            if target.exists() {
-                let _ = fs::remove_file(&rom);
-                let _ = fs::remove_file(sidecar(&rom));
-                p.again.push(target);
+        let to = match Dir::open(root.base(), &format!("{VAR_DIR}/{sub}"), true) {
+            Ok(d) => d,
+            Err(e) => {
+                p.errors.push(e);
                 continue;
             }
-            let prefix = name.get(..20).unwrap_or(&name).to_string();
-            if let Ok(stored) = fs::read_dir(&to_dir) {
-                for other in stored.flatten().map(|e| e.path()) {
-                    let on = other.file_name().map(|n| n.to_string_lossy().into_owned());
-                    if on.is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".rom")) {
-                        p.differs.push((other, target.clone()));
-                    }
-                }
-            }
-            let moved = fs::read(&rom)
-                .map_err(io_err(&rom))
-                .and_then(|b| write_file(&target, &b, Replace::No))
-                .and_then(|()| {
-                    let side = sidecar(&rom);
-                    let b = fs::read(&side).map_err(io_err(&side))?;
-                    write_file(&sidecar(&target), &b, Replace::No)
-                });
-            match moved {
-                Ok(()) => {
-                    let _ = fs::remove_file(&rom);
-                    let _ = fs::remove_file(sidecar(&rom));
-                    p.moved.push(target);
-                }
-                Err(e) => p.errors.push(e),
-            }
+        };
+        match to.remove_stale_temps() {
+            Ok(n) => p.stale += n,
+            Err(e) => p.errors.push(e),
+        }
+        if let Err(e) = persist_dir(&from, &to, &mut p) {
+            p.errors.push(e);
         }
     }
     p
 }
 
+fn persist_dir(from: &Dir, to: &Dir, p: &mut Persisted) -> Result<(), SysError> {
+    let names = from.names()?;
+    for name in names.iter().filter(|n| n.ends_with(".rom")) {
+        if let Err(e) = persist_one(from, to, name, p) {
+            p.errors.push(e);
+        }
+    }
+    // A sidecar whose ROM never got published (the boot was cut between the two): nothing of
+    // it is stored, nothing is lost by dropping it.
+    for name in names.iter().filter(|n| n.ends_with(".rom.json")) {
+        let rom = name.trim_end_matches(".json");
+        if !names.iter().any(|n| n == rom) {
+            from.remove(name)?;
+        }
+    }
+    Ok(())
+}
+
+fn persist_one(from: &Dir, to: &Dir, name: &str, p: &mut Persisted) -> Result<(), SysError> {
+    let target = to.child(name);
+    let stored = read_capture(to, name);
+    let Some((rom, side)) = read_capture(from, name)? else {
+        // The /run copy cannot be verified (its sidecar is gone: a run was killed after
+        // dropping it). Drop it only when the stored copy is whole.
+        if matches!(stored, Ok(Some(_))) {
+            from.remove(name)?;
+            return Ok(());
+        }
+        return Err(SysError::Malformed {
+            path: from.child(name),
+            what: "capture does not match its sidecar or name: kept where it is",
+        });
+    };
+    match stored {
+        Ok(Some(_)) => p.again.push(target.clone()),
+        Ok(None) | Err(_) => {
+            let prefix = name.get(..20).unwrap_or(name);
+            for other in to.names()? {
+                if other.starts_with(prefix) && other.ends_with(".rom") && other != name {
+                    p.differs.push((to.child(&other), target.clone()));
+                }
+            }
+            // Anything already under the name (a damaged copy, a planted link) is replaced.
+            let existed = to.read(name, 0).map_or(true, |r| r.is_some());
+            to.write(&sidecar_name(name), &side, Replace::Yes)?;
+            to.write(name, &rom, Replace::Yes)?;
+            if read_capture(to, name)?.is_none() {
+                return Err(SysError::Malformed {
+                    path: target,
+                    what: "stored copy does not verify after writing: /run copy kept",
+                });
+            }
+            if existed {
+                p.repaired.push(target.clone());
+            }
+            p.moved.push(target);
+        }
+    }
+    // Only now, the stored copy verified: the sidecar first, so a cut here leaves a ROM the
+    // next run recognises as stored.
+    from.remove(&sidecar_name(name))?;
+    from.remove(name)?;
+    from.sync()
+}
+
 /// `roms.known` for an image: one line per clean capture stored under /var/lib.
 pub fn known_list(root: &Root) -> Result<String, SysError> {
-    let dir = root.path(VAR_DIR);
-    let mut lines = Vec::new();
-    let entries = match fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(String::new()),
-        Err(e) => return Err(io_err(&dir)(e)),
-    };
-    for rom in entries.flatten().map(|e| e.path()) {
-        if !rom.extension().is_some_and(|x| x == "rom") {
-            continue;
+    let dir = match Dir::open(root.base(), VAR_DIR, false) {
+        Ok(d) => d,
+        Err(SysError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            return Ok(String::new())
         }
-        let Ok(bytes) = fs::read(&rom) else { continue };
+        Err(e) => return Err(e),
+    };
+    let mut lines = Vec::new();
+    for name in dir.names()?.iter().filter(|n| n.ends_with(".rom")) {
+        // Only whole captures: a ROM whose sidecar is missing was not finished.
+        let Ok(Some((bytes, _))) = read_capture(&dir, name) else {
+            continue;
+        };
         let r = rom::inspect(&bytes, None);
         let (Some(first), true) = (r.images.first(), r.ok()) else {
             continue;
         };
-        let id = ids_from_name(&rom).unwrap_or(PciId {
+        let id = ids_from_name(Path::new(name)).unwrap_or(PciId {
             vendor: first.vendor,
             device: first.device,
             ..PciId::default()

@@ -14,7 +14,8 @@ use crate::plan::{self, Decision, Plan};
 use crate::report::{Counts, DeviceReport};
 use crate::romread;
 use crate::scan;
-use crate::state::{self, Json};
+use crate::files::{Dir, Replace};
+use crate::state::Json;
 use crate::sysfs::{self, Root};
 use crate::text::Token;
 
@@ -24,6 +25,8 @@ pub const CONFIG_CAP: usize = 16384;
 /// dracut's `/etc/cmdline.d/*.conf` files read.
 pub const MAX_CMDLINE_D: usize = 16;
 
+pub const STATE_DIR: &str = "run/vfio-early";
+pub const STATE_NAME: &str = "state.json";
 pub const STATE_FILE: &str = "run/vfio-early/state.json";
 pub const CONFIG_FILE: &str = "etc/vfio-early.conf";
 
@@ -189,19 +192,19 @@ pub fn config(root: &Root) -> i32 {
         .iter()
         .find(|p| matches!(p.error, InputError::Unreadable(_)))
     {
-        eprintln!("vfio-early: {p}");
+        errln!("vfio-early: {p}");
         return EXIT_USAGE;
     }
     for p in &problems.kept {
-        eprintln!("vfio-early: {p}");
+        errln!("vfio-early: {p}");
     }
     if problems.dropped > 0 {
-        eprintln!("vfio-early: {} more problems not shown", problems.dropped);
+        errln!("vfio-early: {} more problems not shown", problems.dropped);
     }
     let text = crate::config::FileForm(&settings).to_string();
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        eprintln!("vfio-early: cannot write the settings: {e}");
+        errln!("vfio-early: cannot write the settings: {e}");
         return EXIT_USAGE;
     }
     if problems.is_empty() {
@@ -385,7 +388,7 @@ fn finish(
             };
             counts.add(&r);
             match opts.mode {
-                Mode::Plan => println!("{r}"),
+                Mode::Plan => outln!("{r}"),
                 Mode::Boot => log!(r.level(), "{r}"),
             }
         }
@@ -401,9 +404,9 @@ fn finish(
     let ms = start.elapsed().as_millis();
     if opts.mode == Mode::Boot {
         let doc = state_json(root, input, done, ms);
-        if let Err(e) =
-            state::write_file(&root.path(STATE_FILE), doc.as_bytes(), state::Replace::Yes)
-        {
+        let written = Dir::open(root.base(), STATE_DIR, true)
+            .and_then(|d| d.write(STATE_NAME, doc.as_bytes(), Replace::Yes));
+        if let Err(e) = written {
             warn!("state file not written: {e}");
         }
     }

@@ -4,11 +4,6 @@
 //! Hand-written JSON: the document is small and flat, and serde would double the binary.
 
 use core::fmt::{self, Write as _};
-use std::fs;
-use std::io::Write as _;
-use std::path::Path;
-
-use crate::sysfs::{io_err, SysError};
 
 /// A JSON string literal.
 pub struct Str<T: fmt::Display>(pub T);
@@ -86,40 +81,6 @@ impl Json {
     }
 }
 
-/// Whether publishing may replace an existing file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Replace {
-    /// The state file: the last run wins.
-    Yes,
-    /// Stored ROMs: never replaced (`AlreadyExists`).
-    No,
-}
-
-/// Writes atomically: a temporary file in the target directory, fsync, publish, directory fsync.
-/// Publishing without replacing uses `link()`, which fails with EEXIST where `rename()` would
-/// overwrite (nix wraps `renameat2(RENAME_NOREPLACE)` only for glibc).
-pub fn write_file(path: &Path, bytes: &[u8], replace: Replace) -> Result<(), SysError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(io_err(&tmp))?;
-    drop(f);
-    let published = match replace {
-        Replace::Yes => fs::rename(&tmp, path),
-        Replace::No => fs::hard_link(&tmp, path).and_then(|()| fs::remove_file(&tmp)),
-    };
-    if published.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    published.map_err(io_err(path))?;
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,24 +100,5 @@ mod tests {
             j.out,
             r#"{"version":1,"text":"a \"q\" \\ \u000a","list":["x",true]}"#
         );
-    }
-
-    #[test]
-    fn atomic_writes_never_replace() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a/b.rom");
-        write_file(&p, b"one", Replace::No).unwrap();
-        assert!(write_file(&p, b"two", Replace::No).is_err());
-        assert_eq!(fs::read(&p).unwrap(), b"one");
-        assert!(!p.with_extension("tmp").exists());
-    }
-
-    #[test]
-    fn the_state_file_is_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("state.json");
-        write_file(&p, b"one", Replace::Yes).unwrap();
-        write_file(&p, b"two", Replace::Yes).unwrap();
-        assert_eq!(fs::read(&p).unwrap(), b"two");
     }
 }

@@ -43,6 +43,11 @@ impl Root {
         Root(dir.into())
     }
 
+    /// The root directory itself.
+    pub fn base(&self) -> &Path {
+        &self.0
+    }
+
     /// `rel` is always one of our own constants, never user input.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.0.join(rel)

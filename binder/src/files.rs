@@ -1,0 +1,303 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The one writer of files (the state file, ROM captures and their sidecars, `rom clean`'s
+//! output): relative to a directory handle whose components below the trusted base were opened
+//! without following symlinks, through a unique temporary name created with
+//! `O_EXCL|O_NOFOLLOW`, written whole, fsynced, published by rename (replace) or link (never
+//! replace), then the directory fsynced. Every error path removes the temporary file. A planted
+//! symlink at a temporary or final name, or in place of a directory, is never followed.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, renameat, Flock, FlockArg, OFlag};
+use nix::sys::stat::{fstat, mkdirat, Mode, SFlag};
+use nix::fcntl::AtFlags;
+use nix::unistd::{fsync, linkat, unlinkat, UnlinkatFlags};
+
+use crate::sysfs::{Input, SysError};
+
+/// Whether publishing may replace an existing file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replace {
+    /// The state file, a sidecar being repaired: the last write wins.
+    Yes,
+    /// Stored ROMs, `rom clean` output: never replaced (`AlreadyExists`).
+    No,
+}
+
+/// Marks our temporary names: `.NAME.PID-N.vetmp`.
+const TEMP_SUFFIX: &str = ".vetmp";
+
+static TEMP_SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// An open directory; every name below is resolved relative to it.
+pub struct Dir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+fn err(path: &Path, e: Errno) -> SysError {
+    SysError::Io {
+        path: path.to_path_buf(),
+        source: io::Error::from(e),
+    }
+}
+
+fn not_a_dir(path: &Path) -> SysError {
+    SysError::Malformed {
+        path: path.to_path_buf(),
+        what: "not a directory (a symlink is not followed here)",
+    }
+}
+
+impl Dir {
+    /// `base` (trusted: the root, or the directory a user named) opened as given, then each
+    /// component of `rel` with `O_NOFOLLOW`, created (0755) when missing if `create`. `rel` is
+    /// one of our own constants: `..` and absolute parts are refused all the same.
+    pub fn open(base: &Path, rel: &str, create: bool) -> Result<Dir, SysError> {
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let base = if base.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            base
+        };
+        let fd = openat(None, base, flags, Mode::empty()).map_err(|e| err(base, e))?;
+        // SAFETY: openat just returned this descriptor; nothing else owns it.
+        let mut dir = Dir {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            path: base.to_path_buf(),
+        };
+        for part in Path::new(rel).components() {
+            let Component::Normal(name) = part else {
+                return Err(SysError::Malformed {
+                    path: dir.path.join(rel),
+                    what: "not a plain relative path",
+                });
+            };
+            let path = dir.path.join(name);
+            let at = Some(dir.fd.as_raw_fd());
+            if create {
+                match mkdirat(at, name, Mode::from_bits_truncate(0o755)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(err(&path, e)),
+                }
+            }
+            let fd = match openat(at, name, flags | OFlag::O_NOFOLLOW, Mode::empty()) {
+                Ok(fd) => fd,
+                Err(Errno::ELOOP | Errno::ENOTDIR) => return Err(not_a_dir(&path)),
+                Err(e) => return Err(err(&path, e)),
+            };
+            // SAFETY: as above.
+            dir = Dir {
+                fd: unsafe { OwnedFd::from_raw_fd(fd) },
+                path,
+            };
+        }
+        Ok(dir)
+    }
+
+    /// The directory a user's file path names (`.` when it has no directory part), and the
+    /// file name.
+    pub fn of_user_path(path: &Path) -> Result<(Dir, String), SysError> {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or(SysError::Malformed {
+                path: path.to_path_buf(),
+                what: "no file name",
+            })?;
+        let dir = Dir::open(path.parent().unwrap_or(Path::new("")), "", false)?;
+        Ok((dir, name.to_string()))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn child(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Writes `data` as `name`, atomically (see the module's doc).
+    pub fn write(&self, name: &str, data: &[u8], replace: Replace) -> Result<(), SysError> {
+        let at = Some(self.fd.as_raw_fd());
+        let flags = OFlag::O_WRONLY
+            | OFlag::O_CREAT
+            | OFlag::O_EXCL
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_CLOEXEC;
+        // A name taken (a planted file, a leftover) is skipped, never opened.
+        let mut tries = 0;
+        let (temp, fd) = loop {
+            let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
+            let temp = format!(".{name}.{}-{seq}{TEMP_SUFFIX}", std::process::id());
+            match openat(at, temp.as_str(), flags, Mode::from_bits_truncate(0o644)) {
+                Ok(fd) => break (temp, fd),
+                Err(Errno::EEXIST) if tries < 8 => tries += 1,
+                Err(e) => return Err(err(&self.child(&temp), e)),
+            }
+        };
+        // SAFETY: openat just returned this descriptor; nothing else owns it.
+        let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let written = file
+            .write_all(data)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| SysError::Io {
+                path: self.child(&temp),
+                source: e,
+            });
+        drop(file);
+        let published = written.and_then(|()| {
+            match replace {
+                Replace::Yes => renameat(at, temp.as_str(), at, name),
+                // linkat without AT_SYMLINK_FOLLOW: fails with EEXIST on anything at `name`.
+                Replace::No => linkat(at, temp.as_str(), at, name, AtFlags::empty())
+                    .and_then(|()| unlinkat(at, temp.as_str(), UnlinkatFlags::NoRemoveDir)),
+            }
+            .map_err(|e| err(&self.child(name), e))
+        });
+        if published.is_err() {
+            let _ = unlinkat(at, temp.as_str(), UnlinkatFlags::NoRemoveDir);
+        }
+        published?;
+        self.sync()
+    }
+
+    pub fn sync(&self) -> Result<(), SysError> {
+        fsync(self.fd.as_raw_fd()).map_err(|e| err(&self.path, e))
+    }
+
+    /// A regular file's bytes, at most `cap` (`cut` when there was more); `Ok(None)` when it
+    /// does not exist. A symlink, FIFO or device is an error, never followed or waited on.
+    pub fn read(&self, name: &str, cap: usize) -> Result<Option<Input>, SysError> {
+        let path = self.child(name);
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let fd = match openat(Some(self.fd.as_raw_fd()), name, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(Errno::ELOOP) => {
+                return Err(SysError::Malformed {
+                    path,
+                    what: "a symlink (not followed)",
+                })
+            }
+            Err(e) => return Err(err(&path, e)),
+        };
+        // SAFETY: openat just returned this descriptor; nothing else owns it.
+        let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        read_regular(file, &path, cap).map(Some)
+    }
+
+    /// Removes `name` (absent is fine).
+    pub fn remove(&self, name: &str) -> Result<(), SysError> {
+        match unlinkat(
+            Some(self.fd.as_raw_fd()),
+            name,
+            UnlinkatFlags::NoRemoveDir,
+        ) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(e) => Err(err(&self.child(name), e)),
+        }
+    }
+
+    /// The names in the directory, sorted.
+    pub fn names(&self) -> Result<Vec<String>, SysError> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.path)
+            .map_err(|e| SysError::Io {
+                path: self.path.clone(),
+                source: e,
+            })?
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Removes temporary files a killed writer left. Only under [`Dir::lock`]: another
+    /// writer's temporary file would go too.
+    pub fn remove_stale_temps(&self) -> Result<usize, SysError> {
+        let mut n = 0;
+        for name in self.names()? {
+            if name.starts_with('.') && name.ends_with(TEMP_SUFFIX) {
+                self.remove(&name)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Holds an exclusive lock on the directory until the guard is dropped.
+    pub fn lock(&self) -> Result<Flock<OwnedFd>, SysError> {
+        let fd = self.fd.try_clone().map_err(|e| SysError::Io {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        Flock::lock(fd, FlockArg::LockExclusive).map_err(|(_, e)| err(&self.path, e))
+    }
+}
+
+/// Reads an open file whole up to `cap` bytes; it must be a regular file.
+pub fn read_regular(file: File, path: &Path, cap: usize) -> Result<Input, SysError> {
+    let st = fstat(file.as_raw_fd()).map_err(|e| err(path, e))?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+        return Err(SysError::Malformed {
+            path: path.to_path_buf(),
+            what: "not a regular file",
+        });
+    }
+    let mut bytes = Vec::with_capacity(cap.min(64 * 1024));
+    file.take(cap as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| SysError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+    let cut = bytes.len() > cap;
+    bytes.truncate(cap);
+    Ok(Input { bytes, cut })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn never_replace_keeps_the_first_and_leaves_no_temp() {
+        let t = tempfile::tempdir().unwrap();
+        let d = Dir::open(t.path(), "a/b", true).unwrap();
+        d.write("x.rom", b"one", Replace::No).unwrap();
+        assert!(d.write("x.rom", b"two", Replace::No).is_err());
+        assert_eq!(fs::read(t.path().join("a/b/x.rom")).unwrap(), b"one");
+        assert_eq!(d.names().unwrap(), ["x.rom"]);
+        d.write("x.rom", b"three", Replace::Yes).unwrap();
+        assert_eq!(fs::read(t.path().join("a/b/x.rom")).unwrap(), b"three");
+    }
+
+    #[test]
+    fn planted_symlinks_are_not_followed() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = t.path().join("outside");
+        fs::write(&outside, b"precious").unwrap();
+        // In place of a directory.
+        fs::create_dir(t.path().join("run")).unwrap();
+        symlink(t.path(), t.path().join("run/vfio-early")).unwrap();
+        assert!(Dir::open(t.path(), "run/vfio-early", true).is_err());
+        // At the final name: never replace refuses; replace swaps the link, not its target.
+        let d = Dir::open(t.path(), "store", true).unwrap();
+        symlink(&outside, t.path().join("store/x.rom")).unwrap();
+        assert!(d.write("x.rom", b"new", Replace::No).is_err());
+        d.write("x.rom", b"new", Replace::Yes).unwrap();
+        assert_eq!(fs::read(&outside).unwrap(), b"precious");
+        assert!(d.read("outside-link", 10).unwrap().is_none());
+        symlink(&outside, t.path().join("store/link")).unwrap();
+        assert!(d.read("link", 100).is_err(), "a symlink is not read through");
+        assert!(Dir::open(t.path(), "../x", true).is_err());
+    }
+}
