@@ -13,9 +13,9 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use nix::errno::Errno;
+use nix::fcntl::AtFlags;
 use nix::fcntl::{openat, renameat, Flock, FlockArg, OFlag};
 use nix::sys::stat::{fstat, mkdirat, Mode, SFlag};
-use nix::fcntl::AtFlags;
 use nix::unistd::{fsync, linkat, unlinkat, UnlinkatFlags};
 
 use crate::sysfs::{Input, SysError};
@@ -125,11 +125,8 @@ impl Dir {
     /// Writes `data` as `name`, atomically (see the module's doc).
     pub fn write(&self, name: &str, data: &[u8], replace: Replace) -> Result<(), SysError> {
         let at = Some(self.fd.as_raw_fd());
-        let flags = OFlag::O_WRONLY
-            | OFlag::O_CREAT
-            | OFlag::O_EXCL
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_CLOEXEC;
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         // A name taken (a planted file, a leftover) is skipped, never opened.
         let mut tries = 0;
         let (temp, fd) = loop {
@@ -194,11 +191,7 @@ impl Dir {
 
     /// Removes `name` (absent is fine).
     pub fn remove(&self, name: &str) -> Result<(), SysError> {
-        match unlinkat(
-            Some(self.fd.as_raw_fd()),
-            name,
-            UnlinkatFlags::NoRemoveDir,
-        ) {
+        match unlinkat(Some(self.fd.as_raw_fd()), name, UnlinkatFlags::NoRemoveDir) {
             Ok(()) | Err(Errno::ENOENT) => Ok(()),
             Err(e) => Err(err(&self.child(name), e)),
         }
@@ -297,7 +290,10 @@ mod tests {
         assert_eq!(fs::read(&outside).unwrap(), b"precious");
         assert!(d.read("outside-link", 10).unwrap().is_none());
         symlink(&outside, t.path().join("store/link")).unwrap();
-        assert!(d.read("link", 100).is_err(), "a symlink is not read through");
+        assert!(
+            d.read("link", 100).is_err(),
+            "a symlink is not read through"
+        );
         assert!(Dir::open(t.path(), "../x", true).is_err());
     }
 }

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use vfio_early::{errln, out, outln, romcli};
 use vfio_early::run::{self, Mode, Options, EXIT_USAGE};
 use vfio_early::sysfs::Root;
+use vfio_early::{errln, out, outln, romcli};
 
 const HELP: &str = "\
 vfio-early: bind chosen PCI devices to vfio-pci from the initramfs, before any native driver

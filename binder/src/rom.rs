@@ -18,10 +18,9 @@ pub const MAX_IMAGES: usize = 16;
 pub const MAX_DEVICE_LIST: usize = 16;
 /// Findings kept per report.
 pub const MAX_FINDINGS: usize = 24;
-/// Larger than any real vBIOS: a warning.
+/// Larger than any real vBIOS (the largest are a few MiB): not a ROM, an error. The commands
+/// read no more than this plus one byte.
 pub const LARGE: usize = 16 << 20;
-/// Not a ROM at all: an error.
-pub const HUGE: usize = 2 << 30;
 
 pub const CODE_X86: u8 = 0;
 pub const CODE_EFI: u8 = 3;
@@ -132,9 +131,6 @@ pub enum Finding {
         blank: bool,
     },
     Vendors,
-    Large {
-        size: usize,
-    },
 }
 
 impl Finding {
@@ -166,7 +162,7 @@ impl fmt::Display for Finding {
             Finding::ZeroLength { image } => write!(f, "image {image}: image length is zero"),
             Finding::PastEnd { image, end, size } => write!(f, "image {image}: ends at {end:#x}, past the end of the data ({size:#x}): truncated"),
             Finding::NoLastImage { images } => write!(f, "the chain of {images} images has no last-image flag"),
-            Finding::Huge { size } => write!(f, "{size} bytes: over 2 GiB, not a ROM"),
+            Finding::Huge { size } => write!(f, "{size} bytes: more than 16 MiB, not a ROM"),
             Finding::AllOnes => f.write_str("all bytes are 0xFF: the device did not answer (powered down, or decoding off)"),
             Finding::MisalignedPcir { image, pointer } => write!(f, "image {image}: PCIR pointer {pointer:#x} is not 4-byte aligned"),
             Finding::Checksum { image } => write!(f, "image {image}: x86 checksum is not zero"),
@@ -177,7 +173,6 @@ impl fmt::Display for Finding {
             Finding::Trailing { bytes, blank: true } => write!(f, "{bytes} bytes of padding after the last image"),
             Finding::Trailing { bytes, blank: false } => write!(f, "{bytes} bytes of trailing data after the last image"),
             Finding::Vendors => f.write_str("the images name several vendors"),
-            Finding::Large { size } => write!(f, "{size} bytes: larger than any real vBIOS (16 MiB)"),
         }
     }
 }
@@ -375,7 +370,7 @@ pub fn inspect(d: &[u8], expect: Option<&PciId>) -> Report {
         r.add(Finding::Empty);
         return r;
     }
-    if d.len() > HUGE {
+    if d.len() > LARGE {
         r.add(Finding::Huge { size: d.len() });
         return r;
     }
@@ -431,9 +426,6 @@ pub fn inspect(d: &[u8], expect: Option<&PciId>) -> Report {
             bytes: rest.len(),
             blank,
         });
-    }
-    if d.len() > LARGE {
-        r.add(Finding::Large { size: d.len() });
     }
     r
 }

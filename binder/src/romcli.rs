@@ -8,11 +8,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::apply::{Deadline, RealKernel};
+use crate::files::{Dir, Replace};
 use crate::pci::Bdf;
 use crate::rom::{self, Report};
 use crate::romread::{self, Access, ROM_CAP};
 use crate::romstore::{self, VAR_DIR};
-use crate::files::{Dir, Replace};
 use crate::sysfs::{self, Root};
 
 pub const USAGE: &str = "\
@@ -58,11 +58,21 @@ fn inspect(root: &Root, target: &str, json: bool, force: bool) -> i32 {
                 return 2;
             }
         },
-        _ => match read_rom_file(Path::new(target)) {
-            Ok(d) => (d, None),
-            Err((code, msg)) => {
-                errln!("vfio-early rom: {msg}");
-                return code;
+        _ => match sysfs::read_input(Path::new(target), ROM_CAP) {
+            // Not read past the cap: the size is the file's.
+            Ok(input) if input.cut => {
+                let size = fs::metadata(target).map_or(ROM_CAP + 1, |m| m.len() as usize);
+                let mut report = Report {
+                    size,
+                    ..Report::default()
+                };
+                let _ = report.findings.push(rom::Finding::Huge { size });
+                return print_report(target, &report, json);
+            }
+            Ok(input) => (input.bytes, None),
+            Err(e) => {
+                errln!("vfio-early rom: {e}");
+                return 2;
             }
         },
     };
@@ -261,7 +271,10 @@ fn libvirt(root: &Root, target: &str) -> i32 {
   <rom file='/{VAR_DIR}/{name}'/>
 </hostdev>
 ",
-        bdf.domain, bdf.bus, bdf.device, bdf.function
+        bdf.domain,
+        bdf.bus,
+        bdf.device,
+        bdf.function
     );
     if found.len() > 1 {
         errln!(

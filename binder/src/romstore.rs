@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::device::Device;
+use crate::files::{Dir, Replace};
 use crate::pci::PciId;
 use crate::rom::{self, Report};
 use crate::romread::RomRead;
-use crate::files::{Dir, Replace};
 use crate::romread::ROM_CAP;
 use crate::state::Json;
 use crate::sysfs::{Root, SysError};
@@ -259,9 +259,13 @@ const SIDECAR_CAP: usize = 64 * 1024;
 /// The sha256 a sidecar records.
 fn sidecar_sha(text: &[u8]) -> Option<&str> {
     let text = core::str::from_utf8(text).ok()?;
-    let at = text.find("\"sha256\":\"")? + 10;
-    let sha = text.get(at..at + 64)?;
-    sha.bytes().all(|b| b.is_ascii_hexdigit()).then_some(sha)
+    let rest = text.get(text.find("\"sha256\"")? + 8..)?.trim_start();
+    let rest = rest.strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    let sha = rest.get(..64)?;
+    let hex = sha
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    (hex && rest.get(64..65) == Some("\"")).then_some(sha)
 }
 
 /// A capture's ROM bytes and sidecar bytes.

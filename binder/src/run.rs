@@ -8,13 +8,13 @@ use log::{error, info, log, warn, LevelFilter};
 
 use crate::apply::{self, Deadline, Kernel, Outcome, Outcomes, RealKernel};
 use crate::config::{InputError, Origin, Problems, RomWant, Settings};
+use crate::files::{Dir, Replace};
 use crate::kmsg::{self, SUMMARY};
 use crate::legacy;
 use crate::plan::{self, Decision, Plan};
 use crate::report::{Counts, DeviceReport};
 use crate::romread;
 use crate::scan;
-use crate::files::{Dir, Replace};
 use crate::state::Json;
 use crate::sysfs::{self, Root};
 use crate::text::Token;

@@ -79,7 +79,7 @@ KINDS = {
     "ZeroLength": r"^image (\d+): image length is zero$",
     "PastEnd": r"^image (\d+): ends at (0x[0-9a-f]+), past the end of the data \((0x[0-9a-f]+)\): truncated$",
     "NoLastImage": r"^the chain of (\d+) images has no last-image flag$",
-    "Huge": r"^(\d+) bytes: over 2 GiB, not a ROM$",
+    "Huge": r"^(\d+) bytes: more than 16 MiB, not a ROM$",
     "AllOnes": r"^all bytes are 0xFF",
     "MisalignedPcir": r"^image (\d+): PCIR pointer (0x[0-9a-f]+) is not 4-byte aligned$",
     "Checksum": r"^image (\d+): x86 checksum is not zero$",
@@ -89,7 +89,6 @@ KINDS = {
     "EfiHeader": r"^image (\d+): EFI header fields are not valid$",
     "Trailing": r"^(\d+) bytes of (padding|trailing data) after the last image$",
     "Vendors": r"^the images name several vendors$",
-    "Large": r"^(\d+) bytes: larger than any real vBIOS",
 }
 
 
@@ -143,7 +142,7 @@ def reference(d):
     n_ = len(d)
     if n_ == 0:
         return images, None, [("error", "Empty", ())]
-    if n_ > (2 << 30):
+    if n_ > (16 << 20):
         return images, None, [("error", "Huge", (str(n_),))]
     if d.count(0xFF) == n_:
         return images, None, [("error", "AllOnes", ())]
@@ -247,8 +246,6 @@ def reference(d):
         rest = d[chain_end:]
         blank = rest.count(0xFF) == len(rest) or rest.count(0) == len(rest)
         fs.append(("warning", "Trailing", (str(len(rest)), "padding" if blank else "trailing data")))
-    if n_ > (16 << 20):
-        fs.append(("warning", "Large", (str(n_),)))
     return images, chain_end, fs
 
 
@@ -393,7 +390,8 @@ CRAFTED = {
     "vendors": (0, [("warning", "Vendors", ())]),
     "trailing-blank": (0, [("warning", "Trailing", ("512", "padding"))]),
     "trailing-data": (0, [("warning", "Trailing", ("512", "trailing data"))]),
-    "large": (0, [("warning", "Large", (str((16 << 20) + 512),)), ("warning", "Trailing", None)]),
+    # Read no further than 16 MiB + 1 byte: the real size comes from the file, not the read.
+    "large": (1, [("error", "Huge", (str((16 << 20) + 512),))]),
 }
 
 
