@@ -390,3 +390,79 @@ proptest::proptest! {
         }
     }
 }
+
+/// Runs the binary with stdout on `out` (e.g. /dev/full); returns (exit status, stderr).
+fn run_to(t: &FakeTree, args: &[&str], out: Stdio) -> (std::process::ExitStatus, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_vfio-early"))
+        .arg("--root")
+        .arg(&t.root)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run vfio-early");
+    (o.status, String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+#[test]
+fn an_output_that_cannot_be_written_is_exit_2_never_a_signal() {
+    use std::os::unix::process::ExitStatusExt;
+    let t = FakeTree::new();
+    t.device(Dev::new("01:00.0", 0x10de, 0x1c03, DISPLAY).group(1))
+        .cmdline("vfio-early.devices=01:00.0")
+        .bytes(
+            "vbios.rom",
+            &common::rom_image(0x10de, 0x1c03, 0x030000, 2, 0, true),
+        );
+    // A stored capture, so `rom known` has something to say.
+    let data = common::rom_image(0x10de, 0x1c03, 0x030000, 2, 0, true);
+    let sha = vfio_early::romstore::sha256_hex(&data);
+    let name = format!(
+        "var/lib/vfio-early/roms/10de-1c03-0000-0000-{}.rom",
+        &sha[..12]
+    );
+    t.bytes(&name, &data).file(
+        &format!("{name}.json"),
+        &format!("{{\"sha256\":\"{sha}\"}}\n"),
+    );
+    let full = || Stdio::from(std::fs::File::create("/dev/full").expect("/dev/full"));
+    let rom = t.path("vbios.rom");
+    let rom = rom.to_str().unwrap();
+    for args in [
+        &["--help"][..],
+        &["--version"],
+        &["plan"],
+        &["config"],
+        &["rom", "inspect", rom],
+        &["rom", "inspect", rom, "--json"],
+        &["rom", "known"],
+    ] {
+        let (status, err) = run_to(&t, args, full());
+        assert_eq!(status.signal(), None, "{args:?} died by a signal: {err}");
+        assert_eq!(status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("No space left on device"), "{args:?}: {err}");
+    }
+    // A pipe whose reader is gone (`vfio-early plan | true`).
+    let (r, w) = nix::unistd::pipe().expect("pipe");
+    drop(r);
+    let (status, err) = run_to(&t, &["plan"], Stdio::from(w));
+    assert_eq!(status.signal(), None, "plan into a closed pipe: {err}");
+    assert_eq!(status.code(), Some(2), "{err}");
+}
+
+#[test]
+fn rom_commands_refuse_what_is_not_a_regular_file() {
+    let t = FakeTree::new();
+    let fifo = t.path("fifo.rom");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    for input in ["/dev/zero", fifo.to_str().unwrap()] {
+        let (code, _, err) = run(&t, &["rom", "inspect", input]);
+        assert_eq!(code, 2, "{input}: {err}");
+        assert!(err.contains("not a regular file"), "{input}: {err}");
+        let out = t.path("out.rom");
+        let (code, _, err) = run(&t, &["rom", "clean", input, out.to_str().unwrap()]);
+        assert_eq!(code, 2, "{input}: {err}");
+        assert!(!out.exists());
+    }
+}
