@@ -72,10 +72,12 @@ count_suite "dist tarball builds" "${PIPESTATUS[0]}" tests/out/dist.log
 tests/hooks/strict-agree.sh 2>&1 | tee tests/out/strict-agree.log
 count_suite "build-strict readers agree" "${PIPESTATUS[0]}" tests/out/strict-agree.log
 
-stage "expansion ROMs: real fixtures from Debian's packages, goldens, crafted findings, clean round trips"
+stage "expansion ROMs: real fixtures from Debian's packages, goldens, crafted findings, clean round trips, persist under faults"
 tests/roms/run.sh 2>&1 | tee tests/out/roms.log
 count_suite "rom checks" "${PIPESTATUS[0]}" tests/out/roms.log
 check "fuzz (ROM parser, bounded)" env FUZZ_SECONDS="${FUZZ_SECONDS:-30}" tests/roms/fuzz.sh
+tests/roms/persist-faults.sh 2>&1 | tee tests/out/persist-faults.log
+count_suite "rom persist under faults" "${PIPESTATUS[0]}" tests/out/persist-faults.log
 
 stage "mkinitcpio hooks under a recording stand-in of its build API"
 tests/mkinitcpio/standin-test.sh 2>&1 | tee tests/out/mkinitcpio.log
