@@ -228,3 +228,118 @@ fn state_never_goes_through_a_symlinked_directory() {
     assert!(names(&elsewhere).is_empty(), "{:?}", names(&elsewhere));
     assert!(t.kmsg().contains("state file not written"), "{}", t.kmsg());
 }
+
+/// Runs `script` (sh, `$1` = the tree, `$2` = the binary) in private user and mount namespaces,
+/// where it may mount a small tmpfs; returns its exit code and stderr.
+fn in_namespace(t: &FakeTree, script: &str) -> (Option<i32>, String) {
+    let out = Command::new("unshare")
+        .args([
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(&t.root)
+        .arg(env!("CARGO_BIN_EXE_vfio-early"))
+        .output()
+        .expect("unshare (util-linux) runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A full disk under the writer: the write fails with ENOSPC, named, and no partial file stays
+/// (a partial temporary file once kept the boot's state file from being written).
+#[test]
+fn a_full_disk_leaves_no_partial_file() {
+    let t = FakeTree::new();
+    let rom = rom_image(0x1234, 0x1111, 0x030000, 128, 0, true);
+    t.bytes("dump.bin", &rom).mkdir("out");
+    let script = r#"mount -t tmpfs -o size=48k tmpfs "$1/out" || exit 90
+"$2" rom clean "$1/dump.bin" "$1/out/x.rom" 2>"$1/err"
+rc=$?
+ls -A "$1/out" >"$1/left"
+exit $rc"#;
+    let (code, err) = in_namespace(&t, script);
+    assert_ne!(
+        code,
+        Some(90),
+        "needs unshare with user and mount namespaces: {err}"
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        t.read("err").contains("No space left on device"),
+        "{}",
+        t.read("err")
+    );
+    assert_eq!(t.read("left"), "", "partial files left");
+}
+
+/// /run full at boot: the state file cannot be written, the log says so, the boot goes on.
+#[test]
+fn a_full_run_at_boot_is_logged_and_the_boot_goes_on() {
+    let t = FakeTree::new();
+    t.device(common::Dev::new("01:00.0", 0x1234, 0x1111, 0x030000).group(1))
+        .modprobe_binds()
+        .file("proc/sys/kernel/printk_devkmsg", "on\n")
+        .cmdline("vfio-early.devices=01:00.0");
+    let script = r#"mount -t tmpfs -o size=8k tmpfs "$1/run" || exit 90
+dd if=/dev/zero of="$1/run/filler" bs=1k count=64 2>/dev/null
+"$2" --root "$1"
+rc=$?
+find "$1/run" -name '*.vetmp' >"$1/temps"
+exit $rc"#;
+    let (code, err) = in_namespace(&t, script);
+    assert_ne!(
+        code,
+        Some(90),
+        "needs unshare with user and mount namespaces: {err}"
+    );
+    assert_eq!(code, Some(0), "boot mode exits 0: {err}");
+    assert_eq!(t.read("temps"), "", "partial files left");
+    let log = t.kmsg();
+    assert!(
+        log.contains("state file not written") && log.contains("No space left on device"),
+        "{log}"
+    );
+    assert!(log.contains("bound to vfio-pci"), "{log}");
+}
+
+/// `rom clean IN OUT` with no directory part, an `OUT.tmp` already there, an input named like
+/// a temporary file: the output is written, nothing else touched.
+#[test]
+fn rom_clean_touches_nothing_but_its_output() {
+    let t = FakeTree::new();
+    let rom = rom_image(0x1234, 0x1111, 0x030000, 4, 0, true);
+    let mut dump = vec![0u8; 512];
+    dump.extend_from_slice(&rom);
+    t.bytes("vbios.tmp", &dump).file("out.tmp", "keep me");
+    let out = Command::new(env!("CARGO_BIN_EXE_vfio-early"))
+        .args(["rom", "clean", "vbios.tmp", "out.rom"])
+        .current_dir(&t.root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(fs::read(t.path("out.rom")).unwrap(), rom);
+    assert_eq!(t.read("out.tmp"), "keep me");
+    assert_eq!(fs::read(t.path("vbios.tmp")).unwrap(), dump);
+    let again = Command::new(env!("CARGO_BIN_EXE_vfio-early"))
+        .args(["rom", "clean", "vbios.tmp", "out.rom"])
+        .current_dir(&t.root)
+        .output()
+        .unwrap();
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "an existing output is never replaced"
+    );
+    assert_eq!(fs::read(t.path("out.rom")).unwrap(), rom);
+}
