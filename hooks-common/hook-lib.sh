@@ -57,7 +57,10 @@ ve_modprobe_lines() {
 ve_write_image_files() {
     mkdir -p "$1/etc/modprobe.d" "$1/etc/vfio-early"
     ve_modprobe_lines >"$1/etc/modprobe.d/vfio-early-host.conf"
-    "$VE_BIN" rom known >"$1/etc/vfio-early/roms.known" 2>/dev/null || :
+    # A list cut short (a full disk) is dropped: knowing nothing only means a boot reads a ROM
+    # again, which `rom persist` then drops as already stored.
+    "$VE_BIN" rom known >"$1/etc/vfio-early/roms.known" 2>/dev/null ||
+        rm -f "$1/etc/vfio-early/roms.known"
 }
 
 # Prints "yes" or "no": does the admin want a missing piece to fail the image build
