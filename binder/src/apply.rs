@@ -88,7 +88,13 @@ impl RealKernel {
 impl Kernel for RealKernel {
     fn write(&mut self, path: &Path, value: &str) -> io::Result<()> {
         // No O_CREAT: a missing attribute must be an error, not a new file that hides a bug.
-        let mut f = OpenOptions::new().write(true).truncate(true).open(path)?;
+        // openat: musl's open() adds an fcntl.
+        use nix::fcntl::{openat, OFlag};
+        use std::os::fd::{FromRawFd, OwnedFd};
+        let flags = OFlag::O_WRONLY | OFlag::O_TRUNC | OFlag::O_CLOEXEC;
+        let fd = openat(None, path, flags, nix::sys::stat::Mode::empty()).map_err(io::Error::from)?;
+        // SAFETY: openat just returned this descriptor; nothing else owns it.
+        let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
         let n = f.write(value.as_bytes())?;
         if n != value.len() {
             return Err(io::Error::new(io::ErrorKind::WriteZero, "short write"));
@@ -417,20 +423,17 @@ pub fn apply_with<K: Kernel>(
             }
         }
     }
+    // vfio-pci's module init probed every fenced device; a registered driver needs asking.
     let mut probe_failed: heapless::Vec<(usize, heapless::String<160>), MAX_DEVICES> =
         heapless::Vec::new();
-    if !hung && modprobe_failed.is_none() {
+    if via == Via::DriversProbe {
         for &n in &fenced {
-            let bdf = plan.items[n].bdf;
             if stopped || ctx.passed() {
                 stopped = true;
                 break;
             }
-            let unprobed = ctx.root.driver_of(&bdf).is_none() && ctx.root.driver_registered(VFIO);
-            if unprobed {
-                if let Err(Some(e)) = ctx.probe(&bdf) {
-                    let _ = probe_failed.push((n, e));
-                }
+            if let Err(Some(e)) = ctx.probe(&plan.items[n].bdf) {
+                let _ = probe_failed.push((n, e));
             }
         }
     }

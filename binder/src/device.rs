@@ -107,6 +107,13 @@ pub fn parse_uevent(text: &str) -> Option<(PciId, Class)> {
     ))
 }
 
+/// The bound driver named by a device's `uevent` (`DRIVER=`, present only while bound).
+pub fn uevent_driver(text: &str) -> Option<Name> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("DRIVER="))
+        .map(|d| driver_name(d.as_bytes()))
+}
+
 fn parse_pair(v: &str) -> Option<(u16, u16)> {
     let (a, b) = v.split_once(':')?;
     Some((

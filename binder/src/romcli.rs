@@ -95,7 +95,7 @@ fn read_device_rom(
     bdf: &Bdf,
     force: bool,
 ) -> Result<(Vec<u8>, Option<crate::pci::PciId>), String> {
-    let dev = sysfs::read_device(root, bdf)
+    let dev = sysfs::read_device(root, bdf, None)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("{bdf}: no such PCI device"))?;
     if let (Some(drv), false) = (&dev.driver, force) {
@@ -226,7 +226,7 @@ fn libvirt(root: &Root, target: &str) -> i32 {
     let Some(bdf) = Bdf::parse(target) else {
         return usage(&format!("\"{target}\" is not a PCI address"));
     };
-    let id = match sysfs::read_device(root, &bdf) {
+    let id = match sysfs::read_device(root, &bdf, None) {
         Ok(Some(d)) => d.id,
         Ok(None) => {
             errln!("vfio-early rom: {bdf}: no such PCI device");

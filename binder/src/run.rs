@@ -482,6 +482,8 @@ fn unmatched_texts<'a>(plan: &'a Plan, settings: &'a Settings) -> impl Iterator<
 fn state_json(root: &Root, input: &Input, done: Option<(&Plan, &Outcomes)>, ms: u128) -> String {
     let s = &input.settings;
     let mut j = Json::default();
+    // About 300 bytes a device: one allocation, not a series of doublings.
+    j.out.reserve(1024 + 320 * done.map_or(0, |(p, _)| p.items.len()));
     j.open(None, '{')
         .raw(Some("version"), 1)
         .raw(Some("off"), s.off)
@@ -526,10 +528,16 @@ fn state_json(root: &Root, input: &Input, done: Option<(&Plan, &Outcomes)>, ms: 
             if let Outcome::Failed { left, .. } = outcome {
                 j.str(Some("left"), left.as_str());
             }
-            j.str(Some("detail"), r.detail()).str(
-                Some("driver_now"),
-                root.driver_of(&item.bdf).as_deref().unwrap_or(""),
-            );
+            // What the run last saw: the verified link, or the plan's reading where nothing was
+            // written; read again only when modprobe may still be changing it.
+            let now = match outcome {
+                Outcome::Bound { .. } => Some(plan::VFIO.try_into().unwrap_or_default()),
+                Outcome::Failed { now, .. } => now.clone(),
+                Outcome::Unknown => root.driver_of(&item.bdf),
+                _ => item.dev.as_ref().and_then(|d| d.driver.clone()),
+            };
+            j.str(Some("detail"), r.detail())
+                .str(Some("driver_now"), now.as_deref().unwrap_or(""));
             j.close('}');
         }
     }

@@ -45,7 +45,11 @@ impl Scan<'_> {
         if self.inv.get(bdf).is_some() {
             return;
         }
-        let held = match sysfs::read_device(self.root, bdf) {
+        let known_group = match purpose {
+            For::Group(g) => Some(g),
+            _ => None,
+        };
+        let held = match sysfs::read_device(self.root, bdf, known_group) {
             Ok(Some(dev)) => {
                 let group = dev.group;
                 let held = self.inv.devices.push(dev).is_ok();
@@ -162,13 +166,32 @@ pub fn scan(root: &Root, entries: &[Entry]) -> (Inventory, Errors) {
         }
     }
     s.inv.devices.sort_unstable_by_key(|d| d.bdf);
-    s.inv.iommu_on = std::fs::read_dir(root.path("sys/kernel/iommu_groups"))
-        .is_ok_and(|mut d| d.next().is_some());
+    s.inv.iommu_on = sysfs::dir_has_entries(&root.path("sys/kernel/iommu_groups"));
     if s.inv.devices.iter().any(|d| d.class.is_display()) {
         // A large machine's iomem is tens of KiB; the cap only bounds a pathological one.
         if let Ok(Some(input)) = sysfs::read_input_optional(&root.path("proc/iomem"), 256 * 1024) {
             let text = input.text();
             s.inv.framebuffers = iomem::framebuffers(&text);
+        }
+    }
+    // BARs matter only to find a firmware framebuffer in a display: read them only when there
+    // is one.
+    if !s.inv.framebuffers.is_empty() {
+        let mut unread: heapless::Vec<u32, MAX_DEVICES> = heapless::Vec::new();
+        for d in s.inv.devices.iter_mut().filter(|d| d.class.is_display()) {
+            match sysfs::read_bars(root, &d.bdf) {
+                Ok(bars) => d.bars = bars,
+                Err(e) => {
+                    // Whether it shows the console cannot be told: its group is not seen whole.
+                    s.errors.push(e);
+                    if let Some(g) = d.group {
+                        let _ = unread.push(g);
+                    }
+                }
+            }
+        }
+        for g in unread {
+            s.unseen_group(g);
         }
     }
     (s.inv, s.errors)

@@ -120,17 +120,23 @@ impl Input {
     }
 }
 
+/// Opens a file read-only with `O_CLOEXEC` through `openat` (musl's `open()` adds an
+/// `fcntl(F_SETFD)` call for kernels older than 2.6.23; `openat` does not). `extra` adds flags.
+pub fn open_ro(path: &Path, extra: nix::fcntl::OFlag) -> io::Result<fs::File> {
+    use nix::fcntl::{openat, OFlag};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let fd = openat(None, path, OFlag::O_RDONLY | OFlag::O_CLOEXEC | extra, nix::sys::stat::Mode::empty())
+        .map_err(io::Error::from)?;
+    // SAFETY: openat just returned this descriptor; nothing else owns it.
+    Ok(fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
 /// Reads an input file (configuration, command line, modprobe.d): at most `cap` bytes kept,
 /// `cut` set when there was more. Opened without blocking and required to be a regular file
 /// (procfs files are), so a FIFO or a device in its place is an error, never a hang; the read
 /// itself stops at `cap + 1` bytes whatever the file claims.
 pub fn read_input(path: &Path, cap: usize) -> Result<Input, SysError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits())
-        .open(path)
-        .map_err(io_err(path))?;
+    let file = open_ro(path, nix::fcntl::OFlag::O_NONBLOCK).map_err(io_err(path))?;
     if !file.metadata().map_err(io_err(path))?.is_file() {
         return Err(SysError::Malformed {
             path: path.to_path_buf(),
@@ -157,17 +163,24 @@ pub fn read_input_optional(path: &Path, cap: usize) -> Result<Option<Input>, Sys
 /// Reads a small attribute into a stack buffer (one open, one or two reads, no allocation);
 /// `Ok(None)` when it does not exist. Longer content is cut at `N` bytes.
 pub fn read_attr<const N: usize>(path: &Path) -> Result<Option<heapless::String<N>>, SysError> {
-    let mut file = match fs::File::open(path) {
+    let mut file = match open_ro(path, nix::fcntl::OFlag::empty()) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_err(path)(e)),
     };
     let mut buf = [0u8; N];
     let mut len = 0;
+    // A sysfs attribute comes whole in one read, and a regular file ends short only at its end:
+    // a short read is the end, no second read just to see 0.
     while len < N {
         match file.read(&mut buf[len..]) {
             Ok(0) => break,
-            Ok(n) => len += n,
+            Ok(n) => {
+                len += n;
+                if len < N {
+                    break;
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(io_err(path)(e)),
         }
@@ -181,8 +194,11 @@ pub fn read_attr<const N: usize>(path: &Path) -> Result<Option<heapless::String<
     Ok(Some(text))
 }
 
-/// Reads one device; `Ok(None)` when no such device exists.
-pub fn read_device(root: &Root, bdf: &Bdf) -> Result<Option<Device>, SysError> {
+/// Reads one device; `Ok(None)` when no such device exists. `group` when the caller already
+/// knows it (from a group's listing): its link is not read again. The driver comes from
+/// `uevent` (`DRIVER=`, one read for identity, class and driver); BARs are read later, and only
+/// when a firmware framebuffer exists to look for (`read_bars`).
+pub fn read_device(root: &Root, bdf: &Bdf, group: Option<u32>) -> Result<Option<Device>, SysError> {
     let uevent = root.attr(bdf, "uevent");
     let Some(text) = read_attr::<UEVENT_CAP>(&uevent)? else {
         return Ok(None);
@@ -191,36 +207,79 @@ pub fn read_device(root: &Root, bdf: &Bdf) -> Result<Option<Device>, SysError> {
         path: uevent,
         what: "no PCI_ID or PCI_CLASS",
     })?;
-    let group = group_of(&root.attr(bdf, "iommu_group"));
+    let group = group.or_else(|| group_of(&root.attr(bdf, "iommu_group")));
     // The kernel creates boot_vga only for VGA-class devices.
     let boot_vga = class.base_sub() == 0x0300
         && read_attr::<16>(&root.attr(bdf, "boot_vga"))?.is_some_and(|t| t.trim() == "1");
-    // BARs matter only for finding a firmware framebuffer in a display.
-    let bars = match class.is_display() {
-        true => read_attr::<RESOURCE_CAP>(&root.attr(bdf, "resource"))?
-            .map(|t| device::parse_bars(&t))
-            .unwrap_or_default(),
-        false => heapless::Vec::new(),
-    };
     Ok(Some(Device {
         bdf: *bdf,
         id,
         class,
-        driver: root.driver_of(bdf),
+        driver: device::uevent_driver(&text),
         group,
         boot_vga,
-        bars,
+        bars: heapless::Vec::new(),
     }))
+}
+
+/// A device's memory BARs, from `resource`.
+pub fn read_bars(root: &Root, bdf: &Bdf) -> Result<heapless::Vec<(u64, u64), 6>, SysError> {
+    Ok(read_attr::<RESOURCE_CAP>(&root.attr(bdf, "resource"))?
+        .map(|t| device::parse_bars(&t))
+        .unwrap_or_default())
 }
 
 /// Calls `f` for each entry of a directory that parses as a PCI address (streamed: nothing is
 /// collected, so a bus of any size costs no memory).
 pub fn for_each_bdf(dir: &Path, mut f: impl FnMut(Bdf)) -> Result<(), SysError> {
-    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
-        let entry = entry.map_err(io_err(dir))?;
-        if let Some(bdf) = entry.file_name().to_str().and_then(Bdf::parse) {
+    for_each_name(dir, |name| {
+        if let Some(bdf) = core::str::from_utf8(name).ok().and_then(Bdf::parse) {
             f(bdf);
         }
+    })
+}
+
+/// Calls `f` with the name of each entry of a directory (`.` and `..` included), read with
+/// `getdents64` into a stack buffer: no allocation, no `opendir` bookkeeping.
+pub fn for_each_name(dir: &Path, mut f: impl FnMut(&[u8])) -> Result<(), SysError> {
+    use std::os::fd::AsRawFd;
+    let file = open_ro(dir, nix::fcntl::OFlag::O_DIRECTORY).map_err(io_err(dir))?;
+    // 8-byte aligned, as the records are.
+    let mut buf = [0u64; 512];
+    loop {
+        // SAFETY: getdents64 writes at most the given length into the buffer we own.
+        let n = unsafe {
+            nix::libc::syscall(
+                nix::libc::SYS_getdents64,
+                file.as_raw_fd(),
+                buf.as_mut_ptr(),
+                core::mem::size_of_val(&buf),
+            )
+        };
+        let n = match usize::try_from(n) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n.min(core::mem::size_of_val(&buf)),
+            Err(_) => return Err(io_err(dir)(io::Error::last_os_error())),
+        };
+        // SAFETY: the first n bytes were written by the kernel; u64 to u8 is always valid.
+        let bytes = unsafe { core::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n) };
+        // struct linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name[].
+        let mut at = 0;
+        while let Some(head) = bytes.get(at..at + 19) {
+            let reclen = usize::from(u16::from_ne_bytes([head[16], head[17]]));
+            let Some(rec) = bytes.get(at + 19..at + reclen).filter(|_| reclen > 19) else {
+                break;
+            };
+            let end = rec.iter().position(|&b| b == 0).unwrap_or(rec.len());
+            f(&rec[..end]);
+            at += reclen;
+        }
     }
-    Ok(())
+}
+
+/// Whether a directory has an entry besides `.` and `..` (false when it cannot be read).
+pub fn dir_has_entries(dir: &Path) -> bool {
+    let mut any = false;
+    let _ = for_each_name(dir, |n| any |= n != b"." && n != b"..");
+    any
 }

@@ -125,7 +125,7 @@ fn a_failed_restore_is_reported_and_the_others_still_run() {
     // The sidecar says so.
     let st = romstore::store(
         &Root::new(&t.root),
-        &sysfs::read_device(&Root::new(&t.root), &bdf)
+        &sysfs::read_device(&Root::new(&t.root), &bdf, None)
             .unwrap()
             .unwrap(),
         &read,
@@ -159,7 +159,7 @@ fn no_rom_bar_and_past_the_deadline_read_nothing() {
 
 fn stored(t: &FakeTree, data: &[u8]) -> romstore::Stored {
     let root = Root::new(&t.root);
-    let dev = sysfs::read_device(&root, &Bdf::parse("01:00.0").unwrap())
+    let dev = sysfs::read_device(&root, &Bdf::parse("01:00.0").unwrap(), None)
         .unwrap()
         .unwrap();
     let read = capture::RomRead {
@@ -287,7 +287,7 @@ fn an_invalid_rom_is_not_stored() {
     let t = FakeTree::new();
     card(&t, &[0xff; 2048]);
     let root = Root::new(&t.root);
-    let dev = sysfs::read_device(&root, &Bdf::parse("01:00.0").unwrap())
+    let dev = sysfs::read_device(&root, &Bdf::parse("01:00.0").unwrap(), None)
         .unwrap()
         .unwrap();
     let read = capture::RomRead {

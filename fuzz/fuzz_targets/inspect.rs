@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vfio_early::capture::report_json;
+use vfio_early::romstore::report_json;
 use vfio_early::pci::PciId;
 use vfio_early::rom::{self, MAX_FINDINGS, MAX_IMAGES};
 use vfio_early::romcli::human;
