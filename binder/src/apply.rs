@@ -10,7 +10,6 @@
 //! every write, and past it nothing more is written.
 
 use core::fmt;
-use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -21,8 +20,9 @@ use crate::config::OnFail;
 use crate::device::{Name, MAX_DEVICES};
 use crate::pci::Bdf;
 use crate::plan::{Decision, Plan, Why, MAX_ITEMS, VFIO};
-use crate::sysfs::Root;
+use crate::sysfs::{open_file, Root};
 use crate::text::bounded;
+use nix::fcntl::OFlag;
 
 /// The side effects, behind one interface so tests can record them and inject faults.
 pub trait Kernel {
@@ -72,29 +72,16 @@ impl RealKernel {
 
     /// modprobe's stderr: a file, not a pipe, so a modprobe that outlives us never gets SIGPIPE.
     fn stderr(&self) -> Option<std::fs::File> {
-        use std::os::unix::fs::OpenOptionsExt;
         std::fs::create_dir_all(self.log.parent()?).ok()?;
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-            .open(&self.log)
-            .ok()
+        let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW;
+        open_file(&self.log, flags, 0o644).ok()
     }
 }
 
 impl Kernel for RealKernel {
     fn write(&mut self, path: &Path, value: &str) -> io::Result<()> {
         // No O_CREAT: a missing attribute must be an error, not a new file that hides a bug.
-        // openat: musl's open() adds an fcntl.
-        use nix::fcntl::{openat, OFlag};
-        use std::os::fd::{FromRawFd, OwnedFd};
-        let flags = OFlag::O_WRONLY | OFlag::O_TRUNC | OFlag::O_CLOEXEC;
-        let fd = openat(None, path, flags, nix::sys::stat::Mode::empty()).map_err(io::Error::from)?;
-        // SAFETY: openat just returned this descriptor; nothing else owns it.
-        let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let mut f = open_file(path, OFlag::O_WRONLY | OFlag::O_TRUNC, 0)?;
         let n = f.write(value.as_bytes())?;
         if n != value.len() {
             return Err(io::Error::new(io::ErrorKind::WriteZero, "short write"));
@@ -109,15 +96,16 @@ impl Kernel for RealKernel {
             .as_ref()
             .ok_or_else(|| failed(format_args!("no modprobe found")))?;
         let log = self.stderr();
-        let stderr = match log.as_ref().and_then(|f| f.try_clone().ok()) {
+        // stdout and stderr both to the log (modprobe -v, install commands write to either).
+        let to_log = || match log.as_ref().and_then(|f| f.try_clone().ok()) {
             Some(f) => Stdio::from(f),
             None => Stdio::null(),
         };
         let mut child = Command::new(path)
             .arg(module)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
+            .stdout(to_log())
+            .stderr(to_log())
             .spawn()
             .map_err(|e| failed(format_args!("{}: {e}", path.display())))?;
         let status = match crate::wait::wait_until(&mut child, until) {

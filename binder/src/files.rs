@@ -234,8 +234,9 @@ impl Dir {
     }
 }
 
-/// Reads an open file whole up to `cap` bytes; it must be a regular file.
-pub fn read_regular(file: File, path: &Path, cap: usize) -> Result<Input, SysError> {
+/// Reads an open file whole up to `cap` bytes (`cut` when there was more); it must be a regular
+/// file (procfs files are). The buffer starts at 16 KiB and doubles: no probing reads.
+pub fn read_regular(mut file: File, path: &Path, cap: usize) -> Result<Input, SysError> {
     let st = fstat(file.as_raw_fd()).map_err(|e| err(path, e))?;
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
         return Err(SysError::Malformed {
@@ -243,15 +244,30 @@ pub fn read_regular(file: File, path: &Path, cap: usize) -> Result<Input, SysErr
             what: "not a regular file",
         });
     }
-    let mut bytes = Vec::with_capacity(cap.min(64 * 1024));
-    file.take(cap as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| SysError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        })?;
-    let cut = bytes.len() > cap;
-    bytes.truncate(cap);
+    let limit = cap.saturating_add(1);
+    let mut bytes = vec![0u8; limit.min(16 << 10)];
+    let mut len = 0;
+    loop {
+        if len == bytes.len() {
+            if len == limit {
+                break;
+            }
+            bytes.resize(len.saturating_mul(2).min(limit), 0);
+        }
+        match file.read(&mut bytes[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(SysError::Io {
+                    path: path.to_path_buf(),
+                    source: e,
+                })
+            }
+        }
+    }
+    let cut = len > cap;
+    bytes.truncate(len.min(cap));
     Ok(Input { bytes, cut })
 }
 

@@ -6,7 +6,7 @@
 //! ~1 KiB limit, a per-run record budget under the kernel's rate limit (a burst of 10 per open
 //! file by default) with the last slot kept for the summary, and a silent fall back to stderr.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -65,7 +65,10 @@ pub fn init(target: Target<'_>, level: LevelFilter) {
             let mode = printk_devkmsg.map(str::trim);
             // With printk_devkmsg=off the kernel swallows writes silently: use stderr.
             let kmsg = (mode != Some("off"))
-                .then(|| OpenOptions::new().append(true).open(path).ok())
+                .then(|| {
+                    use nix::fcntl::OFlag;
+                    crate::sysfs::open_file(path, OFlag::O_WRONLY | OFlag::O_APPEND, 0).ok()
+                })
                 .flatten();
             let budget = (kmsg.is_some() && mode != Some("on")).then_some(RECORD_BUDGET);
             Sink { kmsg, budget }

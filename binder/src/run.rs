@@ -483,7 +483,8 @@ fn state_json(root: &Root, input: &Input, done: Option<(&Plan, &Outcomes)>, ms: 
     let s = &input.settings;
     let mut j = Json::default();
     // About 300 bytes a device: one allocation, not a series of doublings.
-    j.out.reserve(1024 + 320 * done.map_or(0, |(p, _)| p.items.len()));
+    j.out
+        .reserve(1024 + 320 * done.map_or(0, |(p, _)| p.items.len()));
     j.open(None, '{')
         .raw(Some("version"), 1)
         .raw(Some("off"), s.off)

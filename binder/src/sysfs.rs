@@ -120,15 +120,21 @@ impl Input {
     }
 }
 
-/// Opens a file read-only with `O_CLOEXEC` through `openat` (musl's `open()` adds an
-/// `fcntl(F_SETFD)` call for kernels older than 2.6.23; `openat` does not). `extra` adds flags.
-pub fn open_ro(path: &Path, extra: nix::fcntl::OFlag) -> io::Result<fs::File> {
+/// Opens a file with `flags | O_CLOEXEC` through `openat` (musl's `open()` adds an
+/// `fcntl(F_SETFD)` call for kernels older than 2.6.23; `openat` does not). `mode` applies with
+/// `O_CREAT`.
+pub fn open_file(path: &Path, flags: nix::fcntl::OFlag, mode: u32) -> io::Result<fs::File> {
     use nix::fcntl::{openat, OFlag};
     use std::os::fd::{FromRawFd, OwnedFd};
-    let fd = openat(None, path, OFlag::O_RDONLY | OFlag::O_CLOEXEC | extra, nix::sys::stat::Mode::empty())
-        .map_err(io::Error::from)?;
+    let mode = nix::sys::stat::Mode::from_bits_truncate(mode);
+    let fd = openat(None, path, flags | OFlag::O_CLOEXEC, mode).map_err(io::Error::from)?;
     // SAFETY: openat just returned this descriptor; nothing else owns it.
     Ok(fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// Opens a file read-only (`extra` adds flags).
+pub fn open_ro(path: &Path, extra: nix::fcntl::OFlag) -> io::Result<fs::File> {
+    open_file(path, nix::fcntl::OFlag::O_RDONLY | extra, 0)
 }
 
 /// Reads an input file (configuration, command line, modprobe.d): at most `cap` bytes kept,
@@ -137,19 +143,7 @@ pub fn open_ro(path: &Path, extra: nix::fcntl::OFlag) -> io::Result<fs::File> {
 /// itself stops at `cap + 1` bytes whatever the file claims.
 pub fn read_input(path: &Path, cap: usize) -> Result<Input, SysError> {
     let file = open_ro(path, nix::fcntl::OFlag::O_NONBLOCK).map_err(io_err(path))?;
-    if !file.metadata().map_err(io_err(path))?.is_file() {
-        return Err(SysError::Malformed {
-            path: path.to_path_buf(),
-            what: "not a regular file",
-        });
-    }
-    let mut bytes = Vec::with_capacity(cap.min(4096));
-    file.take(cap as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(io_err(path))?;
-    let cut = bytes.len() > cap;
-    bytes.truncate(cap);
-    Ok(Input { bytes, cut })
+    crate::files::read_regular(file, path, cap)
 }
 
 /// Like `read_input` for files that may legitimately be absent: `Ok(None)` then.

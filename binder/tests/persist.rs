@@ -111,15 +111,16 @@ fn kill_9_at_random_points_loses_nothing() {
         let t = FakeTree::new();
         let caps = captures(&t, 8);
         for _ in 0..3 {
-            let frac = (0.0..1.2f64).new_tree(&mut runner).unwrap().current();
+            let frac = (0.0..1.0f64).new_tree(&mut runner).unwrap().current();
             let mut child = persist(&t);
             std::thread::sleep(whole.mul_f64(frac));
-            if child.try_wait().expect("wait").is_none() {
-                cut_short += 1;
-            }
             let _ = child.kill();
             let _ = child.wait();
             kills += 1;
+            // Cut short: captures still waiting in /run.
+            if names(&t.path(RUN)).iter().any(|n| n.ends_with(".rom")) {
+                cut_short += 1;
+            }
         }
         let out = persist(&t).wait_with_output().expect("wait");
         assert!(
@@ -132,11 +133,13 @@ fn kill_9_at_random_points_loses_nothing() {
         }
     }
     eprintln!(
-        "rom persist: 200 trials of 8 captures, {kills} kill -9 ({cut_short} landed while it ran; one run takes {whole:?}), 0 captures lost, 0 temporary files left"
+        "rom persist: 200 trials of 8 captures, {kills} kill -9 ({cut_short} left captures in /run; one run takes {whole:?}), 0 captures lost, 0 temporary files left"
     );
+    // Timing varies with the machine's load; a tenth of the kills cutting a run short is far
+    // below what runs have shown (strace's injection in persist-faults.sh covers every point).
     assert!(
-        cut_short >= 200,
-        "too few kills landed inside a run: {cut_short}"
+        cut_short >= 100,
+        "too few kills cut a run short: {cut_short}"
     );
 }
 
