@@ -114,6 +114,22 @@ pub fn uevent_driver(text: &str) -> Option<Name> {
         .map(|d| driver_name(d.as_bytes()))
 }
 
+/// One line of `/proc/bus/pci/devices`: `(bus, devfn, vendor, device)`. The file has no PCI
+/// domain: `BBDF\tVVVVDDDD\t...` (drivers/pci/proc.c).
+pub fn parse_proc_pci_line(line: &str) -> Option<(u8, u8, u16, u16)> {
+    let mut f = line.split('\t');
+    let (loc, id) = (f.next()?, f.next()?);
+    if loc.len() != 4 || id.len() != 8 {
+        return None;
+    }
+    Some((
+        u8::from_str_radix(&loc[..2], 16).ok()?,
+        u8::from_str_radix(&loc[2..], 16).ok()?,
+        u16::from_str_radix(&id[..4], 16).ok()?,
+        u16::from_str_radix(&id[4..], 16).ok()?,
+    ))
+}
+
 fn parse_pair(v: &str) -> Option<(u16, u16)> {
     let (a, b) = v.split_once(':')?;
     Some((
@@ -162,6 +178,22 @@ mod tests {
                     0x0000000000000000 0x0000000000000000 0x0000000000000000\n";
         assert_eq!(parse_bars(text).as_slice(), &[(0xfd00_0000, 0xfdff_ffff)]);
         assert!(parse_bars("garbage\n\n").is_empty());
+    }
+
+    #[test]
+    fn proc_pci_lines() {
+        let line =
+            "0300\t10de1f02\t10\tf6000000\t0\t0\t0\t0\t0\t0\t1000000\t0\t0\t0\t0\t0\t0\tvfio-pci";
+        assert_eq!(
+            parse_proc_pci_line(line),
+            Some((0x03, 0x00, 0x10de, 0x1f02))
+        );
+        assert_eq!(
+            parse_proc_pci_line("00fa\t80862930\t0"),
+            Some((0, 0xfa, 0x8086, 0x2930))
+        );
+        assert_eq!(parse_proc_pci_line("garbage"), None);
+        assert_eq!(parse_proc_pci_line("030\t10de1f02"), None);
     }
 
     #[test]

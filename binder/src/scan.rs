@@ -99,6 +99,34 @@ impl Scan<'_> {
     }
 }
 
+/// Addresses held by candidates for scanning with ID entries.
+const MAX_CANDIDATES: usize = 4 * MAX_DEVICES;
+
+/// `(bus, devfn)` of every device whose vendor:device an ID entry names, from one read of
+/// `/proc/bus/pci/devices`; `None` (scan everything) when it cannot be read whole or holds more
+/// candidates than kept.
+fn id_candidates(
+    root: &Root,
+    entries: &[Entry],
+) -> Option<heapless::Vec<(u8, u8), MAX_CANDIDATES>> {
+    let input = sysfs::read_input(&root.path("proc/bus/pci/devices"), 1 << 20).ok()?;
+    if input.cut {
+        return None;
+    }
+    let mut out = heapless::Vec::new();
+    for line in input.text().lines() {
+        let (bus, devfn, vendor, device) = device::parse_proc_pci_line(line)?;
+        let named = entries.iter().any(|e| match &e.selector {
+            Selector::Id(m) => m.vendor == vendor && m.device == device,
+            Selector::Bdf { .. } => false,
+        });
+        if named && !out.contains(&(bus, devfn)) {
+            out.push((bus, devfn)).ok()?;
+        }
+    }
+    Some(out)
+}
+
 pub fn scan(root: &Root, entries: &[Entry]) -> (Inventory, Errors) {
     let mut s = Scan {
         root,
@@ -118,7 +146,18 @@ pub fn scan(root: &Root, entries: &[Entry]) -> (Inventory, Errors) {
     {
         let mut matches: heapless::Vec<Bdf, MAX_DEVICES> = heapless::Vec::new();
         let mut over = false;
+        // Where /proc/bus/pci/devices is readable, only the addresses whose vendor:device an
+        // entry names are looked at; it has no domain, so every domain's device at such an
+        // address is (uevent then decides).
+        let candidates = id_candidates(root, entries);
         let listed = sysfs::for_each_bdf(&root.devices_dir(), |bdf| {
+            let devfn = bdf.device << 3 | bdf.function;
+            if candidates
+                .as_ref()
+                .is_some_and(|c| !c.contains(&(bdf.bus, devfn)))
+            {
+                return;
+            }
             let uevent = root.attr(&bdf, "uevent");
             let hit = sysfs::read_attr::<{ sysfs::UEVENT_CAP }>(&uevent)
                 .ok()

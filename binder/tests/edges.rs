@@ -138,3 +138,40 @@ fn a_driver_name_that_does_not_fit_still_holds_the_device() {
         "ROM BAR never enabled"
     );
 }
+
+/// ID entries look at the addresses /proc/bus/pci/devices names for their vendor:device; the
+/// file has no domain, so a device at the same bus address in another domain is checked by its
+/// uevent. Without the file, every device is read: the same plan either way.
+#[test]
+fn id_entries_prefilter_with_proc_bus_pci_and_fall_back_without_it() {
+    let build = || {
+        let t = FakeTree::new();
+        t.device(Dev::new("0000:03:00.0", 0x10de, 0x1c03, DISPLAY).group(1))
+            .device(
+                Dev::new("0001:03:00.0", 0x10de, 0x1c03, DISPLAY)
+                    .subsys(0x1043, 0x85f4)
+                    .group(2),
+            )
+            .device(Dev::new("0000:04:00.0", 0x1002, 0x73bf, DISPLAY).group(3))
+            .device(
+                Dev::new("0002:04:00.0", 0x10de, 0x1c03, DISPLAY)
+                    .subsys(0x1043, 0x85f4)
+                    .group(4),
+            )
+            .modprobe_binds()
+            .cmdline("vfio-early.devices=10de:1c03:1043:85f4");
+        t
+    };
+    let proc = build();
+    assert!(proc.read("proc/bus/pci/devices").contains("0300\t10de1c03"));
+    let plain = build();
+    plain.remove("proc/bus/pci/devices");
+    for t in [&proc, &plain] {
+        let log = boot(t);
+        assert!(has(&log, "summary: 2 bound, 0 refused"), "{log:#?}");
+        assert_eq!(t.driver_of("0001:03:00.0").as_deref(), Some("vfio-pci"));
+        assert_eq!(t.driver_of("0002:04:00.0").as_deref(), Some("vfio-pci"));
+        assert_eq!(t.driver_of("0000:03:00.0"), None, "other subsystem IDs");
+        assert_eq!(t.driver_of("0000:04:00.0"), None);
+    }
+}

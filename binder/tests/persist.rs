@@ -92,18 +92,21 @@ fn all_stored(t: &FakeTree, caps: &[(String, Vec<u8>)]) -> Result<(), String> {
 /// 200 trials of 8 captures, each killed up to 3 times at random points, then run to the end.
 #[test]
 fn kill_9_at_random_points_loses_nothing() {
-    // How long one whole run takes here: the kills fall inside it.
-    let t = FakeTree::new();
-    let caps = captures(&t, 8);
-    let start = Instant::now();
-    let out = persist(&t).wait_with_output().expect("wait");
-    let whole = start.elapsed();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    all_stored(&t, &caps).unwrap();
+    // How long one whole run takes here (the fastest of 5, warm): the kills fall inside it.
+    let mut whole = std::time::Duration::MAX;
+    for _ in 0..5 {
+        let t = FakeTree::new();
+        let caps = captures(&t, 8);
+        let start = Instant::now();
+        let out = persist(&t).wait_with_output().expect("wait");
+        whole = whole.min(start.elapsed());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        all_stored(&t, &caps).unwrap();
+    }
 
     let mut runner = proptest::test_runner::TestRunner::default();
     let (mut kills, mut cut_short) = (0, 0);

@@ -116,6 +116,18 @@ fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// `(bus, slot, function)` of a full `DDDD:BB:SS.F`.
+fn parse_bdf_parts(b: &str) -> (u8, u8, u8) {
+    let hex = |s: &str| u8::from_str_radix(s, 16).unwrap_or_else(|_| panic!("bad BDF {b}"));
+    let (bus, rest) = b[5..]
+        .split_once(':')
+        .unwrap_or_else(|| panic!("bad BDF {b}"));
+    let (slot, func) = rest
+        .split_once('.')
+        .unwrap_or_else(|| panic!("bad BDF {b}"));
+    (hex(bus), hex(slot), hex(func))
+}
+
 impl FakeTree {
     /// A fresh tree in a new temporary directory: under cargo's `CARGO_TARGET_TMPDIR` for
     /// integration tests (the fake `sbin/modprobe` must be executable; `/tmp` may be noexec),
@@ -331,6 +343,18 @@ impl FakeTree {
         if let Some(drv) = dev.driver.as_deref() {
             self.set_driver(&b, Some(drv));
         }
+        // /proc/bus/pci/devices: "BBDF\tVVVVDDDD\tIRQ..." (no domain), as drivers/pci/proc.c.
+        let (bus, slot, func) = parse_bdf_parts(&b);
+        let line = format!(
+            "{bus:02x}{:02x}\t{:04x}{:04x}\t0\n",
+            slot << 3 | func,
+            dev.vendor,
+            dev.device
+        );
+        let p = self.path("proc/bus/pci/devices");
+        let mut all = fs::read_to_string(&p).unwrap_or_default();
+        all.push_str(&line);
+        write(&p, all.as_bytes());
         self
     }
 
