@@ -54,6 +54,14 @@ fn persist(t: &FakeTree) -> Child {
         .expect("run vfio-early")
 }
 
+/// One whole `rom persist` run that must succeed (`what` says which, on failure); its stderr.
+fn persist_ok(t: &FakeTree, what: &str) -> String {
+    let out = persist(t).wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{what}: {err}");
+    err
+}
+
 fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
         .map(|r| {
@@ -98,13 +106,8 @@ fn kill_9_at_random_points_loses_nothing() {
         let t = FakeTree::new();
         let caps = captures(&t, 8);
         let start = Instant::now();
-        let out = persist(&t).wait_with_output().expect("wait");
+        persist_ok(&t, "a clean run");
         whole = whole.min(start.elapsed());
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         all_stored(&t, &caps).unwrap();
     }
 
@@ -125,12 +128,7 @@ fn kill_9_at_random_points_loses_nothing() {
                 cut_short += 1;
             }
         }
-        let out = persist(&t).wait_with_output().expect("wait");
-        assert!(
-            out.status.success(),
-            "trial {trial}: the run after the kills failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        persist_ok(&t, &format!("trial {trial}: the run after the kills"));
         if let Err(e) = all_stored(&t, &caps) {
             panic!("trial {trial}: {e}");
         }
@@ -181,9 +179,7 @@ fn a_bad_stored_copy_is_replaced_not_trusted() {
     t.bytes(&format!("{VAR}/{}", caps[1].0), &caps[0].1);
     t.file(&format!("{VAR}/{}.json", caps[1].0), "{}");
     symlink(&outside, t.path(&format!("{VAR}/{}", caps[2].0))).unwrap();
-    let out = persist(&t).wait_with_output().expect("wait");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let err = persist_ok(&t, "over bad stored copies");
     assert_eq!(
         err.matches("did not match its name's content").count(),
         3,
@@ -235,9 +231,11 @@ fn state_never_goes_through_a_symlinked_directory() {
     assert!(t.kmsg().contains("state file not written"), "{}", t.kmsg());
 }
 
-/// Runs `script` (sh, `$1` = the tree, `$2` = the binary) in private user and mount namespaces,
-/// where it may mount a small tmpfs; returns its exit code and stderr.
-fn in_namespace(t: &FakeTree, script: &str) -> (Option<i32>, String) {
+/// Runs `body` (sh, `$1` = the tree, `$2` = the binary) in private user and mount namespaces
+/// with a tmpfs of `size` mounted on the tree's `dir`; returns its exit code and stderr. A
+/// machine where the namespaces or the mount do not work fails the test, loudly.
+fn on_small_tmpfs(t: &FakeTree, dir: &str, size: &str, body: &str) -> (Option<i32>, String) {
+    let script = format!("mount -t tmpfs -o size={size} tmpfs \"$1/{dir}\" || exit 90\n{body}");
     let out = Command::new("unshare")
         .args([
             "--user",
@@ -245,17 +243,20 @@ fn in_namespace(t: &FakeTree, script: &str) -> (Option<i32>, String) {
             "--mount",
             "sh",
             "-c",
-            script,
+            &script,
             "sh",
         ])
         .arg(&t.root)
         .arg(env!("CARGO_BIN_EXE_vfio-early"))
         .output()
         .expect("unshare (util-linux) runs");
-    (
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_ne!(
         out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        Some(90),
+        "needs unshare with user and mount namespaces: {err}"
+    );
+    (out.status.code(), err)
 }
 
 /// A full disk under the writer: the write fails with ENOSPC, named, and no partial file stays
@@ -265,23 +266,14 @@ fn a_full_disk_leaves_no_partial_file() {
     let t = FakeTree::new();
     let rom = rom_image(0x1234, 0x1111, 0x030000, 128, 0, true);
     t.bytes("dump.bin", &rom).mkdir("out");
-    let script = r#"mount -t tmpfs -o size=48k tmpfs "$1/out" || exit 90
-"$2" rom clean "$1/dump.bin" "$1/out/x.rom" 2>"$1/err"
+    let body = r#""$2" rom clean "$1/dump.bin" "$1/out/x.rom" 2>"$1/err"
 rc=$?
 ls -A "$1/out" >"$1/left"
 exit $rc"#;
-    let (code, err) = in_namespace(&t, script);
-    assert_ne!(
-        code,
-        Some(90),
-        "needs unshare with user and mount namespaces: {err}"
-    );
+    let (code, err) = on_small_tmpfs(&t, "out", "48k", body);
     assert_eq!(code, Some(2), "{err}");
-    assert!(
-        t.read("err").contains("No space left on device"),
-        "{}",
-        t.read("err")
-    );
+    let said = t.read("err");
+    assert!(said.contains("No space left on device"), "{said}");
     assert_eq!(t.read("left"), "", "partial files left");
 }
 
@@ -293,18 +285,12 @@ fn a_full_run_at_boot_is_logged_and_the_boot_goes_on() {
         .modprobe_binds()
         .file("proc/sys/kernel/printk_devkmsg", "on\n")
         .cmdline("vfio-early.devices=01:00.0");
-    let script = r#"mount -t tmpfs -o size=8k tmpfs "$1/run" || exit 90
-dd if=/dev/zero of="$1/run/filler" bs=1k count=64 2>/dev/null
+    let body = r#"dd if=/dev/zero of="$1/run/filler" bs=1k count=64 2>/dev/null
 "$2" --root "$1"
 rc=$?
 find "$1/run" -name '*.vetmp' >"$1/temps"
 exit $rc"#;
-    let (code, err) = in_namespace(&t, script);
-    assert_ne!(
-        code,
-        Some(90),
-        "needs unshare with user and mount namespaces: {err}"
-    );
+    let (code, err) = on_small_tmpfs(&t, "run", "8k", body);
     assert_eq!(code, Some(0), "boot mode exits 0: {err}");
     assert_eq!(t.read("temps"), "", "partial files left");
     let log = t.kmsg();

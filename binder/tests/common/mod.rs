@@ -503,6 +503,15 @@ impl FakeTree {
     }
 }
 
+/// Panics, showing every line, unless one of `lines` contains `needle`.
+#[track_caller]
+pub fn assert_logged(lines: &[String], needle: &str) {
+    assert!(
+        lines.iter().any(|l| l.contains(needle)),
+        "no line contains {needle:?}: {lines:#?}"
+    );
+}
+
 impl Default for FakeTree {
     fn default() -> Self {
         Self::new()
