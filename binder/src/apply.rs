@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::OnFail;
 use crate::device::{Name, MAX_DEVICES};
+use crate::files::Dir;
 use crate::pci::Bdf;
 use crate::plan::{Decision, Plan, Why, MAX_ITEMS, VFIO};
 use crate::sysfs::{open_file, Root};
@@ -45,11 +46,13 @@ pub enum ModprobeError {
 
 /// Where modprobe's messages go (kept for troubleshooting, quoted in the failure line).
 pub const MODPROBE_LOG: &str = "run/vfio-early/modprobe.log";
+const MODPROBE_LOG_DIR: &str = "run/vfio-early";
+const MODPROBE_LOG_NAME: &str = "modprobe.log";
 
 /// The real thing, under a root.
 pub struct RealKernel {
     pub modprobe: Option<PathBuf>,
-    log: PathBuf,
+    root: PathBuf,
 }
 
 impl RealKernel {
@@ -66,15 +69,16 @@ impl RealKernel {
         .find(|p| p.exists());
         RealKernel {
             modprobe,
-            log: root.path(MODPROBE_LOG),
+            root: root.base().to_path_buf(),
         }
     }
 
-    /// modprobe's stderr: a file, not a pipe, so a modprobe that outlives us never gets SIGPIPE.
+    /// modprobe's output: a file, not a pipe, so a modprobe that outlives us never gets SIGPIPE;
+    /// opened through the safe writer's directory handle (no symlink followed).
     fn stderr(&self) -> Option<std::fs::File> {
-        std::fs::create_dir_all(self.log.parent()?).ok()?;
-        let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW;
-        open_file(&self.log, flags, 0o644).ok()
+        Dir::open(&self.root, MODPROBE_LOG_DIR, true)
+            .and_then(|d| d.create_truncated(MODPROBE_LOG_NAME))
+            .ok()
     }
 }
 
@@ -372,16 +376,10 @@ pub fn apply_with<K: Kernel>(
                 &item.bdf.to_string(),
             );
             if let Err(e) = unbound {
-                // Still on its driver: only the override is ours to undo.
+                // Still on its driver: settled like any device vfio-pci did not take (the
+                // re-probe of a bound device changes nothing).
                 let reason = Failure::Write(bounded(format_args!("unbind: {e}")));
-                let left = match ctx.on_fail {
-                    OnFail::Fence => Left::Fenced,
-                    OnFail::Release => match ctx.set_override(&item.bdf, "\n") {
-                        Ok(()) => Left::Released,
-                        Err(e) => stuck(e),
-                    },
-                };
-                out[n] = failed(ctx, &item.bdf, reason, left);
+                out[n] = give_back(ctx, &item.bdf, reason, false, false);
                 continue;
             }
         }

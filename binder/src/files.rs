@@ -164,6 +164,22 @@ impl Dir {
         self.sync()
     }
 
+    /// Creates or truncates `name` for writing in place (a log, not a published file); a
+    /// symlink there is refused, never followed.
+    pub fn create_truncated(&self, name: &str) -> Result<File, SysError> {
+        let flags =
+            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = openat(
+            Some(self.fd.as_raw_fd()),
+            name,
+            flags,
+            Mode::from_bits_truncate(0o644),
+        )
+        .map_err(|e| err(&self.child(name), e))?;
+        // SAFETY: openat just returned this descriptor; nothing else owns it.
+        Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
     pub fn sync(&self) -> Result<(), SysError> {
         fsync(self.fd.as_raw_fd()).map_err(|e| err(&self.path, e))
     }

@@ -212,8 +212,11 @@ fn planted_temporary_names_are_skipped() {
 }
 
 #[test]
-fn state_never_goes_through_a_symlinked_directory() {
+fn state_and_modprobe_log_never_go_through_a_symlinked_directory() {
     let t = FakeTree::new();
+    // A device to bind, so modprobe runs and its log is written too.
+    t.device(common::Dev::new("01:00.0", 0x1234, 0x1111, 0x030000).group(1))
+        .modprobe_binds();
     let elsewhere = t.path("elsewhere");
     fs::create_dir(&elsewhere).unwrap();
     fs::remove_dir_all(t.path("run")).unwrap();
@@ -229,6 +232,8 @@ fn state_never_goes_through_a_symlinked_directory() {
     assert_eq!(out.status.code(), Some(0));
     assert!(names(&elsewhere).is_empty(), "{:?}", names(&elsewhere));
     assert!(t.kmsg().contains("state file not written"), "{}", t.kmsg());
+    assert!(t.kmsg().contains("bound to vfio-pci"), "{}", t.kmsg());
+    assert_eq!(t.modprobe_log(), "vfio-pci\n", "modprobe ran");
 }
 
 /// Runs `body` (sh, `$1` = the tree, `$2` = the binary) in private user and mount namespaces
