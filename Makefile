@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
 # vfio-early: build, check, install, package.
 #
-#   make                 the static musl binary, stable cargo (what the packages and tests ship)
-#   make TARGET=         the native (glibc, dynamic) binary: `cargo build --release`; hooks copy its libraries
-#   make small           the size-tuned static binary (nightly cargo, build-std): opt-in
+#   make                 the static musl binaries, stable cargo (what the packages and tests ship):
+#                        vfio-early (host commands) and vfio-early-boot (bind only, for the images)
+#   make TARGET=         the native (glibc, dynamic) binaries: `cargo build --release`; hooks copy their libraries
+#   make small           the size-tuned static binaries (nightly cargo, build-std): opt-in
 #   make check           fmt, clippy -D warnings, tests
 #   make install         DESTDIR, PREFIX, BINDIR, ...; install-* installs one part
 #   make dist            source tarball with vendored crates, builds with --offline
@@ -15,7 +16,10 @@ CARGOFLAGS ?=
 # Empty TARGET: the host's own target (target/release/).
 TARGET    ?= x86_64-unknown-linux-musl
 TARGETDIR ?= target
+# The two builds of one crate: vfio-early (the host commands) and vfio-early-boot (bind only: what
+# every initramfs carries).
 BIN       ?= $(TARGETDIR)/$(if $(TARGET),$(TARGET)/)release/vfio-early
+BOOT_BIN  ?= $(dir $(BIN))vfio-early-boot
 # The size-tuned build: std rebuilt by nightly cargo with panics that abort at once (no panic
 # message or backtrace machinery). Its own target dir, so it never replaces the stable binary.
 SMALL_TARGETDIR := $(TARGETDIR)/small
@@ -30,7 +34,10 @@ LIBDIR         ?= $(PREFIX)/lib
 DATADIR        ?= $(PREFIX)/share
 MANDIR         ?= $(DATADIR)/man
 DOCDIR         ?= $(DATADIR)/doc/vfio-early
-HOOKLIBDIR     ?= $(LIBDIR)/vfio-early
+# The package's own directory: hook-lib.sh and the boot build (the hooks copy it into images).
+PKGLIBDIR      ?= $(LIBDIR)/vfio-early
+HOOKLIBDIR     ?= $(PKGLIBDIR)
+BOOTBIN        ?= $(PKGLIBDIR)/vfio-early-boot
 # The generators and systemd search these directories only, whatever PREFIX is.
 SYSTEMDUNITDIR ?= /usr/lib/systemd/system
 DRACUTDIR      ?= /usr/lib/dracut/modules.d
@@ -38,6 +45,7 @@ INITRAMFSTOOLSDIR ?= /usr/share/initramfs-tools
 INITCPIODIR    ?= /usr/lib/initcpio
 OPENRCDIR      ?= $(SYSCONFDIR)/init.d
 SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@HOOKLIBDIR@|$(HOOKLIBDIR)|g' \
+	-e 's|@BOOTBIN@|$(BOOTBIN)|g' \
 	-e 's|@SYSTEMDUNITDIR@|$(SYSTEMDUNITDIR)|g'
 # install-subst SRC DEST MODE: a file with the install paths filled in.
 install-subst = $(SUBST) $(1) | install -Dm$(3) /dev/stdin $(DESTDIR)$(2)
@@ -77,8 +85,10 @@ install: install-bin install-hooklib install-initramfs-tools install-dracut inst
 	install-systemd install-openrc install-doc
 
 install-bin:
-	@test -x $(BIN) || { echo "install: $(BIN) missing: run make first" >&2; exit 1; }
+	@for b in $(BIN) $(BOOT_BIN); do \
+		test -x $$b || { echo "install: $$b missing: run make first" >&2; exit 1; }; done
 	install -Dm755 $(BIN) $(DESTDIR)$(BINDIR)/vfio-early
+	install -Dm755 $(BOOT_BIN) $(DESTDIR)$(BOOTBIN)
 
 install-hooklib:
 	$(call install-subst,hooks-common/hook-lib.sh,$(HOOKLIBDIR)/hook-lib.sh,644)

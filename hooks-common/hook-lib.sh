@@ -1,9 +1,12 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
 # Build-time helpers shared by vfio-early's dracut, initramfs-tools and mkinitcpio hooks.
 # Sourced by all three: POSIX sh, functions and variables only, never `exit`.
-# `make install` replaces @BINDIR@ and @SYSCONFDIR@.
+# `make install` replaces @BINDIR@, @BOOTBIN@ and @SYSCONFDIR@.
 
+# The host build answers the hooks' questions (`config`, `rom known`); the boot build (bind only)
+# is what goes into the image, as /usr/bin/vfio-early.
 VE_BIN=@BINDIR@/vfio-early
+VE_BOOT_BIN=@BOOTBIN@
 VE_CONF=@SYSCONFDIR@/vfio-early.conf
 # What vfio-pci needs; each generator's own module API adds the dependencies.
 VE_MODULES_REQUIRED="vfio vfio_pci"
@@ -23,7 +26,7 @@ ve_module_state() {
 # Prints what an image for kernel $1 would lack to run vfio-early; nothing when all is there.
 ve_missing() {
     _ve_miss=""
-    [ -x "$VE_BIN" ] || _ve_miss="$VE_BIN"
+    [ -x "$VE_BOOT_BIN" ] || _ve_miss="$VE_BOOT_BIN"
     for _ve_m in $VE_MODULES_REQUIRED; do
         ve_module_state "$1" "$_ve_m" >/dev/null || _ve_miss="$_ve_miss module:$_ve_m"
     done
@@ -64,12 +67,12 @@ ve_write_image_files() {
 }
 
 # Prints "yes" or "no": does the admin want a missing piece to fail the image build
-# (`build-strict = yes`)? The binary's own parser decides (`vfio-early config`, exit 0 or 1; its
+# (`build-strict = yes`)? The host build's own parser decides (`vfio-early config`, exit 0 or 1; its
 # stderr names any bad line of the file in the build output). Only when the binary is missing or
 # cannot run, one of the cases build-strict exists for, does the shell read the file.
 ve_strict_value() {
     if [ -x "$VE_BIN" ]; then
-        _ve_s=$("$VE_BIN" config)
+        _ve_s=$("$VE_BIN" config --file "$VE_CONF")
         if [ "$?" -le 1 ]; then
             printf '%s\n' "$_ve_s" | sed -n 's/^build-strict = //p'
             return 0

@@ -1,25 +1,38 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT OR Apache-2.0
-# Size budget of the boot binary, which is copied into every initramfs.
+# Size budget of the boot build (vfio-early-boot), which is copied into every initramfs:
 #   the stable static build (`make`, what the packages ship): must be static (an interpreter
-#     would be missing at early boot), at most LIMIT bytes; a warning above AIM
-#   the size-tuned build (`make small`, nightly cargo + rust-src): its size is printed when that
-#     toolchain is present, and the line says "skipped" when it is not (its budget is the lean
-#     boot binary's)
+#     would be missing at early boot), at most LIMIT bytes; a warning above AIM; the figure is
+#     printed either way (the smaller the better)
+#   the size-tuned build (`make small`, nightly cargo + rust-src): at most SMALL_LIMIT bytes when
+#     that toolchain is present; "skipped" (counted as such, never as passed) when it is not
+#   the boot build carries none of the host commands (their texts are not in it)
+# The host build (vfio-early) is measured and printed; it is not in any image.
 # A native build (TARGET=) is dynamic on purpose: only the musl target must be static.
-set -eu
+# Ends with "N passed, M failed, K skipped".
+set -u
 export LC_ALL=C
 
-LIMIT=655360 # 640 KiB: fail above
-AIM=524288   # 512 KiB: warn above
+LIMIT=655360      # 640 KiB: fail above
+AIM=524288        # 512 KiB: warn above
+SMALL_LIMIT=204800 # 200 KiB: the size-tuned boot build
 TARGET=${TARGET-x86_64-unknown-linux-musl}
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 tdir=${CARGO_TARGET_DIR:-$repo/target}
-bin=$tdir/${TARGET:+$TARGET/}release/vfio-early
+dir=$tdir/${TARGET:+$TARGET/}release
+passed=0 failed=0 skipped=0
+ok() { passed=$((passed + 1)); echo "PASS $1"; }
+ko() { failed=$((failed + 1)); echo "FAIL $1" >&2; }
+skip() { skipped=$((skipped + 1)); echo "SKIP $1"; }
+finish() {
+	echo "$passed passed, $failed failed, $skipped skipped"
+	[ "$failed" -eq 0 ]
+	exit
+}
 
-make -s -C "$repo" TARGET="$TARGET"
-command -v readelf >/dev/null || { echo "size-budget: readelf not found (binutils)" >&2; exit 1; }
+make -s -C "$repo" TARGET="$TARGET" || { ko "make TARGET=$TARGET failed"; finish; }
+command -v readelf >/dev/null || { ko "readelf not found (binutils)"; finish; }
 
 # A static binary has no PT_INTERP program header (static-pie included).
 linkage() {
@@ -31,34 +44,53 @@ linkage() {
 }
 kib() { awk -v s="$1" 'BEGIN {printf "%.1f", s / 1024}'; }
 
-size=$(stat -c %s "$bin")
-link=$(linkage "$bin")
-echo "size-budget: vfio-early ${TARGET:-native} $size bytes ($(kib "$size") KiB), $link; limit $LIMIT ($((LIMIT / 1024)) KiB), aim $AIM ($((AIM / 1024)) KiB)"
+boot=$dir/vfio-early-boot
+host=$dir/vfio-early
+size=$(stat -c %s "$boot")
+link=$(linkage "$boot")
+hsize=$(stat -c %s "$host")
+echo "size-budget: vfio-early-boot ${TARGET:-native} $size bytes ($(kib "$size") KiB), $link; limit $LIMIT ($((LIMIT / 1024)) KiB), aim $AIM ($((AIM / 1024)) KiB)"
+echo "size-budget: vfio-early (host build, in no image) $hsize bytes ($(kib "$hsize") KiB); the boot build is $((hsize - size)) bytes smaller"
 
-status=0
 if [ "$TARGET" = x86_64-unknown-linux-musl ] && [ "$link" != static ]; then
-	echo "size-budget: FAIL: the musl build is not static: it has a program interpreter" >&2
-	status=1
+	ko "the musl boot build is not static: it has a program interpreter"
+else
+	ok "boot build linkage: $link"
 fi
 if [ "$size" -gt "$LIMIT" ]; then
-	echo "size-budget: FAIL: $((size - LIMIT)) bytes over the limit" >&2
-	status=1
-elif [ "$size" -gt "$AIM" ]; then
-	echo "size-budget: warning: $((size - AIM)) bytes over the aim" >&2
+	ko "the boot build is $((size - LIMIT)) bytes over the limit"
+else
+	ok "boot build $size <= $LIMIT bytes"
+	[ "$size" -le "$AIM" ] || echo "size-budget: warning: $((size - AIM)) bytes over the aim" >&2
+fi
+# Texts only the host commands print (rom, config, plan): none may be in the boot build.
+leaked=""
+for t in 'vfio-early rom inspect FILE|BDF' 'what /etc/vfio-early.conf sets' 'show what a boot would do'; do
+	grep -qaF "$t" "$boot" && leaked="$leaked \"$t\""
+done
+grep -qaF 'vfio-early rom inspect FILE|BDF' "$host" || leaked="$leaked (the check itself: the host build lacks the rom usage text)"
+if [ -z "$leaked" ]; then
+	ok "the boot build carries no host command"
+else
+	ko "host command texts in the boot build:$leaked"
 fi
 
 sysroot=$(rustc +nightly --print sysroot 2>/dev/null || true)
 if [ -n "$sysroot" ] && [ -d "$sysroot/lib/rustlib/src/rust/library" ] &&
 	[ -d "$sysroot/lib/rustlib/x86_64-unknown-linux-musl" ]; then
 	if make -s -C "$repo" small >/dev/null 2>&1; then
-		small=$tdir/small/x86_64-unknown-linux-musl/release/vfio-early
+		small=$tdir/small/x86_64-unknown-linux-musl/release/vfio-early-boot
 		s=$(stat -c %s "$small")
-		echo "size-budget: size-tuned (make small) $s bytes ($(kib "$s") KiB), $(linkage "$small"); $((size - s)) bytes less than the stable build"
+		echo "size-budget: size-tuned boot build (make small) $s bytes ($(kib "$s") KiB), $(linkage "$small"); $((size - s)) bytes less than the stable build; limit $SMALL_LIMIT"
+		if [ "$s" -le "$SMALL_LIMIT" ]; then
+			ok "size-tuned boot build $s <= $SMALL_LIMIT bytes"
+		else
+			ko "the size-tuned boot build is $((s - SMALL_LIMIT)) bytes over $SMALL_LIMIT"
+		fi
 	else
-		echo "size-budget: FAIL: make small failed with nightly present" >&2
-		status=1
+		ko "make small failed with nightly present"
 	fi
 else
-	echo "size-budget: size-tuned build skipped: no nightly toolchain with rust-src and the musl target (rustup toolchain install nightly; rustup component add rust-src --toolchain nightly; rustup target add x86_64-unknown-linux-musl --toolchain nightly)"
+	skip "size-tuned boot build: no nightly toolchain with rust-src and the musl target (rustup toolchain install nightly; rustup component add rust-src --toolchain nightly; rustup target add x86_64-unknown-linux-musl --toolchain nightly)"
 fi
-exit "$status"
+finish

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! `vfio-early`: arguments in, exit code out; everything else is in the library.
+//! `vfio-early`, the host build: every command. Arguments in, exit code out; everything else is
+//! in the library. The initramfs carries `vfio-early-boot` (bind only) instead.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,13 +15,14 @@ vfio-early: bind chosen PCI devices to vfio-pci from the initramfs, before any n
 Usage:
   vfio-early [bind] [--root DIR]              act (inside an initramfs only; always exits 0 there)
   vfio-early plan [--root DIR] [--cmdline S]  show what a boot would do; change nothing
-  vfio-early config [--root DIR]              what /etc/vfio-early.conf sets, read by the boot's parser
+  vfio-early config [--root DIR] [--file F]   what /etc/vfio-early.conf sets, read by the boot's parser
   vfio-early rom COMMAND [--root DIR] ...     inspect, clean, persist ROMs (vfio-early rom --help)
   vfio-early --help | --version
 
 Options:
   --root DIR      read and write every /proc, /sys, /etc, /run and /dev path under DIR (default /)
   --cmdline S     plan for this kernel command line instead of /proc/cmdline
+  --file F        read this file instead of /etc/vfio-early.conf (the hooks pass their own path)
 
 Kernel command line (the same keys work in /etc/vfio-early.conf without the prefix):
   vfio-early.devices=LIST   comma-separated entries, may repeat:
@@ -41,18 +43,108 @@ Exit codes of config: 0 clean, 1 a problem (named on stderr), 2 unreadable file 
 The kernel log (dmesg | grep vfio-early) and /run/vfio-early/state.json say what happened.
 ";
 
-/// What the command line asks for.
-enum Cmd {
-    Run(Options),
-    Config(PathBuf),
-    Rom(PathBuf, Vec<String>),
+/// The command and its words, with the options every command takes already taken out.
+struct Args {
+    root: PathBuf,
+    command: String,
+    rest: Vec<String>,
+}
+
+/// `Ok(None)`: help or version was printed.
+fn split(args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut root = PathBuf::from("/");
+    let mut command = None;
+    let mut rest = Vec::new();
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--root" => root = args.next().ok_or("--root needs a directory")?.into(),
+            "-h" | "--help" | "help" => {
+                match command.as_deref() {
+                    Some("rom") => out!("{}", romcli::USAGE),
+                    _ => out!("{HELP}"),
+                }
+                return Ok(None);
+            }
+            "-V" | "--version" if command.is_none() => {
+                outln!("vfio-early {}", env!("CARGO_PKG_VERSION"));
+                return Ok(None);
+            }
+            _ if command.is_none() && !arg.starts_with('-') => command = Some(arg),
+            // A value that looks like an option (`--cmdline "--x"`) stays with its option.
+            _ => {
+                let takes_value = matches!(arg.as_str(), "--cmdline" | "--file");
+                rest.push(arg);
+                if takes_value {
+                    rest.extend(args.next());
+                }
+            }
+        }
+    }
+    Ok(Some(Args {
+        root,
+        command: command.unwrap_or_else(|| "bind".into()),
+        rest,
+    }))
+}
+
+/// The value of option `name` in `rest` (taken out), and whatever else is left.
+fn take_value(rest: &mut Vec<String>, name: &str) -> Result<Option<String>, String> {
+    let Some(at) = rest.iter().position(|a| a == name) else {
+        return Ok(None);
+    };
+    if at + 1 >= rest.len() {
+        return Err(format!("{name} needs a value"));
+    }
+    let value = rest.remove(at + 1);
+    rest.remove(at);
+    Ok(Some(value))
+}
+
+fn no_more(rest: &[String]) -> Result<(), String> {
+    match rest.first() {
+        Some(other) => Err(format!("unknown argument \"{other}\"")),
+        None => Ok(()),
+    }
+}
+
+fn dispatch(a: Args) -> Result<i32, String> {
+    let mut rest = a.rest;
+    let root = Root::new(&a.root);
+    match a.command.as_str() {
+        "bind" | "plan" => {
+            let cmdline = take_value(&mut rest, "--cmdline")?;
+            no_more(&rest)?;
+            if cmdline.is_some() && a.command != "plan" {
+                return Err("--cmdline goes with plan".into());
+            }
+            let mode = match a.command.as_str() {
+                "plan" => Mode::Plan,
+                _ => Mode::Boot,
+            };
+            Ok(run::run(&Options {
+                root: a.root,
+                mode,
+                cmdline,
+            }))
+        }
+        "config" => {
+            let file = take_value(&mut rest, "--file")?;
+            no_more(&rest)?;
+            let path = match file {
+                Some(f) => PathBuf::from(f),
+                None => root.path(run::CONFIG_FILE),
+            };
+            Ok(run::config(&path))
+        }
+        "rom" => Ok(romcli::main(&root, &rest)),
+        other => Err(format!("unknown argument \"{other}\"")),
+    }
 }
 
 fn main() -> ExitCode {
-    let code = match parse(std::env::args().skip(1)) {
-        Ok(Some(Cmd::Run(opts))) => run::run(&opts),
-        Ok(Some(Cmd::Config(root))) => run::config(&Root::new(root)),
-        Ok(Some(Cmd::Rom(root, args))) => romcli::main(&Root::new(root), &args),
+    let code = match split(std::env::args().skip(1)).and_then(|a| a.map(dispatch).transpose()) {
+        Ok(Some(code)) => code,
         Ok(None) => 0,
         Err(msg) => {
             errln!("vfio-early: {msg}\nTry 'vfio-early --help'.");
@@ -61,58 +153,4 @@ fn main() -> ExitCode {
     };
     // Anything stdout could not take (a closed pipe, a full disk) is exit code 2, not a signal.
     ExitCode::from(vfio_early::out::exit_code(code) as u8)
-}
-
-/// `Ok(None)`: help or version was printed.
-fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Cmd>, String> {
-    let mut opts = Options {
-        root: PathBuf::from("/"),
-        mode: Mode::Boot,
-        cmdline: None,
-    };
-    let mut command = None;
-    let mut rom_args = None::<Vec<String>>;
-    while let Some(arg) = args.next() {
-        if let Some(rest) = rom_args.as_mut() {
-            match arg.as_str() {
-                "--root" => opts.root = args.next().ok_or("--root needs a directory")?.into(),
-                "-h" | "--help" | "help" => {
-                    out!("{}", romcli::USAGE);
-                    return Ok(None);
-                }
-                _ => rest.push(arg),
-            }
-            continue;
-        }
-        match arg.as_str() {
-            "rom" if command.is_none() => rom_args = Some(Vec::new()),
-            "-h" | "--help" | "help" => {
-                out!("{HELP}");
-                return Ok(None);
-            }
-            "-V" | "--version" => {
-                outln!("vfio-early {}", env!("CARGO_PKG_VERSION"));
-                return Ok(None);
-            }
-            "--root" => opts.root = args.next().ok_or("--root needs a directory")?.into(),
-            "--cmdline" => opts.cmdline = Some(args.next().ok_or("--cmdline needs a string")?),
-            "bind" | "plan" | "config" if command.is_none() => {
-                command = Some(arg.clone());
-                if arg == "plan" {
-                    opts.mode = Mode::Plan;
-                }
-            }
-            other => return Err(format!("unknown argument \"{other}\"")),
-        }
-    }
-    if let Some(rest) = rom_args {
-        return Ok(Some(Cmd::Rom(opts.root, rest)));
-    }
-    if opts.cmdline.is_some() && opts.mode != Mode::Plan {
-        return Err("--cmdline goes with plan".into());
-    }
-    if command.as_deref() == Some("config") {
-        return Ok(Some(Cmd::Config(opts.root)));
-    }
-    Ok(Some(Cmd::Run(opts)))
 }

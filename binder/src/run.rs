@@ -64,7 +64,7 @@ pub struct Input {
 pub fn read_input(root: &Root, cmdline: Option<&str>) -> Input {
     let mut settings = Settings::default();
     let mut problems = Problems::default();
-    apply_config_file(root, &mut settings, &mut problems);
+    apply_config_file(&root.path(CONFIG_FILE), &mut settings, &mut problems);
     // dracut's getcmdline(): cmdline.d in name order first, /proc/cmdline last (it wins).
     let confs = cmdline_d_files(root, &mut problems);
     let mut cmdline_ids = false;
@@ -164,9 +164,9 @@ fn cmdline_d_files(root: &Root, problems: &mut Problems) -> heapless::Vec<FileNa
 /// A cmdline.d file name kept for reading.
 type FileName = heapless::String<128>;
 
-/// Applies `/etc/vfio-early.conf`; absent is fine, unreadable or cut is a problem.
-fn apply_config_file(root: &Root, settings: &mut Settings, problems: &mut Problems) {
-    match sysfs::read_input_optional(&root.path(CONFIG_FILE), CONFIG_CAP) {
+/// Applies `/etc/vfio-early.conf` (or `path`); absent is fine, unreadable or cut is a problem.
+fn apply_config_file(path: &std::path::Path, settings: &mut Settings, problems: &mut Problems) {
+    match sysfs::read_input_optional(path, CONFIG_CAP) {
         Ok(None) => {}
         Ok(Some(input)) => {
             settings.apply_file(&input.text(), problems);
@@ -178,15 +178,15 @@ fn apply_config_file(root: &Root, settings: &mut Settings, problems: &mut Proble
     }
 }
 
-/// `vfio-early config`: what `/etc/vfio-early.conf` sets, read by the boot's own parser, one
-/// `key = value` line per key on stdout, every problem named on stderr. The generator hooks
-/// ask it for `build-strict`. Exit 0 clean, 1 problems (the output is what a boot would apply),
-/// 2 unreadable file or unwritable output.
-pub fn config(root: &Root) -> i32 {
+/// `vfio-early config`: what the config file (`/etc/vfio-early.conf`, or the hooks' own path)
+/// sets, read by the boot's own parser, one `key = value` line per key on stdout, every problem
+/// named on stderr. The generator hooks ask it for `build-strict`. Exit 0 clean, 1 problems (the
+/// output is what a boot would apply), 2 unreadable file or unwritable output.
+pub fn config(path: &std::path::Path) -> i32 {
     use std::io::Write;
     let mut settings = Settings::default();
     let mut problems = Problems::default();
-    apply_config_file(root, &mut settings, &mut problems);
+    apply_config_file(path, &mut settings, &mut problems);
     if let Some(p) = problems
         .kept
         .iter()

@@ -6,10 +6,11 @@
 //! really does is proven by the QEMU boots in `tests/qemu`.
 
 mod common;
-
-use std::process::Command;
+#[path = "common/exe.rs"]
+mod exe;
 
 use common::{Dev, FakeTree};
+use exe::{boot, has};
 
 const DISPLAY: u32 = 0x030000;
 const AUDIO: u32 = 0x040300;
@@ -17,30 +18,9 @@ const USB: u32 = 0x0c0330;
 const BRIDGE: u32 = 0x060400;
 const SATA: u32 = 0x010601;
 
-/// Runs the binary on the tree; returns (exit code, stdout, stderr).
+/// Runs the host build on the tree; returns (exit code, stdout, stderr).
 fn run(t: &FakeTree, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_vfio-early"))
-        .arg("--root")
-        .arg(&t.root)
-        .args(args)
-        .output()
-        .expect("run vfio-early");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-/// Boot mode: must always exit 0 inside an initramfs.
-fn boot(t: &FakeTree) -> Vec<String> {
-    let (code, _, err) = run(t, &[]);
-    assert_eq!(code, 0, "boot mode exits 0; stderr: {err}");
-    t.kmsg_lines()
-}
-
-fn has(lines: &[String], needle: &str) -> bool {
-    lines.iter().any(|l| l.contains(needle))
+    exe::run(exe::HOST, t, args)
 }
 
 /// A GPU card behind a root port: display, HDMI audio and a USB-C controller in one group.
@@ -530,6 +510,36 @@ fn help_and_version() {
     let (code, out, _) = run(&t, &["--version"]);
     assert_eq!(code, 0);
     assert!(out.starts_with("vfio-early "));
+}
+
+/// The boot build binds and answers --help/--version; every host command is refused there.
+#[test]
+fn boot_build_binds_only() {
+    let t = FakeTree::new();
+    let (code, out, _) = exe::run(exe::BOOT, &t, &["--help"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("boot build") && !out.contains("vfio-early rom"),
+        "{out}"
+    );
+    let (code, out, _) = exe::run(exe::BOOT, &t, &["--version"]);
+    assert_eq!((code, out.starts_with("vfio-early ")), (0, true), "{out}");
+    for args in [
+        &["plan"][..],
+        &["config"],
+        &["rom", "known"],
+        &["bind", "--cmdline", "x"],
+    ] {
+        let (code, out, err) = exe::run(exe::BOOT, &t, args);
+        assert_eq!((code, out.as_str()), (2, ""), "{args:?}: {err}");
+        assert!(err.contains("unknown argument"), "{args:?}: {err}");
+    }
+    // `bind` spelled out is the same run as none.
+    card(&t, 1, 1);
+    t.modprobe_binds().cmdline("vfio-early.devices=01:00.0");
+    let (code, _, err) = exe::run(exe::BOOT, &t, &["bind"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(t.driver_of("01:00.0").as_deref(), Some("vfio-pci"));
 }
 
 /// `vfio-early config`: the file's settings by the boot's parser (what the hooks ask for

@@ -3,8 +3,8 @@
 //! with its reason, never acted on from a partial view; an unreadable driver name is a driver.
 
 mod common;
-
-use std::process::Command;
+#[path = "common/exe.rs"]
+mod exe;
 
 use common::{assert_logged, Dev, FakeTree};
 
@@ -12,15 +12,10 @@ const DISPLAY: u32 = 0x030000;
 const AUDIO: u32 = 0x040300;
 const USB: u32 = 0x0c0330;
 
+/// Boot mode without the kernel log's record budget: every line is kept.
 fn boot(t: &FakeTree) -> Vec<String> {
     t.file("proc/sys/kernel/printk_devkmsg", "on\n");
-    let out = Command::new(env!("CARGO_BIN_EXE_vfio-early"))
-        .arg("--root")
-        .arg(&t.root)
-        .output()
-        .expect("run vfio-early");
-    assert_eq!(out.status.code(), Some(0), "boot mode exits 0");
-    t.kmsg_lines()
+    exe::boot(t)
 }
 
 /// A display and its audio in `group`, plus `others` USB endpoints in the same group on buses

@@ -3,41 +3,20 @@
 //! in silence, a cut input or a malformed kill switch takes nothing, and no input can hang it.
 
 mod common;
+#[path = "common/exe.rs"]
+mod exe;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::{Dev, FakeTree};
+use exe::{boot, has};
 
 const DISPLAY: u32 = 0x030000;
 const AUDIO: u32 = 0x040300;
 
-/// Runs the binary on the tree with a hang guard (a blocked read would wait forever); returns
-/// (exit code, stdout, stderr).
+/// Runs the host build on the tree with a hang guard; returns (exit code, stdout, stderr).
 fn run(t: &FakeTree, args: &[&str]) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vfio-early"))
-        .arg("--root")
-        .arg(&t.root)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run vfio-early");
-    let start = Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("vfio-early {args:?} still running after 20 s: an input blocked it");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("output");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    exe::run(exe::HOST, t, args)
 }
 
 /// A card at 01:00.0/.1 (group 1) and its identical twin at 02:00.0/.1 (group 2).
@@ -51,23 +30,12 @@ fn twins() -> FakeTree {
     t
 }
 
-/// Boot mode (exits 0); the kernel log.
-fn boot(t: &FakeTree) -> Vec<String> {
-    let (code, _, err) = run(t, &[]);
-    assert_eq!(code, 0, "boot mode exits 0; stderr: {err}");
-    t.kmsg_lines()
-}
-
 fn taken(t: &FakeTree) -> Vec<String> {
     ["01:00.0", "01:00.1", "02:00.0", "02:00.1"]
         .into_iter()
         .filter(|b| t.driver_of(b).as_deref() == Some("vfio-pci") || t.override_of(b) == "vfio-pci")
         .map(String::from)
         .collect()
-}
-
-fn has(lines: &[String], needle: &str) -> bool {
-    lines.iter().any(|l| l.contains(needle))
 }
 
 /// `plan` on the tree's own inputs: (exit code, all output).

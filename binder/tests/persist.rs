@@ -224,7 +224,7 @@ fn state_and_modprobe_log_never_go_through_a_symlinked_directory() {
     symlink(&elsewhere, t.path("run/vfio-early")).unwrap();
     t.cmdline("vfio-early.devices=01:00.0")
         .file("proc/sys/kernel/printk_devkmsg", "on\n");
-    let out = Command::new(env!("CARGO_BIN_EXE_vfio-early"))
+    let out = Command::new(env!("CARGO_BIN_EXE_vfio-early-boot"))
         .arg("--root")
         .arg(&t.root)
         .output()

@@ -47,7 +47,7 @@ install() {
         return 0
     fi
     # inst_binary: a dynamic build brings its libraries (inst_simple would copy the file alone).
-    inst_binary "$VE_BIN" /usr/bin/vfio-early
+    inst_binary "$VE_BOOT_BIN" /usr/bin/vfio-early
     [ -f "$VE_CONF" ] && inst_simple "$VE_CONF" /etc/vfio-early.conf
     ve_write_image_files "$initdir"
     if dracut_module_included systemd; then

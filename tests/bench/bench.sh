@@ -18,7 +18,7 @@ MODPROBE=${MODPROBE:-exe}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 target=${CARGO_TARGET_DIR:-$repo/target}
-BIN=${BIN:-$target/x86_64-unknown-linux-musl/release/vfio-early}
+BIN=${BIN:-$target/x86_64-unknown-linux-musl/release/vfio-early-boot}
 
 die() { echo "bench: $*" >&2; exit 1; }
 

@@ -283,7 +283,8 @@ gen_uninstall() {
     while IFS= read -r f; do
         [ -n "$f" ] && rm -f "$r$f"
     done <"$r$GEN_STATE_DIR/manifest"
-    rm -rf "$r/usr/lib/dracut/modules.d/50vfio-early" "$r/usr/lib/vfio-early" "$r$GEN_STATE_DIR/vfio-early.aside"
+    rm -rf "$r/usr/lib/dracut/modules.d/50vfio-early" "$r/usr/lib/vfio-early" "$r$GEN_STATE_DIR/vfio-early.aside" \
+        "$r$GEN_STATE_DIR/vfio-early-host.aside"
     rm -f "$r$GEN_STATE_DIR/manifest"
 }
 
@@ -291,8 +292,10 @@ gen_uninstall() {
 #   bare   vfio-early not installed (size baseline)
 #   main   `make install DESTDIR=ROOT`, no /etc/vfio-early.conf
 #   conf   main plus /etc/vfio-early.conf with "devices = 01:00.0"
-#   nobin  main without /usr/bin/vfio-early (the hooks must say so and still build)
-#   strict nobin plus "build-strict = yes" in /etc/vfio-early.conf (the build must fail)
+#   nobin  main without the boot build /usr/lib/vfio-early/vfio-early-boot (the hooks must say so
+#          and still build)
+#   strict nobin, the host build moved aside too (the hooks' shell reading of the file decides),
+#          plus "build-strict = yes" in /etc/vfio-early.conf (the build must fail)
 #   dyn    main with the native glibc build (`make TARGET=`, dynamically linked) as the binary
 #   longd  main plus a dracut kernel_cmdline of 9 KiB ending in vfio-early.off (dracut writes it
 #          to the image's /etc/cmdline.d/01-default.conf, over the binder's 8 KiB cap)
@@ -314,9 +317,10 @@ gen_set_root_state() {
                     >"$r/etc/dracut.conf.d/90-vfiotest-long.conf"
             ;;
         conf) printf '# written by tests/generators\ndevices = 01:00.0\n' >"$r/etc/vfio-early.conf" ;;
-        nobin) mv "$r/usr/bin/vfio-early" "$r$GEN_STATE_DIR/vfio-early.aside" ;;
+        nobin) mv "$r/usr/lib/vfio-early/vfio-early-boot" "$r$GEN_STATE_DIR/vfio-early.aside" ;;
         strict)
-            mv "$r/usr/bin/vfio-early" "$r$GEN_STATE_DIR/vfio-early.aside" &&
+            mv "$r/usr/lib/vfio-early/vfio-early-boot" "$r$GEN_STATE_DIR/vfio-early.aside" &&
+                mv "$r/usr/bin/vfio-early" "$r$GEN_STATE_DIR/vfio-early-host.aside" &&
                 printf '# written by tests/generators\nbuild-strict = yes\n' >"$r/etc/vfio-early.conf"
             ;;
         *) h_err "unknown root state $v"; return 1 ;;
@@ -348,7 +352,7 @@ gen_image_key() {
     {
         echo "$(gen_root_key) $flavour $variant $(gen_test_pieces_key)"
         [ "$variant" = bare ] || echo "$GEN_INSTALL_KEY"
-        [ "$variant" != dyn ] || sha256sum <"$REPO_DIR/target/release/vfio-early"
+        [ "$variant" != dyn ] || sha256sum <"$REPO_DIR/target/release/vfio-early-boot"
         gen_build_cmd "$flavour" OUT
         [ "$flavour" != dho ] || echo "$GEN_FAKE_LOADED"
         declare -f gen_set_root_state gen_build_image gen_build_cmd gen_mount_root

@@ -198,12 +198,12 @@ for ((i = 0; i < ${#N[@]}; i++)); do
                 if ! readelf -lW "$dir/vfio-early.bin" 2>/dev/null | grep -q INTERP; then
                     reasons+=$'\n'"the image's usr/bin/vfio-early is not the dynamic build"
                 fi
-                for lib in $(ldd "$REPO_DIR/target/release/vfio-early" | awk '$2 == "=>" { print $1 } $1 ~ /^\// { print $1 }'); do
+                for lib in $(ldd "$REPO_DIR/target/release/vfio-early-boot" | awk '$2 == "=>" { print $1 } $1 ~ /^\// { print $1 }'); do
                     grep -qE "(^|/)${lib##*/}\$" <<<"$list" || reasons+=$'\n'"the image lacks ${lib##*/}, which the binary needs"
                 done
                 ;;
-            buildmsg) grep -qF 'vfio-early: missing /usr/bin/vfio-early' "${IMG[i]}.log" ||
-                reasons+=$'\n'"the build output does not name the missing /usr/bin/vfio-early (see ${IMG[i]}.log)" ;;
+            buildmsg) grep -qF 'vfio-early: missing /usr/lib/vfio-early/vfio-early-boot' "${IMG[i]}.log" ||
+                reasons+=$'\n'"the build output does not name the missing /usr/lib/vfio-early/vfio-early-boot (see ${IMG[i]}.log)" ;;
         esac
     done
     reasons=$(sed '/^$/d' <<<"$reasons")
@@ -272,9 +272,9 @@ for f in its dsd; do
     if [ -z "$st" ]; then
         reasons+="no build log ($img.log)"$'\n'
     elif [ "$st" -eq 0 ]; then
-        reasons+="the generator exited 0 and wrote an image although build-strict = yes and /usr/bin/vfio-early is missing"$'\n'
+        reasons+="the generator exited 0 and wrote an image although build-strict = yes and no vfio-early binary is installed"$'\n'
     fi
-    grep -qF 'vfio-early: missing /usr/bin/vfio-early: the image build fails (build-strict = yes' "$img.log" ||
+    grep -qF 'vfio-early: missing /usr/lib/vfio-early/vfio-early-boot: the image build fails (build-strict = yes' "$img.log" ||
         reasons+="the build output lacks the build-strict message"$'\n'
     reasons=$(sed '/^$/d' <<<"$reasons")
     if [ -z "$reasons" ]; then
@@ -310,6 +310,23 @@ if selected its-nolib-dash; then
         result its-nolib-dash FAIL "" "$reasons"
     fi
 fi
+
+# Every image carries the boot build (bind only), not the host build: byte for byte.
+boot_bin="$REPO_DIR/target/x86_64-unknown-linux-musl/release/vfio-early-boot"
+for f in its dsd dsh; do
+    selected "$f-boot-build" || continue
+    img=$(gen_image_path "$f" main)
+    got=$(gen_image_file "$img" usr/bin/vfio-early | sha256sum | cut -d' ' -f1)
+    want=$(sha256sum <"$boot_bin" | cut -d' ' -f1)
+    host=$(sha256sum <"$REPO_DIR/target/x86_64-unknown-linux-musl/release/vfio-early" | cut -d' ' -f1)
+    if [ "$got" = "$want" ]; then
+        result "$f-boot-build" OK "usr/bin/vfio-early is vfio-early-boot ($(stat -c %s "$boot_bin") bytes)"
+    elif [ "$got" = "$host" ]; then
+        result "$f-boot-build" FAIL "" "the image carries the host build, not vfio-early-boot"
+    else
+        result "$f-boot-build" FAIL "" "the image's usr/bin/vfio-early ($got) is not vfio-early-boot ($want)"
+    fi
+done
 
 # Scenario 5: the hostonly dracut image keeps the vfio modules (listing, no boot).
 if selected dho-hostonly-modules; then

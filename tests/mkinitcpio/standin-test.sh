@@ -163,14 +163,18 @@ if ! make -s -C "$repo" install PREFIX="$P/usr" SYSCONFDIR="$P/etc" \
 fi
 hook="$P/usr/lib/initcpio/install/vfio-early"
 runtime="$P/usr/lib/initcpio/hooks/vfio-early"
-ve_bin="$P/usr/bin/vfio-early"
+# The boot build: what goes into the image (the host build only answers `config`/`rom known`).
+ve_bin="$P/usr/lib/vfio-early/vfio-early-boot"
 ve_conf="$P/etc/vfio-early.conf"
 # Every image gets the runtime hook and the unit with its wants link, so the place in HOOKS
 # cannot disable vfio-early; only how the unit is added differs between the flavours.
 wants="add_symlink /usr/lib/systemd/system/sysinit.target.wants/vfio-early.service ../vfio-early.service"
 busybox_adds=("add_runscript " "runscript-name vfio-early" "$wants"
     "add_file $P/usr/lib/systemd/system/vfio-early.service /usr/lib/systemd/system/vfio-early.service")
-systemd_adds=("add_runscript " "runscript-name vfio-early" "$wants" "add_systemd_unit vfio-early.service")
+# The systemd flavour adds the unit the same way: add_systemd_unit would add_binary the unit's
+# ExecStart from the host, putting the host build over the boot build (upstream v41's add_file
+# overwrites).
+systemd_adds=("${busybox_adds[@]}")
 
 # --- running one case
 # run_case NAME FLAVOUR [VAR=VALUE...]: runs build() in a child; sets $out (its directory).
@@ -213,22 +217,22 @@ case_destdir() {
         fail $n "make install DESTDIR failed: $(tail -n 3 "$T/make-destdir.log")"
         return
     fi
-    for f in usr/bin/vfio-early usr/lib/vfio-early/hook-lib.sh usr/lib/initcpio/install/vfio-early \
+    for f in usr/bin/vfio-early usr/lib/vfio-early/vfio-early-boot usr/lib/vfio-early/hook-lib.sh usr/lib/initcpio/install/vfio-early \
         usr/lib/initcpio/hooks/vfio-early usr/lib/systemd/system/vfio-early.service; do
         [ -f "$D/$f" ] || why="$why missing $f;"
     done
     if [ -z "$why" ]; then
         grep -q '^VE_BIN=/usr/bin/vfio-early$' "$D/usr/lib/vfio-early/hook-lib.sh" || why="$why VE_BIN is not /usr/bin/vfio-early;"
+        grep -q '^VE_BOOT_BIN=/usr/lib/vfio-early/vfio-early-boot$' "$D/usr/lib/vfio-early/hook-lib.sh" || why="$why VE_BOOT_BIN is not /usr/lib/vfio-early/vfio-early-boot;"
         grep -q '^VE_CONF=/etc/vfio-early.conf$' "$D/usr/lib/vfio-early/hook-lib.sh" || why="$why VE_CONF is not /etc/vfio-early.conf;"
         grep -q '\. /usr/lib/vfio-early/hook-lib\.sh' "$D/usr/lib/initcpio/install/vfio-early" || why="$why install hook does not source /usr/lib/vfio-early/hook-lib.sh;"
         if grep -l '@[A-Z]*@' "$D/usr/lib/vfio-early/hook-lib.sh" "$D/usr/lib/initcpio/install/vfio-early" "$D/usr/lib/initcpio/hooks/vfio-early" >/dev/null; then
             why="$why unsubstituted @...@ left;"
         fi
-        # upstream add_systemd_unit add_binary's the ExecStart path from the build host and
-        # finds units only in /usr/lib/systemd/system or /lib/systemd/system
+        # ExecStart names the image's path, where the hook puts the boot build
         grep -q '^ExecStart=/usr/bin/vfio-early$' "$D/usr/lib/systemd/system/vfio-early.service" || why="$why unit ExecStart is not /usr/bin/vfio-early;"
-        # shellcheck disable=SC2016 # a literal $VE_BIN
-        grep -q 'add_binary "\$VE_BIN" /usr/bin/vfio-early' "$D/usr/lib/initcpio/install/vfio-early" || why="$why install hook does not put the binary at /usr/bin/vfio-early;"
+        # shellcheck disable=SC2016 # a literal $VE_BOOT_BIN
+        grep -q 'add_binary "\$VE_BOOT_BIN" /usr/bin/vfio-early' "$D/usr/lib/initcpio/install/vfio-early" || why="$why install hook does not put the boot build at /usr/bin/vfio-early;"
     fi
     if [ -z "$why" ]; then pass $n; else fail $n "$why"; fi
 }
@@ -268,7 +272,7 @@ case_busybox_noconf() {
     pass $n
 }
 
-# --- 5. systemd flavour: unit by add_systemd_unit, wants link, and the (inert) runscript
+# --- 5. systemd flavour: the unit by add_file (not add_systemd_unit), wants link, the (inert) runscript
 case_systemd() {
     local n=systemd-with-config
     printf 'devices = 01:00.0\n' >"$ve_conf"
@@ -279,7 +283,7 @@ case_systemd() {
         "${systemd_adds[@]}" || return 0
     if [ "$(rc_of)" != 0 ] || ! no_messages; then fail $n "rc $(rc_of), calls: $(cat "$out/calls")"; return; fi
     [ -f "$out/buildroot/etc/modprobe.d/vfio-early-host.conf" ] || { fail $n "no vfio-early-host.conf"; return; }
-    # the link must name the unit that add_systemd_unit installs (same directory, same name)
+    # the link must name the unit installed (same directory, same name)
     grep -q '^WantedBy=sysinit.target$' "$P/usr/lib/systemd/system/vfio-early.service" || { fail $n "unit is not WantedBy=sysinit.target"; return; }
     pass $n
 }

@@ -145,7 +145,7 @@ rm -rf "$ctl"
 dpkg-deb -e "$DEB" "$ctl"
 contents=$(dpkg-deb -c "$DEB" | awk '{ print $6 }' | sed 's|^\./|/|')
 reasons=""
-for p in /usr/bin/vfio-early /usr/lib/vfio-early/hook-lib.sh /usr/share/initramfs-tools/hooks/vfio-early \
+for p in /usr/bin/vfio-early /usr/lib/vfio-early/vfio-early-boot /usr/lib/vfio-early/hook-lib.sh /usr/share/initramfs-tools/hooks/vfio-early \
     /usr/share/initramfs-tools/scripts/init-top/00-vfio-early /usr/lib/dracut/modules.d/50vfio-early/module-setup.sh \
     /usr/lib/dracut/modules.d/50vfio-early/vfio-early.sh /lib/systemd/system/vfio-early.service \
     /lib/systemd/system/vfio-early-rom-persist.service /usr/share/man/man8/vfio-early.8.gz \
@@ -158,9 +158,11 @@ grep -qx 'activate-noawait update-initramfs' "$ctl/triggers" || reasons+="no 'ac
 for s in preinst postinst prerm postrm; do
     [ ! -f "$ctl/$s" ] || ! grep -q 'update-initramfs\|dracut ' "$ctl/$s" || reasons+="$s calls an image generator"$'\n'
 done
-readelf -lW "$REPO_DIR/target/debian/vfio-early-${DEB_VERSION%-*}/debian/vfio-early/usr/bin/vfio-early" | grep -q INTERP &&
-    reasons+="the packaged binary is dynamic"$'\n'
-verdict deb-contents "$(grep -c . <<<"$contents") paths, trigger, no conffile, static binary" "$reasons"
+for b in usr/bin/vfio-early usr/lib/vfio-early/vfio-early-boot; do
+    readelf -lW "$REPO_DIR/target/debian/vfio-early-${DEB_VERSION%-*}/debian/vfio-early/$b" | grep -q INTERP &&
+        reasons+="the packaged $b is dynamic"$'\n'
+done
+verdict deb-contents "$(grep -c . <<<"$contents") paths, trigger, no conffile, static binaries (host and boot build)" "$reasons"
 
 lintian --pedantic -I "$REPO_DIR"/target/debian/vfio-early_*.changes >"$SUITE_OUT/lintian.txt" 2>&1
 reasons=""

@@ -71,9 +71,9 @@ build_binder() {
     if [ -n "${VFIO_EARLY_BIN:-}" ]; then
         BINDER_BIN=$VFIO_EARLY_BIN
     else
-        # The shipped binary: size-tuned static build.
+        # What the hooks put into every image: the static boot build (bind only).
         make -s -C "$REPO_DIR" static >&2 || { h_err "make static failed"; return 1; }
-        BINDER_BIN="$REPO_DIR/target/$MUSL_TARGET/release/vfio-early"
+        BINDER_BIN="$REPO_DIR/target/$MUSL_TARGET/release/vfio-early-boot"
     fi
     [ -x "$BINDER_BIN" ] || { h_err "binder not executable: $BINDER_BIN"; return 1; }
     # The image carries no libc for it: it must be static (static-pie

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Running the two builds on a fake tree (integration tests only: examples have no
+//! `CARGO_BIN_EXE_*`). Include with `#[path = "common/exe.rs"] mod exe;`.
+#![allow(dead_code)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::FakeTree;
+
+/// The host build: every command.
+pub const HOST: &str = env!("CARGO_BIN_EXE_vfio-early");
+/// The boot build: what the hooks put into every image.
+pub const BOOT: &str = env!("CARGO_BIN_EXE_vfio-early-boot");
+
+/// Runs `exe --root TREE ARGS` with a hang guard (a blocked read would wait forever); returns
+/// (exit code, stdout, stderr).
+pub fn run(exe: &str, t: &FakeTree, args: &[&str]) -> (i32, String, String) {
+    let mut child = Command::new(exe)
+        .arg("--root")
+        .arg(&t.root)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run vfio-early");
+    let start = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("{exe} {args:?} still running after 20 s: an input blocked it");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The boot build in boot mode, which must exit 0 inside an initramfs; the kernel log.
+#[track_caller]
+pub fn boot(t: &FakeTree) -> Vec<String> {
+    let (code, _, err) = run(BOOT, t, &[]);
+    assert_eq!(code, 0, "boot mode exits 0; stderr: {err}");
+    t.kmsg_lines()
+}
+
+pub fn has(lines: &[String], needle: &str) -> bool {
+    lines.iter().any(|l| l.contains(needle))
+}
