@@ -29,8 +29,14 @@ use nix::fcntl::OFlag;
 pub trait Kernel {
     /// Writes `value` to an existing attribute in one `write()`.
     fn write(&mut self, path: &Path, value: &str) -> io::Result<()>;
-    /// Loads a module with the system's modprobe, waiting for it until `until` at most.
-    fn modprobe(&mut self, module: &str, until: Instant) -> Result<(), ModprobeError>;
+    /// Loads a module with the system's modprobe, waiting for it until `until` at most; its
+    /// messages go to `modprobe.log` in `log` (the run's directory) when there is one.
+    fn modprobe(
+        &mut self,
+        module: &str,
+        until: Instant,
+        log: Option<&Dir>,
+    ) -> Result<(), ModprobeError>;
     /// The clock the deadline is measured with.
     fn now(&self) -> Instant {
         Instant::now()
@@ -46,40 +52,49 @@ pub enum ModprobeError {
 
 /// Where modprobe's messages go (kept for troubleshooting, quoted in the failure line).
 pub const MODPROBE_LOG: &str = "run/vfio-early/modprobe.log";
-const MODPROBE_LOG_DIR: &str = "run/vfio-early";
 const MODPROBE_LOG_NAME: &str = "modprobe.log";
 
 /// The real thing, under a root.
 pub struct RealKernel {
-    pub modprobe: Option<PathBuf>,
-    root: PathBuf,
+    root: Root,
 }
 
 impl RealKernel {
-    /// The system's modprobe, by absolute path, so the admin's modprobe.d applies.
     pub fn new(root: &Root) -> RealKernel {
-        let modprobe = [
+        RealKernel { root: root.clone() }
+    }
+
+    /// The system's modprobe, by absolute path, so the admin's modprobe.d applies; looked for
+    /// only when a module is to be loaded.
+    fn modprobe_path(&self) -> Option<PathBuf> {
+        [
             "sbin/modprobe",
             "usr/sbin/modprobe",
             "bin/modprobe",
             "usr/bin/modprobe",
         ]
         .iter()
-        .map(|p| root.path(p))
-        .find(|p| p.exists());
-        RealKernel {
-            modprobe,
-            root: root.base().to_path_buf(),
-        }
+        .map(|p| self.root.path(p))
+        .find(|p| p.exists())
     }
+}
 
-    /// modprobe's output: a file, not a pipe, so a modprobe that outlives us never gets SIGPIPE;
-    /// opened through the safe writer's directory handle (no symlink followed).
-    fn stderr(&self) -> Option<std::fs::File> {
-        Dir::open(&self.root, MODPROBE_LOG_DIR, true)
-            .and_then(|d| d.create_truncated(MODPROBE_LOG_NAME))
-            .ok()
-    }
+/// A second descriptor of `f` for a child's stdout or stderr, by a raw `F_DUPFD_CLOEXEC`: musl's
+/// fcntl() follows it with an `F_SETFD` for kernels older than 2.6.24.
+fn dup_for_child(f: &std::fs::File) -> Option<Stdio> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor we own; a non-negative result is a new one.
+    let fd = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_fcntl,
+            f.as_raw_fd(),
+            nix::libc::F_DUPFD_CLOEXEC,
+            3,
+        )
+    };
+    let fd = i32::try_from(fd).ok().filter(|&fd| fd >= 0)?;
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    Some(Stdio::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
 impl Kernel for RealKernel {
@@ -93,21 +108,34 @@ impl Kernel for RealKernel {
         Ok(())
     }
 
-    fn modprobe(&mut self, module: &str, until: Instant) -> Result<(), ModprobeError> {
+    fn modprobe(
+        &mut self,
+        module: &str,
+        until: Instant,
+        log_dir: Option<&Dir>,
+    ) -> Result<(), ModprobeError> {
         let failed = |args: fmt::Arguments<'_>| ModprobeError::Failed(bounded(args));
         let path = self
-            .modprobe
-            .as_ref()
+            .modprobe_path()
             .ok_or_else(|| failed(format_args!("no modprobe found")))?;
-        let log = self.stderr();
+        let path = &path;
+        // A file, not a pipe, so a modprobe that outlives us never gets SIGPIPE; opened through
+        // the safe writer's directory handle (no symlink followed).
+        let log = log_dir.and_then(|d| d.create_truncated(MODPROBE_LOG_NAME).ok());
         // stdout and stderr both to the log (modprobe -v, install commands write to either).
-        let to_log = || match log.as_ref().and_then(|f| f.try_clone().ok()) {
-            Some(f) => Stdio::from(f),
-            None => Stdio::null(),
+        let to_log = || {
+            log.as_ref()
+                .and_then(dup_for_child)
+                .unwrap_or_else(Stdio::null)
+        };
+        // stdin: /dev/null opened with O_CLOEXEC (std's Stdio::null adds an fcntl on musl).
+        let null = match crate::sysfs::open_ro(Path::new("/dev/null"), OFlag::empty()) {
+            Ok(f) => Stdio::from(f),
+            Err(_) => Stdio::null(),
         };
         let mut child = Command::new(path)
             .arg(module)
-            .stdin(Stdio::null())
+            .stdin(null)
             .stdout(to_log())
             .stderr(to_log())
             .spawn()
@@ -275,6 +303,8 @@ pub struct Ctx<'a, K: Kernel> {
     pub kernel: &'a mut K,
     pub deadline: Deadline,
     pub on_fail: OnFail,
+    /// The run's directory (`/run/vfio-early`), for modprobe's log.
+    pub log_dir: Option<&'a Dir>,
 }
 
 impl<K: Kernel> Ctx<'_, K> {
@@ -402,7 +432,7 @@ pub fn apply_with<K: Kernel>(
         if ctx.passed() {
             stopped = true;
         } else {
-            match ctx.kernel.modprobe(VFIO, ctx.deadline.end()) {
+            match ctx.kernel.modprobe(VFIO, ctx.deadline.end(), ctx.log_dir) {
                 Ok(()) => {}
                 Err(ModprobeError::Failed(e)) => modprobe_failed = Some(Failure::Modprobe(e)),
                 Err(ModprobeError::StillRunning) => hung = true,
@@ -426,10 +456,16 @@ pub fn apply_with<K: Kernel>(
     // Time spent inside modprobe or a probe counts too.
     stopped |= hung || ctx.passed();
 
-    // 3. Verify: only the driver link counts.
-    for &n in &fenced {
+    // 3. Verify: only the kernel's links count: vfio-pci's own list of its devices, read once,
+    //    and the `driver` link of each device it does not list (what holds it instead).
+    let bdfs: heapless::Vec<Bdf, MAX_DEVICES> = fenced.iter().map(|&n| plan.items[n].bdf).collect();
+    let held = ctx.root.held_by(VFIO, &bdfs);
+    for (k, &n) in fenced.iter().enumerate() {
         let item = &plan.items[n];
-        let now = ctx.root.driver_of(&item.bdf);
+        let now = match held.as_ref().and_then(|h| h.get(k)) {
+            Some(true) => Some(VFIO.try_into().unwrap_or_default()),
+            _ => ctx.root.driver_of(&item.bdf),
+        };
         if now.as_deref() == Some(VFIO) {
             let unbound_from = match &item.decision {
                 Decision::Bind { unbind } => unbind.clone(),

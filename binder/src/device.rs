@@ -21,7 +21,8 @@ pub struct Device {
     pub driver: Option<Name>,
     pub group: Option<u32>,
     pub boot_vga: bool,
-    /// Memory BARs as `(start, end)`, to find a firmware framebuffer inside one.
+    /// Memory BARs as `(start, end)`, to place a firmware framebuffer `/proc/iomem` lists under
+    /// no device (read only then).
     pub bars: heapless::Vec<(u64, u64), 6>,
 }
 
@@ -52,7 +53,7 @@ pub struct Inventory {
     pub devices: heapless::Vec<Device, MAX_DEVICES>,
     /// `/sys/kernel/iommu_groups` has groups: the IOMMU is on.
     pub iommu_on: bool,
-    pub framebuffers: heapless::Vec<(u64, u64), { crate::iomem::MAX_FRAMEBUFFERS }>,
+    pub framebuffers: heapless::Vec<crate::iomem::Framebuffer, { crate::iomem::MAX_FRAMEBUFFERS }>,
     pub unseen: Unseen,
 }
 

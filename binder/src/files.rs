@@ -4,7 +4,8 @@
 //! without following symlinks, through a unique temporary name created with
 //! `O_EXCL|O_NOFOLLOW`, written whole, fsynced, published by rename (replace) or link (never
 //! replace), then the directory fsynced. Every error path removes the temporary file. A planted
-//! symlink at a temporary or final name, or in place of a directory, is never followed.
+//! symlink at a temporary or final name, or in place of a directory, is never followed. Files
+//! under `/run` skip the fsyncs ([`Dir::volatile`]): /run is a tmpfs, where they do nothing.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -38,6 +39,8 @@ static TEMP_SEQ: AtomicU32 = AtomicU32::new(0);
 pub struct Dir {
     fd: OwnedFd,
     path: PathBuf,
+    /// fsync what is written (false under /run: RAM only, lost at power-off whatever we do).
+    durable: bool,
 }
 
 fn err(path: &Path, e: Errno) -> SysError {
@@ -59,45 +62,74 @@ impl Dir {
     /// component of `rel` with `O_NOFOLLOW`, created (0755) when missing if `create`. `rel` is
     /// one of our own constants: `..` and absolute parts are refused all the same.
     pub fn open(base: &Path, rel: &str, create: bool) -> Result<Dir, SysError> {
-        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
         let base = if base.as_os_str().is_empty() {
             Path::new(".")
         } else {
             base
         };
-        let fd = openat(None, base, flags, Mode::empty()).map_err(|e| err(base, e))?;
-        // SAFETY: openat just returned this descriptor; nothing else owns it.
-        let mut dir = Dir {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-            path: base.to_path_buf(),
-        };
+        // Our own constants have at most four components.
+        let mut names: heapless::Vec<&std::ffi::OsStr, 8> = heapless::Vec::new();
         for part in Path::new(rel).components() {
-            let Component::Normal(name) = part else {
+            let kept = match part {
+                Component::Normal(name) => names.push(name).is_ok(),
+                _ => false,
+            };
+            if !kept {
                 return Err(SysError::Malformed {
-                    path: dir.path.join(rel),
-                    what: "not a plain relative path",
+                    path: base.join(rel),
+                    what: "not a plain relative path of at most 8 parts",
                 });
-            };
-            let path = dir.path.join(name);
-            let at = Some(dir.fd.as_raw_fd());
-            if create {
-                match mkdirat(at, name, Mode::from_bits_truncate(0o755)) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
-                    Err(e) => return Err(err(&path, e)),
-                }
             }
-            let fd = match openat(at, name, flags | OFlag::O_NOFOLLOW, Mode::empty()) {
-                Ok(fd) => fd,
-                Err(Errno::ELOOP | Errno::ENOTDIR) => return Err(not_a_dir(&path)),
-                Err(e) => return Err(err(&path, e)),
-            };
-            // SAFETY: as above.
-            dir = Dir {
-                fd: unsafe { OwnedFd::from_raw_fd(fd) },
-                path,
-            };
+        }
+        let Some((first, rest)) = names.split_first() else {
+            return Dir::at(None, base, base.to_path_buf(), OFlag::empty());
+        };
+        // `base/first` in one open when it exists (O_NOFOLLOW guards its last component, the
+        // only one below the trusted base); otherwise through the base, to create it.
+        let path = base.join(first);
+        let mut dir = match Dir::at(None, &path, path.clone(), OFlag::O_NOFOLLOW) {
+            Err(SysError::Io { source, .. })
+                if create && source.kind() == io::ErrorKind::NotFound =>
+            {
+                Dir::at(None, base, base.to_path_buf(), OFlag::empty())?.subdir(first, true)?
+            }
+            other => other?,
+        };
+        for name in rest {
+            dir = dir.subdir(name, create)?;
         }
         Ok(dir)
+    }
+
+    /// Opens a directory relative to `at` (the working directory when `None`).
+    fn at(at: Option<i32>, name: &Path, path: PathBuf, extra: OFlag) -> Result<Dir, SysError> {
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | extra;
+        let fd = match openat(at, name, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::ELOOP | Errno::ENOTDIR) if extra.contains(OFlag::O_NOFOLLOW) => {
+                return Err(not_a_dir(&path))
+            }
+            Err(e) => return Err(err(&path, e)),
+        };
+        // SAFETY: openat just returned this descriptor; nothing else owns it.
+        Ok(Dir {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            path,
+            durable: true,
+        })
+    }
+
+    /// The directory `name` below this one, never through a symlink; created first if `create`.
+    fn subdir(&self, name: &std::ffi::OsStr, create: bool) -> Result<Dir, SysError> {
+        let path = self.path.join(name);
+        let at = Some(self.fd.as_raw_fd());
+        if create {
+            match mkdirat(at, name, Mode::from_bits_truncate(0o755)) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(err(&path, e)),
+            }
+        }
+        Dir::at(at, Path::new(name), path, OFlag::O_NOFOLLOW)
     }
 
     /// The directory a user's file path names (`.` when it has no directory part), and the
@@ -112,6 +144,15 @@ impl Dir {
             })?;
         let dir = Dir::open(path.parent().unwrap_or(Path::new("")), "", false)?;
         Ok((dir, name.to_string()))
+    }
+
+    /// The same directory, its writes not fsynced: for `/run`, a tmpfs, where an fsync is a
+    /// syscall that does nothing. Publishing stays atomic (rename or link).
+    pub fn volatile(self) -> Dir {
+        Dir {
+            durable: false,
+            ..self
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -142,7 +183,13 @@ impl Dir {
         let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
         let written = file
             .write_all(data)
-            .and_then(|()| file.sync_all())
+            .and_then(|()| {
+                if self.durable {
+                    file.sync_all()
+                } else {
+                    Ok(())
+                }
+            })
             .map_err(|e| SysError::Io {
                 path: self.child(&temp),
                 source: e,
@@ -161,7 +208,10 @@ impl Dir {
             let _ = unlinkat(at, temp.as_str(), UnlinkatFlags::NoRemoveDir);
         }
         published?;
-        self.sync()
+        match self.durable {
+            true => self.sync(),
+            false => Ok(()),
+        }
     }
 
     /// Creates or truncates `name` for writing in place (a log, not a published file); a

@@ -14,6 +14,7 @@
 pub mod out;
 
 pub mod apply;
+pub mod arena;
 pub mod cmdline;
 pub mod config;
 pub mod device;

@@ -206,7 +206,7 @@ fn decide(d: &Device, flags: Flags, pinned: bool, inv: &Inventory) -> Decision {
     if !inv.group_seen_whole(group) {
         return refuse(Refusal::PartialView(Partial::Group(group)));
     }
-    let framebuffer = d.class.is_display() && iomem::in_bars(&inv.framebuffers, &d.bars);
+    let framebuffer = d.class.is_display() && iomem::shows(&inv.framebuffers, &d.bdf, &d.bars);
     if (d.boot_vga || framebuffer) && !flags.boot_vga {
         return refuse(Refusal::BootDisplay { framebuffer });
     }

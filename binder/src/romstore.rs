@@ -104,7 +104,8 @@ pub fn store(
         Verdict::Clean => RUN_DIR.to_string(),
         Verdict::Shadow => format!("{RUN_DIR}/shadow"),
     };
-    let dir = Dir::open(root.base(), &rel, true).map_err(Err)?;
+    // Under /run: `rom persist` makes the durable copy.
+    let dir = Dir::open(root.base(), &rel, true).map_err(Err)?.volatile();
     let name = file_name(&dev.id, &sha);
     let path = dir.child(&name);
     let mut j = Json::default();

@@ -16,7 +16,7 @@ use crate::report::{Counts, DeviceReport};
 use crate::romread;
 use crate::scan;
 use crate::state::Json;
-use crate::sysfs::{self, Root};
+use crate::sysfs::{self, Root, SysError};
 use crate::text::Token;
 
 /// Caps on the input files: a command line is at most a few KiB on every architecture.
@@ -250,10 +250,20 @@ pub fn run(opts: &Options) -> i32 {
     run_with(opts, &mut kernel)
 }
 
+/// What every step of one run shares.
+struct Run<'a> {
+    opts: &'a Options,
+    root: Root,
+    start: Instant,
+    /// `/run/vfio-early` in boot mode, opened once: the state file and modprobe's log.
+    dir: Option<Result<Dir, SysError>>,
+}
+
 /// `run` with the given kernel interface (tests inject faults through it).
 pub fn run_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
     let start = kernel.now();
     let root = Root::new(&opts.root);
+    let mut dir = None;
     match opts.mode {
         Mode::Boot => {
             let devkmsg = sysfs::read_attr::<64>(&root.path("proc/sys/kernel/printk_devkmsg"))
@@ -270,11 +280,19 @@ pub fn run_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
                 error!("not inside an initramfs (no /etc/initrd-release): boot mode refuses to act on a running system; use `vfio-early plan` to see what it would do");
                 return EXIT_REFUSED;
             }
+            dir = Some(Dir::open(root.base(), STATE_DIR, true).map(Dir::volatile));
         }
         Mode::Plan => kmsg::init(kmsg::Target::Stderr, LevelFilter::Info),
     }
+    let run = Run {
+        opts,
+        root,
+        start,
+        dir,
+    };
+    let root = &run.root;
 
-    let input = read_input(&root, opts.cmdline.as_deref());
+    let input = read_input(root, opts.cmdline.as_deref());
     let settings = &input.settings;
     if settings.debug {
         log::set_max_level(LevelFilter::Debug);
@@ -289,25 +307,25 @@ pub fn run_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
 
     if settings.off {
         info!("disabled by vfio-early.off; nothing done");
-        return finish(opts, &root, start, &input, None, bad);
+        return finish(&run, &input, None, bad);
     }
     if input.problems.blocked {
         error!("the settings were not read whole (see above): nothing is bound in this boot");
-        return finish(opts, &root, start, &input, None, bad);
+        return finish(&run, &input, None, bad);
     }
     if settings.entries.is_empty() {
-        return finish(opts, &root, start, &input, None, bad);
+        return finish(&run, &input, None, bad);
     }
-    warn_legacy(&root, &input);
+    warn_legacy(root, &input);
 
-    let (inv, errors) = scan::scan(&root, &settings.entries);
+    let (inv, errors) = scan::scan(root, &settings.entries);
     for e in &errors.kept {
         error!("{e}");
     }
     let plan = plan::plan(settings, &inv);
     let act = opts.mode == Mode::Boot && !settings.dry_run;
     let outcomes = if act {
-        apply_plan(&root, kernel, settings, &plan, start)
+        apply_plan(&run, kernel, settings, &plan)
     } else {
         plan.items
             .iter()
@@ -324,31 +342,20 @@ pub fn run_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
         info!("dry run (vfio-early.dry-run): nothing written");
     }
     let scan_errors = errors.kept.len() + errors.dropped;
-    finish(
-        opts,
-        &root,
-        start,
-        &input,
-        Some((&plan, &outcomes)),
-        bad + scan_errors,
-    )
+    finish(&run, &input, Some((&plan, &outcomes)), bad + scan_errors)
 }
 
-fn apply_plan<K: Kernel>(
-    root: &Root,
-    kernel: &mut K,
-    settings: &Settings,
-    plan: &Plan,
-    start: Instant,
-) -> Outcomes {
+fn apply_plan<K: Kernel>(run: &Run, kernel: &mut K, settings: &Settings, plan: &Plan) -> Outcomes {
+    let root = &run.root;
     let mut ctx = apply::Ctx {
         root,
         kernel,
         deadline: Deadline {
-            start,
+            start: run.start,
             limit: Duration::from_millis(settings.timeout_ms.into()),
         },
         on_fail: settings.on_fail,
+        log_dir: run.dir.as_ref().and_then(|d| d.as_ref().ok()),
     };
     if settings.rom == RomWant::None {
         return apply::apply(&mut ctx, plan);
@@ -368,14 +375,8 @@ fn apply_plan<K: Kernel>(
 }
 
 /// Per-device lines, the state file and the summary; returns the exit code.
-fn finish(
-    opts: &Options,
-    root: &Root,
-    start: Instant,
-    input: &Input,
-    done: Option<(&Plan, &Outcomes)>,
-    bad: usize,
-) -> i32 {
+fn finish(run: &Run, input: &Input, done: Option<(&Plan, &Outcomes)>, bad: usize) -> i32 {
+    let (opts, root) = (run.opts, &run.root);
     let settings = &input.settings;
     let mut counts = Counts::default();
     let mut unmatched = 0;
@@ -401,13 +402,16 @@ fn finish(
             warn!("{o}");
         }
     }
-    let ms = start.elapsed().as_millis();
-    if opts.mode == Mode::Boot {
+    let ms = run.start.elapsed().as_millis();
+    if let Some(dir) = &run.dir {
         let doc = state_json(root, input, done, ms);
-        let written = Dir::open(root.base(), STATE_DIR, true)
-            .and_then(|d| d.write(STATE_NAME, doc.as_bytes(), Replace::Yes));
-        if let Err(e) = written {
-            warn!("state file not written: {e}");
+        let written = dir
+            .as_ref()
+            .map(|d| d.write(STATE_NAME, doc.as_bytes(), Replace::Yes));
+        match &written {
+            Ok(Ok(())) => {}
+            Err(e) => warn!("state file not written: {e}"),
+            Ok(Err(e)) => warn!("state file not written: {e}"),
         }
     }
     let what = if settings.off {

@@ -205,7 +205,10 @@ pub fn scan(root: &Root, entries: &[Entry]) -> (Inventory, Errors) {
         }
     }
     s.inv.devices.sort_unstable_by_key(|d| d.bdf);
-    s.inv.iommu_on = sysfs::dir_has_entries(&root.path("sys/kernel/iommu_groups"));
+    // A device with a group proves the IOMMU on; only without one is the directory asked (to
+    // tell "the IOMMU is off" from "this device is not behind it").
+    s.inv.iommu_on = s.inv.devices.iter().any(|d| d.group.is_some())
+        || sysfs::dir_has_entries(&root.path("sys/kernel/iommu_groups"));
     if s.inv.devices.iter().any(|d| d.class.is_display()) {
         // A large machine's iomem is tens of KiB; the cap only bounds a pathological one.
         if let Ok(Some(input)) = sysfs::read_input_optional(&root.path("proc/iomem"), 256 * 1024) {
@@ -213,9 +216,8 @@ pub fn scan(root: &Root, entries: &[Entry]) -> (Inventory, Errors) {
             s.inv.framebuffers = iomem::framebuffers(&text);
         }
     }
-    // BARs matter only to find a firmware framebuffer in a display: read them only when there
-    // is one.
-    if !s.inv.framebuffers.is_empty() {
+    // BARs matter only to place a firmware framebuffer /proc/iomem lists under no device.
+    if iomem::needs_bars(&s.inv.framebuffers) {
         let mut unread: heapless::Vec<u32, MAX_DEVICES> = heapless::Vec::new();
         for d in s.inv.devices.iter_mut().filter(|d| d.class.is_display()) {
             match sysfs::read_bars(root, &d.bdf) {

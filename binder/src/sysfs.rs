@@ -96,6 +96,30 @@ impl Root {
     }
 }
 
+impl Root {
+    /// Which of `bdfs` the driver's directory lists as bound to it (`None` when it cannot be
+    /// read). The driver's `BDF` link and the device's `driver` link are made and removed
+    /// together (driver_sysfs_add/remove), so one listing answers for every device.
+    pub fn held_by(
+        &self,
+        driver: &str,
+        bdfs: &[Bdf],
+    ) -> Option<heapless::Vec<bool, { crate::device::MAX_DEVICES }>> {
+        let mut held: heapless::Vec<bool, { crate::device::MAX_DEVICES }> =
+            bdfs.iter().map(|_| false).collect();
+        let dir = self.path("sys/bus/pci/drivers").join(driver);
+        for_each_bdf(&dir, |b| {
+            if let Some(at) = bdfs.iter().position(|x| *x == b) {
+                if let Some(h) = held.get_mut(at) {
+                    *h = true;
+                }
+            }
+        })
+        .ok()?;
+        Some(held)
+    }
+}
+
 /// The IOMMU group number a device's `iommu_group` link points to.
 fn group_of(path: &Path) -> Option<u32> {
     fs::read_link(path)

@@ -15,13 +15,20 @@ pub fn wait_until(child: &mut Child, until: Instant) -> io::Result<Option<ExitSt
     // A pidfd becomes readable when the child exits (Linux 5.3): one wakeup, no polling delay.
     let pidfd = pidfd_open(child.id());
     let mut nap = Duration::from_millis(1);
+    // With a pidfd, the first look is its poll (a child that already ended makes it return at
+    // once); without one, try_wait first.
+    let mut look = pidfd.is_none();
     loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
+        if look {
+            if let Some(status) = child.try_wait()? {
+                return Ok(Some(status));
+            }
         }
+        look = true;
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Ok(None);
+            // One last look: `None` only for a child still running at the deadline.
+            return child.try_wait();
         }
         match &pidfd {
             Some(fd) => {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use common::{Dev, FakeTree};
 use vfio_early::apply::{self, Ctx, Deadline, Kernel, Left, ModprobeError, Outcome, Via};
 use vfio_early::config::{OnFail, Origin, Problems, Settings};
+use vfio_early::files::Dir;
 use vfio_early::sysfs::Root;
 use vfio_early::{plan, scan};
 
@@ -26,7 +27,7 @@ impl Kernel for Recorder<'_> {
         self.calls.push(format!("{} <- {value:?}", rel.display()));
         Ok(())
     }
-    fn modprobe(&mut self, module: &str, _: Instant) -> Result<(), ModprobeError> {
+    fn modprobe(&mut self, module: &str, _: Instant, _: Option<&Dir>) -> Result<(), ModprobeError> {
         self.calls.push(format!("modprobe {module}"));
         if self.bind_on_modprobe {
             // The override was only recorded, so set it as the kernel would have.
@@ -71,6 +72,7 @@ fn outcomes(t: &FakeTree, cmdline: &str, k: &mut Recorder<'_>) -> Vec<Outcome> {
             limit: Duration::from_secs(10),
         },
         on_fail: OnFail::Release,
+        log_dir: None,
     };
     apply::apply(&mut ctx, &plan).to_vec()
 }

@@ -192,6 +192,30 @@ fn firmware_framebuffer_in_a_bar_marks_the_boot_display() {
         ),
         "{log:#?}"
     );
+    assert_eq!(t.override_of("01:00.0").trim(), "(null)");
+    // Listed under no device (a BAR the PCI core did not claim): placed by the BARs instead.
+    t.file(
+        "proc/iomem",
+        "c0000000-c07fffff : BOOTFB
+",
+    );
+    let log = boot(&t);
+    assert!(
+        has(&log, "a firmware framebuffer lies in its BAR"),
+        "{log:#?}"
+    );
+    // Listed under another device: not this display's, and its BARs are not even read.
+    t.file(
+        "proc/iomem",
+        "c0000000-cfffffff : 0000:07:00.0\n  c0000000-c07fffff : BOOTFB\n",
+    )
+    .file(
+        &format!("{}/resource", FakeTree::dev_rel("01:00.0")),
+        "garbage",
+    )
+    .modprobe_binds();
+    let log = boot(&t);
+    assert!(has(&log, "bound to vfio-pci"), "{log:#?}");
 }
 
 #[test]

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use common::{full_bdf, Dev, FakeTree};
 use proptest::prelude::*;
 use vfio_early::apply::{Kernel, ModprobeError};
+use vfio_early::files::Dir;
 use vfio_early::run::{self, Mode, Options};
 
 /// The logger is process-wide: one run at a time.
@@ -133,7 +134,12 @@ impl Kernel for Sim<'_> {
         Ok(())
     }
 
-    fn modprobe(&mut self, module: &str, _until: Instant) -> Result<(), ModprobeError> {
+    fn modprobe(
+        &mut self,
+        module: &str,
+        _until: Instant,
+        _log: Option<&Dir>,
+    ) -> Result<(), ModprobeError> {
         assert_eq!(module, "vfio-pci");
         match self.next("modprobe".into()) {
             Some(Fault::Errno(e)) => {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{rom_image, Dev, FakeTree};
 use vfio_early::apply::{Deadline, Kernel, ModprobeError};
+use vfio_early::files::Dir;
 use vfio_early::pci::Bdf;
 use vfio_early::romread::{self as capture, Access};
 use vfio_early::romstore::{self, Verdict};
@@ -37,7 +38,7 @@ impl Kernel for Recorder<'_> {
             _ => Ok(()),
         }
     }
-    fn modprobe(&mut self, _: &str, _: Instant) -> Result<(), ModprobeError> {
+    fn modprobe(&mut self, _: &str, _: Instant, _: Option<&Dir>) -> Result<(), ModprobeError> {
         Ok(())
     }
 }
