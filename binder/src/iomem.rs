@@ -74,8 +74,9 @@ pub fn framebuffers(iomem: &str) -> heapless::Vec<Framebuffer, MAX_FRAMEBUFFERS>
                     ))
                 })
                 .unwrap_or((0, 0));
-            let seen = end > start || owner.is_some();
-            if seen && out.push(Framebuffer { start, end, owner }).is_err() {
+            // Kept even with no owner and a zero range (what unprivileged readers see): it says
+            // a framebuffer exists that only root can place.
+            if out.push(Framebuffer { start, end, owner }).is_err() {
                 break;
             }
         }
@@ -90,8 +91,15 @@ pub fn framebuffers(iomem: &str) -> heapless::Vec<Framebuffer, MAX_FRAMEBUFFERS>
 pub fn shows(fbs: &[Framebuffer], bdf: &Bdf, bars: &[(u64, u64)]) -> bool {
     fbs.iter().any(|fb| match fb.owner {
         Some(owner) => owner == *bdf,
-        None => bars.iter().any(|&(bs, be)| fb.start >= bs && fb.end <= be),
+        None => fb.end > fb.start && bars.iter().any(|&(bs, be)| fb.start >= bs && fb.end <= be),
     })
+}
+
+/// Whether a framebuffer is listed that only a privileged reader can place (no owner, and the
+/// range shown as zeros).
+pub fn hidden(fbs: &[Framebuffer]) -> bool {
+    fbs.iter()
+        .any(|fb| fb.owner.is_none() && fb.end <= fb.start)
 }
 
 /// Whether some framebuffer names no owner, so BARs must be read to place it.
@@ -132,6 +140,11 @@ fe000000-fe0fffff : efifb
                     start: 0xfe00_0000,
                     end: 0xfe0f_ffff,
                     owner: None
+                },
+                Framebuffer {
+                    start: 0,
+                    end: 0,
+                    owner: None
                 }
             ]
         );
@@ -148,8 +161,13 @@ fe000000-fe0fffff : efifb
     fn unprivileged_zeros_still_name_the_owner() {
         let text = "00000000-00000000 : PCI Bus 0000:00\n  00000000-00000000 : 0000:01:00.0\n    00000000-00000000 : efifb\n00000000-00000000 : simplefb\n";
         let fbs = framebuffers(text);
-        assert_eq!(fbs.len(), 1, "the owner-less zero range says nothing");
+        assert_eq!(fbs.len(), 2);
         assert!(shows(&fbs, &bdf("01:00.0"), &[]));
+        assert!(
+            !shows(&fbs, &bdf("02:00.0"), &[(0, 0xffff_ffff)]),
+            "a zero range is nowhere"
+        );
+        assert!(hidden(&fbs) && !hidden(&fbs[..1]));
     }
 
     #[test]

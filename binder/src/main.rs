@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use vfio_early::run::{self, Mode, Options, EXIT_USAGE};
 use vfio_early::sysfs::Root;
-use vfio_early::{errln, out, outln, romcli};
+use vfio_early::{errln, out, outln, romcli, status};
 
 const HELP: &str = "\
 vfio-early: bind chosen PCI devices to vfio-pci from the initramfs, before any native driver
@@ -16,6 +16,11 @@ Usage:
   vfio-early [bind] [--root DIR]              act (inside an initramfs only; always exits 0 there)
   vfio-early plan [--root DIR] [--cmdline S]  show what a boot would do; change nothing
   vfio-early config [--root DIR] [--file F]   what /etc/vfio-early.conf sets, read by the boot's parser
+  vfio-early status [--json] [--all] [--root DIR]
+                                              every display and audio device, its IOMMU group and
+                                              what this boot and the next one do with it
+  vfio-early cmdline BDF... [--root DIR]      the kernel argument for these devices, ID-pinned,
+                                              or why the next boot would refuse them
   vfio-early rom COMMAND [--root DIR] ...     inspect, clean, persist ROMs (vfio-early rom --help)
   vfio-early --help | --version
 
@@ -39,6 +44,7 @@ Kernel command line (the same keys work in /etc/vfio-early.conf without the pref
   vfio-early.rom=display|BDF,...             capture these expansion ROMs at boot (once)
 
 Exit codes of plan: 0 every entry would be bound, 1 something is refused or malformed, 2 usage.
+Exit codes of cmdline: 0 printed, 1 the next boot would refuse a device (named on stderr), 2 usage.
 Exit codes of config: 0 clean, 1 a problem (named on stderr), 2 unreadable file or usage.
 The kernel log (dmesg | grep vfio-early) and /run/vfio-early/state.json say what happened.
 ";
@@ -101,6 +107,13 @@ fn take_value(rest: &mut Vec<String>, name: &str) -> Result<Option<String>, Stri
     Ok(Some(value))
 }
 
+/// Whether flag `name` is in `rest` (taken out).
+fn take_flag(rest: &mut Vec<String>, name: &str) -> bool {
+    let before = rest.len();
+    rest.retain(|a| a != name);
+    rest.len() != before
+}
+
 fn no_more(rest: &[String]) -> Result<(), String> {
     match rest.first() {
         Some(other) => Err(format!("unknown argument \"{other}\"")),
@@ -138,6 +151,18 @@ fn dispatch(a: Args) -> Result<i32, String> {
             Ok(run::config(&path))
         }
         "rom" => Ok(romcli::main(&root, &rest)),
+        "status" => {
+            let json = take_flag(&mut rest, "--json");
+            let all = take_flag(&mut rest, "--all");
+            no_more(&rest)?;
+            Ok(status::status(&root, json, all))
+        }
+        "cmdline" => {
+            if let Some(flag) = rest.iter().find(|a| a.starts_with('-')) {
+                return Err(format!("unknown argument \"{flag}\""));
+            }
+            Ok(status::cmdline(&root, &rest))
+        }
         other => Err(format!("unknown argument \"{other}\"")),
     }
 }

@@ -105,8 +105,8 @@ impl Root {
         driver: &str,
         bdfs: &[Bdf],
     ) -> Option<heapless::Vec<bool, { crate::device::MAX_DEVICES }>> {
-        let mut held: heapless::Vec<bool, { crate::device::MAX_DEVICES }> =
-            bdfs.iter().map(|_| false).collect();
+        let mut held: heapless::Vec<bool, { crate::device::MAX_DEVICES }> = heapless::Vec::new();
+        held.resize(bdfs.len(), false).ok()?;
         let dir = self.path("sys/bus/pci/drivers").join(driver);
         for_each_bdf(&dir, |b| {
             if let Some(at) = bdfs.iter().position(|x| *x == b) {

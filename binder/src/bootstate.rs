@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! What this boot's binder recorded (`/run/vfio-early/state.json`), read back by the host
+//! commands. A missing file, one from another version, or garbage is named, never a crash.
+
+use core::fmt;
+
+use serde_json::Value;
+
+use crate::pci::Bdf;
+use crate::run::STATE_FILE;
+use crate::sysfs::{self, Root, SysError};
+
+/// The state file the binder writes is a few KiB; a cap far above it bounds a planted one.
+pub const CAP: usize = 1 << 20;
+/// The version this build writes and reads.
+pub const VERSION: u64 = 1;
+
+/// One device's record.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Record {
+    pub bdf: String,
+    /// `bound`, `refused`, `failed`, `unknown`, ... (report::Verdict).
+    pub result: String,
+    pub why: String,
+    pub detail: String,
+    pub driver_now: String,
+    /// How a failed device was left.
+    pub left: Option<String>,
+}
+
+/// The file, as read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BootState {
+    /// No state file: the binder did not run in this boot (or /run was not kept).
+    Absent,
+    /// It exists but could not be read (e.g. permissions, a FIFO, over the cap).
+    Unreadable(String),
+    /// Written by another version of vfio-early.
+    OtherVersion(String),
+    /// Not the binder's JSON.
+    Garbage(String),
+    Read {
+        off: bool,
+        dry_run: bool,
+        problems: Vec<String>,
+        warnings: Vec<String>,
+        devices: Vec<Record>,
+    },
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn texts(v: &Value, key: &str) -> Vec<String> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Parses the file's bytes.
+pub fn parse(bytes: &[u8]) -> BootState {
+    let v: Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => return BootState::Garbage(format!("not JSON: {e}")),
+    };
+    match v.get("version").and_then(Value::as_u64) {
+        Some(VERSION) => {}
+        Some(other) => {
+            return BootState::OtherVersion(format!(
+                "version {other}; this vfio-early reads version {VERSION}"
+            ))
+        }
+        None => return BootState::Garbage("no \"version\" number".into()),
+    }
+    let Some(list) = v.get("devices").and_then(Value::as_array) else {
+        return BootState::Garbage("no \"devices\" list".into());
+    };
+    let mut devices = Vec::new();
+    for d in list {
+        let bdf = text(d, "bdf");
+        if Bdf::parse(&bdf).is_none() {
+            return BootState::Garbage(format!("a device record without an address: {d}"));
+        }
+        devices.push(Record {
+            bdf,
+            result: text(d, "result"),
+            why: text(d, "why"),
+            detail: text(d, "detail"),
+            driver_now: text(d, "driver_now"),
+            left: d.get("left").and_then(Value::as_str).map(str::to_string),
+        });
+    }
+    BootState::Read {
+        off: v.get("off").and_then(Value::as_bool).unwrap_or(false),
+        dry_run: v.get("dry_run").and_then(Value::as_bool).unwrap_or(false),
+        problems: texts(&v, "problems"),
+        warnings: texts(&v, "warnings"),
+        devices,
+    }
+}
+
+/// Reads `/run/vfio-early/state.json` under the root.
+pub fn read(root: &Root) -> BootState {
+    match sysfs::read_input_optional(&root.path(STATE_FILE), CAP) {
+        Ok(None) => BootState::Absent,
+        Ok(Some(input)) if input.cut => {
+            BootState::Unreadable(format!("longer than {CAP} bytes: not the binder's"))
+        }
+        Ok(Some(input)) => parse(&input.bytes),
+        Err(SysError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            BootState::Unreadable("needs root".into())
+        }
+        Err(e) => BootState::Unreadable(e.to_string()),
+    }
+}
+
+impl BootState {
+    /// The record of one device, when the binder considered it.
+    pub fn record(&self, bdf: &Bdf) -> Option<&Record> {
+        match self {
+            BootState::Read { devices, .. } => devices
+                .iter()
+                .find(|r| Bdf::parse(&r.bdf).as_ref() == Some(bdf)),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for BootState {
+    /// How the file stands, for a person.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BootState::Absent => write!(
+                f,
+                "no /{STATE_FILE}: vfio-early did not run in this boot (is it in the initramfs?)"
+            ),
+            BootState::Unreadable(why) => write!(f, "/{STATE_FILE}: {why}"),
+            BootState::OtherVersion(why) => {
+                write!(f, "/{STATE_FILE} was written by another vfio-early ({why})")
+            }
+            BootState::Garbage(why) => write!(f, "/{STATE_FILE} is not vfio-early's: {why}"),
+            BootState::Read {
+                off,
+                dry_run,
+                devices,
+                ..
+            } => {
+                let bound = devices.iter().filter(|d| d.result == "bound").count();
+                write!(
+                    f,
+                    "this boot: {} devices considered, {bound} bound",
+                    devices.len()
+                )?;
+                match (off, dry_run) {
+                    (true, _) => f.write_str(" (vfio-early.off was set)"),
+                    (_, true) => f.write_str(" (a dry run)"),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_binders_file_and_names_everything_else() {
+        let good = br#"{"version":1,"off":false,"dry_run":false,"elapsed_ms":3,"asked":["01:00.0"],"problems":[],"warnings":["w"],"devices":[{"bdf":"0000:01:00.0","id":"1234:1111","class":"0x030000","driver_before":"","why":"entry 01:00.0","result":"bound","detail":"bound to vfio-pci via modprobe","driver_now":"vfio-pci"}]}"#;
+        let s = parse(good);
+        let r = s.record(&Bdf::parse("01:00.0").unwrap()).unwrap();
+        assert_eq!(
+            (r.result.as_str(), r.driver_now.as_str()),
+            ("bound", "vfio-pci")
+        );
+        assert!(s.to_string().contains("1 bound"));
+        assert!(matches!(
+            parse(br#"{"version":2,"devices":[]}"#),
+            BootState::OtherVersion(_)
+        ));
+        for bad in [
+            &b""[..],
+            b"\xff\xfe",
+            b"[1,2]",
+            br#"{"devices":[]}"#,
+            br#"{"version":1}"#,
+            br#"{"version":1,"devices":[{"bdf":"../x"}]}"#,
+            br#"{"version":"1","devices":[]}"#,
+        ] {
+            let got = parse(bad);
+            assert!(matches!(got, BootState::Garbage(_)), "{bad:?}: {got:?}");
+            assert!(got.to_string().contains("not vfio-early's"));
+        }
+    }
+}
