@@ -151,6 +151,8 @@ fill_image() {
     done
 
     install -m 755 "$BINDER_BIN" "$stage/usr/bin/vfio-early" || return 1
+    # The host build beside it, for the booted system's view (test.status).
+    install -m 755 "$(dirname "$BINDER_BIN")/vfio-early" "$stage/usr/bin/vfio-early-host" || return 1
     install -m 755 "$QEMU_DIR/init" "$stage/init" || return 1
     # Marks an initramfs for the binder's boot mode (as dracut/systemd do).
     printf 'NAME="vfio-early test initramfs"\nID=vfio-early-test\nVERSION_ID=1\n' \
@@ -508,9 +510,22 @@ rom_checks() {
     report_text "$dir" | python3 "$TESTS_DIR/roms/check-capture.py" --kernel "$kver" "${args[@]}"
 }
 
+# host_checks DIR CHECKS: `status ARGS...` checks the guest's `status --json` against the
+# report (tests/qemu/check-status.py ARGS); anything else is rom_checks words.
+host_checks() {
+    local dir=$1 checks=$2
+    case $checks in
+        status*)
+            # shellcheck disable=SC2086 # the arguments are words on purpose
+            report_text "$dir" | python3 "$QEMU_DIR/check-status.py" ${checks#status}
+            ;;
+        *) rom_checks "$dir" "$checks" ;;
+    esac
+}
+
 # read_scenarios FILE: loads the table into S_NAME, S_MACHINE, S_ARGS,
 # S_PRELOAD, S_EXPECT, S_LOGS, S_IMAGE (optional 7th field, an IMAGES key,
-# default "test"), S_CHECKS (optional 8th field: rom_checks words). Further
+# default "test"), S_CHECKS (optional 8th field: host_checks words). Further
 # arguments are name globs selecting rows.
 read_scenarios() {
     local file=$1 line name machine args preload expect logs image checks keep g
@@ -590,9 +605,9 @@ run_scenarios() {
         dir="$runs/${S_NAME[i]}"
         status=0
         reasons=$(check_report "$dir" "${S_EXPECT[i]}" "${S_LOGS[i]}") || status=1
-        # The 8th field: host-side checks of the ROM captures (a failed boot has none).
+        # The 8th field: host-side checks of what the guest reported (a failed boot has none).
         if [ -n "${S_CHECKS[i]:-}" ] && [ -z "$(boot_problem "$dir")" ]; then
-            extra=$(rom_checks "$dir" "${S_CHECKS[i]}") || status=1
+            extra=$(host_checks "$dir" "${S_CHECKS[i]}") || status=1
             reasons=$(printf '%s\n%s\n' "$reasons" "$extra" | sed '/^$/d')
         fi
         if [ "$status" -eq 0 ]; then
