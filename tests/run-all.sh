@@ -84,9 +84,11 @@ stage "mkinitcpio hooks under a recording stand-in of its build API"
 tests/mkinitcpio/standin-test.sh 2>&1 | tee tests/out/mkinitcpio.log
 count_suite "mkinitcpio stand-in" "${PIPESTATUS[0]}" tests/out/mkinitcpio.log
 
-stage "benchmarks (numbers, not tests)"
+stage "benchmarks (numbers, not tests; then the issues' budgets on those numbers)"
 check "benchmark runs" tests/bench/bench.sh
 check "ROM capture benchmark runs" tests/bench/rom-capture.sh
+tests/bench/budget.sh 2>&1 | tee tests/out/bench-budget.log
+count_suite "benchmark budgets" "${PIPESTATUS[0]}" tests/out/bench-budget.log
 
 stage "real kernel under QEMU"
 tests/qemu/run.sh 2>&1 | tee tests/out/qemu.log
