@@ -321,17 +321,13 @@ fn title(r: &Row) -> String {
         .class
         .clone()
         .unwrap_or_else(|| d.class.kind().to_string());
-    let vendor = r.names.vendor.clone().unwrap_or_else(|| "Device".into());
-    let device = r
-        .names
-        .device
-        .clone()
-        .unwrap_or_else(|| format!("{:04x}", d.id.device));
-    let mut t = format!(
-        "{class} [{:04x}]: {vendor} {device} [{}]",
-        d.class.0 >> 8,
-        d.id
-    );
+    // As lspci: "Device" stands for a name pci.ids does not have.
+    let name = match (&r.names.vendor, &r.names.device) {
+        (Some(v), Some(dev)) => format!("{v} {dev}"),
+        (Some(v), None) => format!("{v} Device"),
+        _ => "Device".into(),
+    };
+    let mut t = format!("{class} [{:04x}]: {name} [{}]", d.class.0 >> 8, d.id);
     if d.id.subvendor != 0 || d.id.subdevice != 0 {
         let _ = write!(
             t,

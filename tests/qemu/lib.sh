@@ -153,6 +153,10 @@ fill_image() {
     install -m 755 "$BINDER_BIN" "$stage/usr/bin/vfio-early" || return 1
     # The host build beside it, for the booted system's view (test.status).
     install -m 755 "$(dirname "$BINDER_BIN")/vfio-early" "$stage/usr/bin/vfio-early-host" || return 1
+    # Names for status, as an installed system has them (Debian's pci.ids package).
+    if [ -f /usr/share/misc/pci.ids ]; then
+        install -D -m 644 /usr/share/misc/pci.ids "$stage/usr/share/misc/pci.ids" || return 1
+    fi
     install -m 755 "$QEMU_DIR/init" "$stage/init" || return 1
     # Marks an initramfs for the binder's boot mode (as dracut/systemd do).
     printf 'NAME="vfio-early test initramfs"\nID=vfio-early-test\nVERSION_ID=1\n' \
