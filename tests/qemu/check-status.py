@@ -10,6 +10,8 @@ file) lines. Reads the report on stdin; prints one reason per failed expectation
 --bind: the devices the binder took (this boot bound; next boot would bind them again).
 --twin: identical devices nobody asked for (not asked, native driver).
 --boot-vga: the boot display.
+--cmdline BDF=LINE: `vfio-early cmdline BDF` (a CMDLINE line) exits 0 printing exactly LINE.
+--refused BDF=TEXT: `vfio-early cmdline BDF` exits 1, prints nothing, and names TEXT on stderr.
 """
 
 import argparse
@@ -26,7 +28,10 @@ def main():
     ap.add_argument("--bind", default="")
     ap.add_argument("--twin", default="")
     ap.add_argument("--boot-vga", default="")
+    ap.add_argument("--cmdline", action="append", default=[])
+    ap.add_argument("--refused", action="append", default=[])
     a = ap.parse_args()
+    cmdlines = {}
 
     drivers, info, state, status, bad = {}, {}, None, None, []
     for line in sys.stdin.read().replace("\r", "").splitlines():
@@ -39,6 +44,11 @@ def main():
             info[bdf] = dict(x.split("=", 1) for x in kv)
         elif word == "STATE":
             state = json.loads(rest)
+        elif word == "CMDLINE":
+            bdf, _, rest2 = rest.partition(" rc=")
+            rc, _, rest2 = rest2.partition(" out=")
+            out, _, err = rest2.partition(" err=")
+            cmdlines[bdf] = (rc, out, err)
         elif word == "STATUSJSON":
             try:
                 status = json.loads(rest)
@@ -104,6 +114,16 @@ def main():
         d = shown.get(full(a.boot_vga))
         if d is None or d["boot_display"] is not True or d["boot_display_by"] != "boot_vga":
             bad.append(f"{a.boot_vga}: not shown as the boot display: {d}")
+    for spec in a.cmdline:
+        bdf, _, want = spec.partition("=")
+        got = cmdlines.get(bdf)
+        if got is None or got[0] != "0" or got[1] != want:
+            bad.append(f"cmdline {bdf}: {got}, want exit 0 and {want!r}")
+    for spec in a.refused:
+        bdf, _, text = spec.partition("=")
+        got = cmdlines.get(bdf)
+        if got is None or got[0] != "1" or got[1] != "" or text not in got[2] or "would refuse" not in got[2]:
+            bad.append(f"cmdline {bdf}: {got}, want exit 1, nothing printed, and 'would refuse ... {text}'")
     if bad:
         print("\n".join(bad))
         return 1
