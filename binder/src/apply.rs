@@ -11,8 +11,7 @@
 
 use core::fmt;
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -53,6 +52,13 @@ pub enum ModprobeError {
 /// Where modprobe's messages go (kept for troubleshooting, quoted in the failure line).
 pub const MODPROBE_LOG: &str = "run/vfio-early/modprobe.log";
 const MODPROBE_LOG_NAME: &str = "modprobe.log";
+/// Where systems keep modprobe, in the order tried.
+const MODPROBE_PATHS: [&str; 4] = [
+    "sbin/modprobe",
+    "usr/sbin/modprobe",
+    "bin/modprobe",
+    "usr/bin/modprobe",
+];
 
 /// The real thing, under a root.
 pub struct RealKernel {
@@ -62,20 +68,6 @@ pub struct RealKernel {
 impl RealKernel {
     pub fn new(root: &Root) -> RealKernel {
         RealKernel { root: root.clone() }
-    }
-
-    /// The system's modprobe, by absolute path, so the admin's modprobe.d applies; looked for
-    /// only when a module is to be loaded.
-    fn modprobe_path(&self) -> Option<PathBuf> {
-        [
-            "sbin/modprobe",
-            "usr/sbin/modprobe",
-            "bin/modprobe",
-            "usr/bin/modprobe",
-        ]
-        .iter()
-        .map(|p| self.root.path(p))
-        .find(|p| p.exists())
     }
 }
 
@@ -115,31 +107,39 @@ impl Kernel for RealKernel {
         log_dir: Option<&Dir>,
     ) -> Result<(), ModprobeError> {
         let failed = |args: fmt::Arguments<'_>| ModprobeError::Failed(bounded(args));
-        let path = self
-            .modprobe_path()
-            .ok_or_else(|| failed(format_args!("no modprobe found")))?;
-        let path = &path;
-        // A file, not a pipe, so a modprobe that outlives us never gets SIGPIPE; opened through
-        // the safe writer's directory handle (no symlink followed).
-        let log = log_dir.and_then(|d| d.create_truncated(MODPROBE_LOG_NAME).ok());
-        // stdout and stderr both to the log (modprobe -v, install commands write to either).
-        let to_log = || {
-            log.as_ref()
-                .and_then(dup_for_child)
-                .unwrap_or_else(Stdio::null)
+        // The system's own modprobe, by absolute path (the admin's modprobe.d applies): the
+        // first of the usual places that spawns, tried in order (no stat before each).
+        let mut spawned = None;
+        for rel in MODPROBE_PATHS {
+            let path = self.root.path(rel);
+            // A file, not a pipe, so a modprobe that outlives us never gets SIGPIPE; opened
+            // through the safe writer's directory handle (no symlink followed). stdout and
+            // stderr both go there (modprobe -v, install commands write to either).
+            let log = log_dir.and_then(|d| d.create_truncated(MODPROBE_LOG_NAME).ok());
+            let stderr = log.as_ref().and_then(dup_for_child);
+            let stdout = log.map(Stdio::from);
+            // stdin: /dev/null opened with O_CLOEXEC (std's Stdio::null adds an fcntl on musl).
+            let stdin = crate::sysfs::open_ro(Path::new("/dev/null"), OFlag::empty())
+                .map(Stdio::from)
+                .ok();
+            let child = Command::new(&path)
+                .arg(module)
+                .stdin(stdin.unwrap_or_else(Stdio::null))
+                .stdout(stdout.unwrap_or_else(Stdio::null))
+                .stderr(stderr.unwrap_or_else(Stdio::null))
+                .spawn();
+            match child {
+                Ok(c) => {
+                    spawned = Some((c, path));
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(failed(format_args!("{}: {e}", path.display()))),
+            }
+        }
+        let Some((mut child, path)) = spawned else {
+            return Err(failed(format_args!("no modprobe found")));
         };
-        // stdin: /dev/null opened with O_CLOEXEC (std's Stdio::null adds an fcntl on musl).
-        let null = match crate::sysfs::open_ro(Path::new("/dev/null"), OFlag::empty()) {
-            Ok(f) => Stdio::from(f),
-            Err(_) => Stdio::null(),
-        };
-        let mut child = Command::new(path)
-            .arg(module)
-            .stdin(null)
-            .stdout(to_log())
-            .stderr(to_log())
-            .spawn()
-            .map_err(|e| failed(format_args!("{}: {e}", path.display())))?;
         let status = match crate::wait::wait_until(&mut child, until) {
             Ok(Some(status)) => status,
             Ok(None) => return Err(ModprobeError::StillRunning),
@@ -148,13 +148,12 @@ impl Kernel for RealKernel {
         if status.success() {
             return Ok(());
         }
-        // Its last line says why (kmod ends with the FATAL one). Read from the start: the
-        // child's writes moved the shared offset.
-        let mut said = [0u8; 1024];
-        let n = log
-            .as_ref()
-            .map_or(0, |f| f.read_at(&mut said, 0).unwrap_or(0));
-        let last = said[..n]
+        // Its last line says why (kmod ends with the FATAL one).
+        let said = log_dir
+            .and_then(|d| d.read(MODPROBE_LOG_NAME, 4096).ok().flatten())
+            .unwrap_or_default();
+        let last = said
+            .bytes
             .split(|&b| b == b'\n')
             .rfind(|l| !l.trim_ascii().is_empty())
             .unwrap_or_default();

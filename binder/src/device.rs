@@ -117,17 +117,21 @@ pub fn uevent_driver(text: &str) -> Option<Name> {
 
 /// One line of `/proc/bus/pci/devices`: `(bus, devfn, vendor, device)`. The file has no PCI
 /// domain: `BBDF\tVVVVDDDD\t...` (drivers/pci/proc.c).
-pub fn parse_proc_pci_line(line: &str) -> Option<(u8, u8, u16, u16)> {
-    let mut f = line.split('\t');
-    let (loc, id) = (f.next()?, f.next()?);
-    if loc.len() != 4 || id.len() != 8 {
+pub fn parse_proc_pci_line(line: &[u8]) -> Option<(u8, u8, u16, u16)> {
+    let head = line.get(..14)?;
+    if head[4] != b'\t' || head[13] != b'\t' {
         return None;
     }
+    let field = |r: core::ops::Range<usize>| {
+        let digits = &head[r];
+        digits.iter().all(u8::is_ascii_hexdigit).then_some(())?;
+        u32::from_str_radix(core::str::from_utf8(digits).ok()?, 16).ok()
+    };
     Some((
-        u8::from_str_radix(&loc[..2], 16).ok()?,
-        u8::from_str_radix(&loc[2..], 16).ok()?,
-        u16::from_str_radix(&id[..4], 16).ok()?,
-        u16::from_str_radix(&id[4..], 16).ok()?,
+        field(0..2)? as u8,
+        field(2..4)? as u8,
+        field(5..9)? as u16,
+        field(9..13)? as u16,
     ))
 }
 
@@ -186,15 +190,17 @@ mod tests {
         let line =
             "0300\t10de1f02\t10\tf6000000\t0\t0\t0\t0\t0\t0\t1000000\t0\t0\t0\t0\t0\t0\tvfio-pci";
         assert_eq!(
-            parse_proc_pci_line(line),
+            parse_proc_pci_line(line.as_bytes()),
             Some((0x03, 0x00, 0x10de, 0x1f02))
         );
         assert_eq!(
-            parse_proc_pci_line("00fa\t80862930\t0"),
+            parse_proc_pci_line(b"00fa\t80862930\t0"),
             Some((0, 0xfa, 0x8086, 0x2930))
         );
-        assert_eq!(parse_proc_pci_line("garbage"), None);
-        assert_eq!(parse_proc_pci_line("030\t10de1f02"), None);
+        assert_eq!(parse_proc_pci_line(b"garbage"), None);
+        assert_eq!(parse_proc_pci_line(b"030\t10de1f02"), None);
+        assert_eq!(parse_proc_pci_line(b"0300\t10de1f02x\t0"), None);
+        assert_eq!(parse_proc_pci_line(b"0300\t+0de1f02\t0"), None, "no sign");
     }
 
     #[test]

@@ -84,17 +84,16 @@ impl Dir {
         let Some((first, rest)) = names.split_first() else {
             return Dir::at(None, base, base.to_path_buf(), OFlag::empty());
         };
-        // `base/first` in one open when it exists (O_NOFOLLOW guards its last component, the
-        // only one below the trusted base); otherwise through the base, to create it.
+        // `base/first` by path: the base is trusted, and mkdir and O_NOFOLLOW both refuse a
+        // symlink at the last component, the only one below it.
         let path = base.join(first);
-        let mut dir = match Dir::at(None, &path, path.clone(), OFlag::O_NOFOLLOW) {
-            Err(SysError::Io { source, .. })
-                if create && source.kind() == io::ErrorKind::NotFound =>
-            {
-                Dir::at(None, base, base.to_path_buf(), OFlag::empty())?.subdir(first, true)?
+        if create {
+            match mkdirat(None, &path, Mode::from_bits_truncate(0o755)) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(err(&path, e)),
             }
-            other => other?,
-        };
+        }
+        let mut dir = Dir::at(None, &path, path.clone(), OFlag::O_NOFOLLOW)?;
         for name in rest {
             dir = dir.subdir(name, create)?;
         }
@@ -300,9 +299,9 @@ impl Dir {
     }
 }
 
-/// Reads an open file whole up to `cap` bytes (`cut` when there was more); it must be a regular
-/// file (procfs files are). The buffer starts at 16 KiB and doubles: no probing reads.
-pub fn read_regular(mut file: File, path: &Path, cap: usize) -> Result<Input, SysError> {
+/// A FIFO or a device in place of an input is an error, never a wait (procfs files are regular).
+/// Returns the size the file claims (procfs files claim 0).
+fn require_regular(file: &File, path: &Path) -> Result<usize, SysError> {
     let st = fstat(file.as_raw_fd()).map_err(|e| err(path, e))?;
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
         return Err(SysError::Malformed {
@@ -310,15 +309,101 @@ pub fn read_regular(mut file: File, path: &Path, cap: usize) -> Result<Input, Sy
             what: "not a regular file",
         });
     }
+    Ok(usize::try_from(st.st_size).unwrap_or(0))
+}
+
+/// Lines of a regular file of any size, through one buffer of `LINE_BUFFER` bytes: the memory
+/// stays bounded however long the file (`/proc/iomem` and `/proc/bus/pci/devices` grow with the
+/// bus). A line longer than the buffer is passed in pieces; `f` gets each line without its `\n`.
+pub fn for_each_line(
+    mut file: File,
+    path: &Path,
+    mut f: impl FnMut(&[u8]),
+) -> Result<(), SysError> {
+    require_regular(&file, path)?;
+    let mut buf = vec![0u8; LINE_BUFFER];
+    // Bytes of an unfinished line kept at the front.
+    let mut kept = 0;
+    loop {
+        let n = match file.read(&mut buf[kept..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(SysError::Io {
+                    path: path.to_path_buf(),
+                    source: e,
+                })
+            }
+        };
+        let end = kept + n;
+        if n == 0 {
+            if kept > 0 {
+                f(&buf[..kept]);
+            }
+            return Ok(());
+        }
+        let mut start = 0;
+        while let Some(nl) = find_byte(b'\n', &buf[start..end]) {
+            f(&buf[start..start + nl]);
+            start += nl + 1;
+        }
+        if start == 0 && end == buf.len() {
+            // One line fills the buffer: pass it as it is.
+            f(&buf[..end]);
+            kept = 0;
+        } else {
+            buf.copy_within(start..end, 0);
+            kept = end - start;
+        }
+    }
+}
+
+/// The first `needle` in `hay`, eight bytes a step (std keeps its memchr to itself): the line
+/// readers go through files that grow with the bus.
+pub fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let pattern = ONES * u64::from(needle);
+    let mut chunks = hay.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        let x = word ^ pattern;
+        // The classic has-zero-byte test: its lowest flag is the first needle (a borrow only
+        // ever flags a later byte falsely).
+        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zero != 0 {
+            return Some(at + (zero.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == needle)
+        .map(|p| p + at)
+}
+
+/// The buffer [`for_each_line`] reads through.
+pub const LINE_BUFFER: usize = 64 << 10;
+
+/// Reads an open file whole up to `cap` bytes (`cut` when there was more); it must be a regular
+/// file (procfs files are). The buffer is the size the file claims plus one (procfs claims 0:
+/// then 16 KiB), doubled when full, up to one byte past the cap: no probing reads. Buffers are
+/// made zeroed and copied whole (memset, memcpy), never grown byte by byte.
+pub fn read_regular(mut file: File, path: &Path, cap: usize) -> Result<Input, SysError> {
+    let claimed = require_regular(&file, path)?;
     let limit = cap.saturating_add(1);
-    let mut bytes = vec![0u8; limit.min(16 << 10)];
+    let mut bytes = vec![0u8; claimed.saturating_add(1).max(16 << 10).min(limit)];
     let mut len = 0;
     loop {
         if len == bytes.len() {
             if len == limit {
                 break;
             }
-            bytes.resize(len.saturating_mul(2).min(limit), 0);
+            let mut bigger = vec![0u8; len.saturating_mul(2).min(limit)];
+            bigger[..len].copy_from_slice(&bytes);
+            bytes = bigger;
         }
         match file.read(&mut bytes[len..]) {
             Ok(0) => break,
@@ -341,6 +426,55 @@ pub fn read_regular(mut file: File, path: &Path, cap: usize) -> Result<Input, Sy
 mod tests {
     use super::*;
     use std::fs;
+
+    #[test]
+    fn finds_bytes_at_every_offset() {
+        for len in 0..40 {
+            let mut hay = vec![b'x'; len];
+            assert_eq!(find_byte(b'\n', &hay), None);
+            for at in 0..len {
+                hay.fill(b'x');
+                hay[at] = b'\n';
+                if at + 3 < len {
+                    hay[at + 3] = b'\n';
+                }
+                assert_eq!(find_byte(b'\n', &hay), Some(at), "len {len}");
+            }
+        }
+        // Bytes near the needle's value do not match (0x0b, 0x8a).
+        assert_eq!(find_byte(b'\n', &[0x0b, 0x8a, 0x09, 0x0a]), Some(3));
+        assert_eq!(find_byte(b'\n', &[0x8a; 16]), None);
+    }
+
+    #[test]
+    fn lines_of_any_length_through_one_buffer() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("f");
+        // Lines that straddle every buffer boundary, one longer than the buffer, no final newline.
+        let mut text = String::new();
+        for n in 0..20_000 {
+            text += &format!("line {n} {}\n", "x".repeat(n % 97));
+        }
+        text += &"y".repeat(LINE_BUFFER + 10);
+        text += "\nlast";
+        fs::write(&p, &text).unwrap();
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        for_each_line(File::open(&p).unwrap(), &p, |l| got.push(l.to_vec())).unwrap();
+        let want: Vec<&str> = text.split('\n').collect();
+        assert_eq!(
+            got.len(),
+            want.len() + 1,
+            "the long line comes in two pieces"
+        );
+        assert_eq!(got[1234], want[1234].as_bytes());
+        assert_eq!(got.last().unwrap(), b"last");
+        let long: usize = got[20_000..20_002].iter().map(Vec::len).sum();
+        assert_eq!(long, LINE_BUFFER + 10);
+        assert!(
+            for_each_line(File::open(t.path()).unwrap(), t.path(), |_| {}).is_err(),
+            "a directory"
+        );
+    }
     use std::os::unix::fs::symlink;
 
     #[test]

@@ -33,55 +33,107 @@ pub struct Framebuffer {
     pub owner: Option<Bdf>,
 }
 
-fn is_framebuffer(name: &str) -> bool {
+fn is_framebuffer(name: &[u8]) -> bool {
+    // Every name starts with b, e, v or s: most lines are rejected on their first byte.
+    if !matches!(
+        name.first().map(u8::to_ascii_lowercase),
+        Some(b'b' | b'e' | b'v' | b's')
+    ) {
+        return false;
+    }
     NAMES.iter().any(|n| {
         name.get(..n.len())
-            .is_some_and(|head| head.eq_ignore_ascii_case(n))
+            .is_some_and(|head| head.eq_ignore_ascii_case(n.as_bytes()))
     })
 }
 
-/// Every firmware framebuffer listed in `/proc/iomem` text, with its owner where the tree
-/// names one. Unprivileged readers see every range as zeros: a framebuffer then counts only
-/// through its owner.
-pub fn framebuffers(iomem: &str) -> heapless::Vec<Framebuffer, MAX_FRAMEBUFFERS> {
+/// The length of the run of hex digits at the start of `b`, and its value (saturated).
+fn hex(b: &[u8]) -> (usize, u64) {
+    let mut v: u64 = 0;
+    let mut n = 0;
+    for &c in b {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => break,
+        };
+        v = v.saturating_mul(16).saturating_add(u64::from(d));
+        n += 1;
+    }
+    (n, v)
+}
+
+/// `start-end` in hex.
+fn range(text: &[u8]) -> Option<(u64, u64)> {
+    let dash = text.iter().position(|&b| b == b'-')?;
+    let (a, start) = hex(&text[..dash]);
+    let (b, end) = hex(&text[dash + 1..]);
+    (a == dash && a > 0 && b > 0 && dash + 1 + b == text.len()).then_some((start, end))
+}
+
+/// A BAR's name, `DDDD:BB:DD.F` as pci_name() spells it (the domain always there), kept as bytes:
+/// it is parsed only if a framebuffer below it needs an owner.
+type Name = [u8; 12];
+
+fn is_device_name(n: &[u8]) -> bool {
+    matches!(n, [_, _, _, _, b':', _, _, b':', _, _, b'.', _])
+}
+
+/// Every firmware framebuffer listed in `/proc/iomem` (`<indent>start-end : name` lines, two
+/// spaces of indent a level), with its owner where the tree names one. Unprivileged readers see
+/// every range as zeros: a framebuffer then counts only through its owner.
+///
+/// One pass over bytes, since the file grows with the bus (a line per BAR): no UTF-8 pass, no
+/// substring search, no number it does not need; a BAR line (most lines) is recognised by its
+/// fixed length, without looking for its end.
+pub fn framebuffers(iomem: &[u8]) -> heapless::Vec<Framebuffer, MAX_FRAMEBUFFERS> {
     let mut out = heapless::Vec::new();
     // The open ancestors of the current line: (indent, the device a line names).
-    let mut above: heapless::Vec<(usize, Option<Bdf>), MAX_DEPTH> = heapless::Vec::new();
-    for line in iomem.lines() {
-        let Some((range, name)) = line.split_once(" : ") else {
+    let mut above: heapless::Vec<(usize, Option<Name>), MAX_DEPTH> = heapless::Vec::new();
+    let mut at = 0;
+    while at < iomem.len() {
+        let line = &iomem[at..];
+        let indent = line.iter().take_while(|&&b| b == b' ').count();
+        let rest = &line[indent..];
+        // The range holds no space: it ends at the first one (checked as hex only when used).
+        let parsed = crate::files::find_byte(b' ', rest).and_then(|r| match &rest[r..] {
+            // Byte patterns, not slice equality: that is a memcmp call per line.
+            [b' ', b':', b' ', name @ ..] if r > 0 => Some((&rest[..r], name, indent + r + 3)),
+            _ => None,
+        });
+        let Some((range_text, tail, name_at)) = parsed else {
+            at += crate::files::find_byte(b'\n', line).map_or(line.len(), |n| n + 1);
             continue;
         };
-        let indent = range.len() - range.trim_start().len();
+        let (name, next) = if tail.get(12) == Some(&b'\n') && is_device_name(&tail[..12]) {
+            (&tail[..12], name_at + 13)
+        } else {
+            let n = crate::files::find_byte(b'\n', tail).unwrap_or(tail.len());
+            (tail[..n].trim_ascii_end(), name_at + n + 1)
+        };
+        at += next;
         while above.last().is_some_and(|&(i, _)| i >= indent) {
             above.pop();
         }
-        let name = name.trim();
-        // The PCI core names a BAR `DDDD:BB:DD.F` (pci_name()), the domain always spelled out.
-        let bdf = Bdf::parse(name).filter(|_| name.len() == 12);
         if is_framebuffer(name) {
             // The nearest device above it; a line too deep to track has no known owner.
             let owner = match above.is_full() {
                 true => None,
-                false => above.iter().rev().find_map(|&(_, b)| b),
+                false => above
+                    .iter()
+                    .rev()
+                    .find_map(|(_, n)| *n)
+                    .and_then(|n| core::str::from_utf8(&n).ok().and_then(Bdf::parse)),
             };
-            let (start, end) = range
-                .trim()
-                .split_once('-')
-                .and_then(|(a, b)| {
-                    Some((
-                        u64::from_str_radix(a, 16).ok()?,
-                        u64::from_str_radix(b, 16).ok()?,
-                    ))
-                })
-                .unwrap_or((0, 0));
+            let (start, end) = range(range_text).unwrap_or((0, 0));
             // Kept even with no owner and a zero range (what unprivileged readers see): it says
-            // a framebuffer exists that only root can place.
-            if out.push(Framebuffer { start, end, owner }).is_err() {
-                break;
-            }
+            // a framebuffer exists that only root can place. Past the capacity: dropped.
+            let _ = out.push(Framebuffer { start, end, owner });
         }
+        let device = is_device_name(name).then(|| name.try_into().ok()).flatten();
         // Over the depth kept, the line is dropped: its children then find no owner through it.
-        let _ = above.push((indent, bdf));
+        let _ = above.push((indent, device));
     }
     out
 }
@@ -127,7 +179,7 @@ fe000000-fe0fffff : efifb
 
     #[test]
     fn finds_framebuffers_at_any_depth_with_their_owner() {
-        let fbs = framebuffers(IOMEM);
+        let fbs = framebuffers(IOMEM.as_bytes());
         assert_eq!(
             fbs.as_slice(),
             &[
@@ -154,13 +206,13 @@ fe000000-fe0fffff : efifb
         assert!(shows(&fbs, &bdf("03:00.0"), &[(0xfe00_0000, 0xfeff_ffff)]));
         assert!(needs_bars(&fbs));
         assert!(!needs_bars(&fbs[..1]));
-        assert!(framebuffers("garbage\n - : \n").is_empty());
+        assert!(framebuffers(b"garbage\n - : \n").is_empty());
     }
 
     #[test]
     fn unprivileged_zeros_still_name_the_owner() {
         let text = "00000000-00000000 : PCI Bus 0000:00\n  00000000-00000000 : 0000:01:00.0\n    00000000-00000000 : efifb\n00000000-00000000 : simplefb\n";
-        let fbs = framebuffers(text);
+        let fbs = framebuffers(text.as_bytes());
         assert_eq!(fbs.len(), 2);
         assert!(shows(&fbs, &bdf("01:00.0"), &[]));
         assert!(
@@ -173,9 +225,28 @@ fe000000-fe0fffff : efifb
     #[test]
     fn a_sibling_is_not_an_owner() {
         let text = "80000000-8fffffff : PCI Bus 0000:01\n  80000000-80ffffff : 0000:01:00.0\n  81000000-81ffffff : BOOTFB\n";
-        let fbs = framebuffers(text);
+        let fbs = framebuffers(text.as_bytes());
         assert_eq!(fbs[0].owner, None, "BOOTFB sits beside the BAR, not in it");
         assert!(shows(&fbs, &bdf("01:00.1"), &[(0x8100_0000, 0x81ff_ffff)]));
+    }
+
+    #[test]
+    fn line_ends_of_every_kind() {
+        // A BAR name with more after it is no device; no final newline; CRLF; blank lines.
+        let text = "80000000-8fffffff : 0000:01:00.0 x\n  80000000-80ffffff : BOOTFB\n\n\
+                    90000000-9fffffff : 0000:02:00.0\r\n  90000000-90ffffff : efifb\r\n\
+                    a0000000-afffffff : 0000:03:00.0\n  a0000000-a0ffffff : simplefb";
+        let fbs = framebuffers(text.as_bytes());
+        let owners: Vec<_> = fbs.iter().map(|f| f.owner.map(|b| b.to_string())).collect();
+        assert_eq!(
+            owners,
+            [
+                None,
+                Some("0000:02:00.0".into()),
+                Some("0000:03:00.0".into())
+            ]
+        );
+        assert_eq!((fbs[2].start, fbs[2].end), (0xa000_0000, 0xa0ff_ffff));
     }
 
     #[test]
@@ -185,7 +256,7 @@ fe000000-fe0fffff : efifb
             text += &format!("{}00001000-00001fff : level\n", "  ".repeat(depth));
         }
         text += &format!("{}00001000-00001fff : BOOTFB\n", "  ".repeat(MAX_DEPTH + 3));
-        let fbs = framebuffers(&text);
+        let fbs = framebuffers(text.as_bytes());
         assert_eq!(fbs.len(), 1);
         assert_eq!(fbs[0].owner, None);
     }

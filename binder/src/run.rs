@@ -25,7 +25,6 @@ pub const CONFIG_CAP: usize = 16384;
 /// dracut's `/etc/cmdline.d/*.conf` files read.
 pub const MAX_CMDLINE_D: usize = 16;
 
-pub const STATE_DIR: &str = "run/vfio-early";
 pub const STATE_NAME: &str = "state.json";
 pub const STATE_FILE: &str = "run/vfio-early/state.json";
 pub const CONFIG_FILE: &str = "etc/vfio-early.conf";
@@ -280,7 +279,9 @@ pub fn run_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
                 error!("not inside an initramfs (no /etc/initrd-release): boot mode refuses to act on a running system; use `vfio-early plan` to see what it would do");
                 return EXIT_REFUSED;
             }
-            dir = Some(Dir::open(root.base(), STATE_DIR, true).map(Dir::volatile));
+            // /run is the system's own mount (trusted, as the root is); vfio-early/ below it is
+            // opened without following a symlink.
+            dir = Some(Dir::open(&root.path("run"), "vfio-early", true).map(Dir::volatile));
         }
         Mode::Plan => kmsg::init(kmsg::Target::Stderr, LevelFilter::Info),
     }

@@ -109,22 +109,24 @@ fn id_candidates(
     root: &Root,
     entries: &[Entry],
 ) -> Option<heapless::Vec<(u8, u8), MAX_CANDIDATES>> {
-    let input = sysfs::read_input(&root.path("proc/bus/pci/devices"), 1 << 20).ok()?;
-    if input.cut {
-        return None;
-    }
     let mut out = heapless::Vec::new();
-    for line in input.text().lines() {
-        let (bus, devfn, vendor, device) = device::parse_proc_pci_line(line)?;
+    // Read a line at a time (a line per device: about 1 MiB at 4096 devices); any line that
+    // does not parse, or more candidates than kept, and the pre-filter is not trusted.
+    let mut whole = true;
+    let read = sysfs::read_lines(&root.path("proc/bus/pci/devices"), |line| {
+        let Some((bus, devfn, vendor, device)) = device::parse_proc_pci_line(line) else {
+            whole = false;
+            return;
+        };
         let named = entries.iter().any(|e| match &e.selector {
             Selector::Id(m) => m.vendor == vendor && m.device == device,
             Selector::Bdf { .. } => false,
         });
         if named && !out.contains(&(bus, devfn)) {
-            out.push((bus, devfn)).ok()?;
+            whole &= out.push((bus, devfn)).is_ok();
         }
-    }
-    Some(out)
+    });
+    (read.ok()? && whole).then_some(out)
 }
 
 pub fn scan(root: &Root, entries: &[Entry]) -> (Inventory, Errors) {
@@ -210,10 +212,23 @@ pub fn scan(root: &Root, entries: &[Entry]) -> (Inventory, Errors) {
     s.inv.iommu_on = s.inv.devices.iter().any(|d| d.group.is_some())
         || sysfs::dir_has_entries(&root.path("sys/kernel/iommu_groups"));
     if s.inv.devices.iter().any(|d| d.class.is_display()) {
-        // A large machine's iomem is tens of KiB; the cap only bounds a pathological one.
-        if let Ok(Some(input)) = sysfs::read_input_optional(&root.path("proc/iomem"), 256 * 1024) {
-            let text = input.text();
-            s.inv.framebuffers = iomem::framebuffers(&text);
+        match sysfs::framebuffers(root) {
+            Ok(fbs) => s.inv.framebuffers = fbs,
+            // Whether a display shows the console cannot be told: their groups are not seen
+            // whole, so they are refused with the reason (the error is logged).
+            Err(e) => {
+                s.errors.push(e);
+                let groups: heapless::Vec<u32, MAX_DEVICES> = s
+                    .inv
+                    .devices
+                    .iter()
+                    .filter(|d| d.class.is_display())
+                    .filter_map(|d| d.group)
+                    .collect();
+                for g in groups {
+                    s.unseen_group(g);
+                }
+            }
         }
     }
     // BARs matter only to place a firmware framebuffer /proc/iomem lists under no device.

@@ -218,11 +218,7 @@ pub fn gather(root: &Root, all: bool) -> Status {
         problems.push(format!("scan: {e}"));
     }
     let devs = devices(root, &mut problems);
-    let fbs = sysfs::read_input_optional(&root.path("proc/iomem"), 4 << 20)
-        .ok()
-        .flatten()
-        .map(|i| iomem::framebuffers(&i.text()))
-        .unwrap_or_default();
+    let fbs = sysfs::framebuffers(root).unwrap_or_default();
     let state = bootstate::read(root);
     let roms = stored_roms(root);
     let mut pci_ids = read_pci_ids(root);

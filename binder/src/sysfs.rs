@@ -178,6 +178,36 @@ pub fn read_input_optional(path: &Path, cap: usize) -> Result<Option<Input>, Sys
     }
 }
 
+/// Streams an input's lines through one bounded buffer ([`crate::files::for_each_line`]),
+/// opened without blocking and required to be a regular file; `Ok(false)` when it does not exist.
+pub fn read_lines(path: &Path, f: impl FnMut(&[u8])) -> Result<bool, SysError> {
+    match open_ro(path, nix::fcntl::OFlag::O_NONBLOCK) {
+        Ok(file) => crate::files::for_each_line(file, path, f).map(|()| true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+/// `/proc/iomem` is about 80 bytes a BAR (320 KiB at 4096 devices); one far past that is cut.
+pub const IOMEM_CAP: usize = 16 << 20;
+
+/// Framebuffers in `/proc/iomem` (absent: none). Read whole and scanned once; a file over the
+/// cap is an error, never a silent cut (a framebuffer line could be in the part not read).
+pub fn framebuffers(
+    root: &Root,
+) -> Result<heapless::Vec<crate::iomem::Framebuffer, { crate::iomem::MAX_FRAMEBUFFERS }>, SysError>
+{
+    let path = root.path("proc/iomem");
+    match read_input_optional(&path, IOMEM_CAP)? {
+        None => Ok(heapless::Vec::new()),
+        Some(input) if input.cut => Err(SysError::Malformed {
+            path,
+            what: "longer than 16 MiB: not read, so a firmware framebuffer cannot be placed",
+        }),
+        Some(input) => Ok(crate::iomem::framebuffers(&input.bytes)),
+    }
+}
+
 /// Reads a small attribute into a stack buffer (one open, one or two reads, no allocation);
 /// `Ok(None)` when it does not exist. Longer content is cut at `N` bytes.
 pub fn read_attr<const N: usize>(path: &Path) -> Result<Option<heapless::String<N>>, SysError> {
@@ -262,8 +292,8 @@ pub fn for_each_bdf(dir: &Path, mut f: impl FnMut(Bdf)) -> Result<(), SysError> 
 pub fn for_each_name(dir: &Path, mut f: impl FnMut(&[u8])) -> Result<(), SysError> {
     use std::os::fd::AsRawFd;
     let file = open_ro(dir, nix::fcntl::OFlag::O_DIRECTORY).map_err(io_err(dir))?;
-    // 8-byte aligned, as the records are.
-    let mut buf = [0u64; 512];
+    // 8-byte aligned, as the records are; 32 KiB: a bus of 4096 devices lists in five calls.
+    let mut buf = [0u64; 4096];
     loop {
         // SAFETY: getdents64 writes at most the given length into the buffer we own.
         let n = unsafe {

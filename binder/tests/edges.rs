@@ -151,3 +151,39 @@ fn id_entries_prefilter_with_proc_bus_pci_and_fall_back_without_it() {
         assert_eq!(t.driver_of("0000:04:00.0"), None);
     }
 }
+
+/// Files that grow with the bus are read whole however large: a 4096-device machine's
+/// /proc/bus/pci/devices (over 1 MiB in the kernel's format) still pre-filters, its matching
+/// line last; a /proc/iomem over its 16 MiB cap is named and the displays it might concern
+/// are refused, never judged on the part read.
+#[test]
+fn bus_sized_files_are_read_whole_or_refused_by_name() {
+    let t = FakeTree::new();
+    t.device(Dev::new("f3:00.0", 0x10de, 0x1c03, DISPLAY).group(1))
+        .modprobe_binds()
+        .cmdline("vfio-early.devices=10de:1c03");
+    let pad = "\t0\t".to_string() + &"0".repeat(240) + "\n";
+    let mut devices: String = (0..4096)
+        .map(|n| format!("{:02x}{:02x}\t80860001{pad}", n / 256, n % 256))
+        .collect();
+    devices += &format!("f300\t10de1c03{pad}");
+    assert!(devices.len() > 1 << 20);
+    t.file("proc/bus/pci/devices", &devices);
+    let log = boot(&t);
+    assert_logged(&log, "summary: 1 bound");
+
+    let t = FakeTree::new();
+    t.device(Dev::new("01:00.0", 0x10de, 0x1c03, DISPLAY).group(1))
+        .modprobe_binds()
+        .cmdline("vfio-early.devices=01:00.0");
+    let mut iomem = "00000000-00000fff : Reserved\n".repeat((16 << 20) / 29 + 1);
+    iomem += "c0000000-cfffffff : 0000:01:00.0\n  c0000000-c07fffff : BOOTFB\n";
+    t.file("proc/iomem", &iomem);
+    let log = boot(&t);
+    assert_logged(&log, "proc/iomem: longer than 16 MiB");
+    assert_logged(
+        &log,
+        "refused: not every member of IOMMU group 1 could be read",
+    );
+    assert_eq!(t.override_of("01:00.0").trim(), "(null)");
+}
