@@ -543,7 +543,7 @@ pub fn pinned_entry(d: &Device) -> String {
 }
 
 /// The IOMMU argument for this machine's CPU.
-fn iommu_argument(root: &Root) -> &'static str {
+pub fn iommu_argument(root: &Root) -> &'static str {
     let cpu = sysfs::read_input(&root.path("proc/cpuinfo"), 1 << 20)
         .map(|i| i.text().contains("AuthenticAMD"))
         .unwrap_or(false);
@@ -617,7 +617,7 @@ pub fn argument(root: &Root, words: &[String]) -> Result<Argument, String> {
 }
 
 /// One device's line in the boot's words.
-fn line(next: &NextBoot, item: &Item) -> String {
+pub fn line(next: &NextBoot, item: &Item) -> String {
     let outcome = match item.decision {
         Decision::Bind { .. } => Outcome::WouldBind,
         _ => Outcome::AsPlanned,

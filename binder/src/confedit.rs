@@ -1,0 +1,355 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `vfio-early add` and `vfio-early remove`: the one safe way to say what to take. The entry
+//! written is pinned to the device's IDs, judged by the next boot's own planner first, and the
+//! file is replaced atomically (the safe writer: a temporary name, fsync, rename), under a lock,
+//! keeping every other line and comment as it was. Each line is read by the boot's own parser,
+//! so what is written is what the boot reads.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::config::{Problems, Settings, MAX_ENTRIES};
+use crate::entry::{self, Entry, Selector};
+use crate::files::{Dir, Replace};
+use crate::generator;
+use crate::nextboot;
+use crate::pci::Bdf;
+use crate::plan::{Decision, Why};
+use crate::run::{CONFIG_CAP, CONFIG_FILE};
+use crate::status::{line as device_line, pinned_entry};
+use crate::sysfs::{self, Root};
+
+/// The device entries one line of the file contributes, by the boot's parser.
+fn line_entries(line: &str) -> heapless::Vec<Entry, MAX_ENTRIES> {
+    let mut s = Settings::default();
+    s.apply_file(line, &mut Problems::default());
+    s.entries
+}
+
+/// The file's text ("" when absent); an unreadable or cut file is an error: never rewrite what
+/// was not read whole.
+fn read(root: &Root) -> Result<String, String> {
+    let path = root.path(CONFIG_FILE);
+    match sysfs::read_input_optional(&path, CONFIG_CAP) {
+        Ok(None) => Ok(String::new()),
+        Ok(Some(i)) if i.cut => Err(format!(
+            "{}: longer than {CONFIG_CAP} bytes: not rewritten",
+            path.display()
+        )),
+        Ok(Some(i)) => String::from_utf8(i.bytes)
+            .map_err(|_| format!("{}: not UTF-8: not rewritten", path.display())),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The problems the boot's parser finds in a text, as lines.
+fn problems(text: &str) -> Vec<String> {
+    let mut p = Problems::default();
+    Settings::default().apply_file(text, &mut p);
+    p.kept.iter().map(|p| p.to_string()).collect()
+}
+
+/// A unified-diff-like view of the change, for --dry-run.
+fn diff(old: &str, new: &str) -> String {
+    let mut out = String::new();
+    let (a, b): (Vec<&str>, Vec<&str>) = (old.lines().collect(), new.lines().collect());
+    let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let tail = a[common..]
+        .iter()
+        .rev()
+        .zip(b[common..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
+    for l in &a[common..a.len() - tail] {
+        let _ = writeln!(out, "-{l}");
+    }
+    for l in &b[common..b.len() - tail] {
+        let _ = writeln!(out, "+{l}");
+    }
+    out
+}
+
+/// Writes `text` as the config file, atomically, unless it would add a problem the boot's
+/// parser names.
+fn write(root: &Root, old: &str, text: &str) -> Result<(), String> {
+    let before = problems(old);
+    let new: Vec<String> = problems(text)
+        .into_iter()
+        .filter(|p| {
+            !before
+                .iter()
+                .any(|b| b.split_once(": ").map(|x| x.1) == p.split_once(": ").map(|x| x.1))
+        })
+        .collect();
+    if let Some(p) = new.first() {
+        return Err(format!(
+            "the result would not read cleanly ({p}): nothing written"
+        ));
+    }
+    let path = root.path(CONFIG_FILE);
+    let (dir, name) = Dir::of_user_path(&path).map_err(|e| e.to_string())?;
+    // A run killed before its rename left its temporary file; under the lock none is live.
+    let _ = dir.remove_stale_temps();
+    dir.write(&name, text.as_bytes(), Replace::Yes)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Holds the lock that serialises `add` and `remove` (on `/etc` itself).
+fn locked(root: &Root) -> Result<(Dir, impl Drop), String> {
+    let path = root.path(CONFIG_FILE);
+    let dir =
+        Dir::open(path.parent().unwrap_or(Path::new("/")), "", false).map_err(|e| e.to_string())?;
+    let guard = dir.lock().map_err(|e| e.to_string())?;
+    Ok((dir, guard))
+}
+
+/// What to tell after a change: the rebuild command, and the IOMMU argument if it is missing.
+fn next_steps(root: &Root) -> Vec<String> {
+    let mut out = Vec::new();
+    match generator::detect(root) {
+        Some(g) => out.push(format!(
+            "the file goes into the initramfs: rebuild it with `{}`",
+            g.rebuild()
+        )),
+        None => out.push("no initramfs generator found (update-initramfs, dracut, mkinitcpio): put the file into your image yourself".into()),
+    }
+    if !sysfs::dir_has_entries(&root.path("sys/kernel/iommu_groups")) {
+        out.push(format!(
+            "the IOMMU is off: add {} to the kernel command line (README, \"The kernel argument\")",
+            crate::status::iommu_argument(root)
+        ));
+    }
+    out
+}
+
+/// `vfio-early add BDF[+flags]... [--dry-run]`; returns the exit code (0 written or nothing to
+/// do, 1 refused, 2 usage or unwritable).
+pub fn add(root: &Root, words: &[String], dry_run: bool) -> i32 {
+    match add_inner(root, words, dry_run) {
+        Ok(code) => code,
+        Err(e) => {
+            errln!("vfio-early add: {e}");
+            2
+        }
+    }
+}
+
+fn add_inner(root: &Root, words: &[String], dry_run: bool) -> Result<i32, String> {
+    if words.is_empty() {
+        return Err("which devices? (addresses with optional flags, e.g. 01:00.0 or 05:00.0+guarded; `vfio-early status` lists them)".into());
+    }
+    let (_dir, _guard) = locked(root)?;
+    let old = read(root)?;
+    let current = line_entries(&old);
+    let mut added = Vec::new();
+    for w in words {
+        let (addr, flags) = w.split_once('+').map_or((w.as_str(), ""), |(a, f)| (a, f));
+        let bdf = Bdf::parse(addr).ok_or_else(|| {
+            format!("\"{w}\" is not a PCI address with optional +flags (e.g. 01:00.0+unbind)")
+        })?;
+        if let Some(e) = current.iter().find(|e| e.selects(&bdf, &id_of(root, &bdf))) {
+            outln!(
+                "{bdf}: already taken by the entry \"{}\": nothing to add",
+                e.text
+            );
+            continue;
+        }
+        let dev = sysfs::read_device(root, &bdf, None)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| {
+                format!("{bdf}: no such PCI device (`vfio-early status --all` lists them)")
+            })?;
+        let mut text = pinned_entry(&dev);
+        if !flags.is_empty() {
+            text += "+";
+            text += flags;
+        }
+        // The boot's own parser: a flag it does not know is refused here, not at boot.
+        entry::parse(&text).map_err(|e| format!("\"{text}\": {e}"))?;
+        added.push((bdf, text));
+    }
+    if added.is_empty() {
+        return Ok(0);
+    }
+    // Judged as the next boot would judge the file with these entries in it.
+    let mut entries = current.clone();
+    for (_, text) in &added {
+        let e = entry::parse(text).map_err(|e| e.to_string())?;
+        entries
+            .push(e)
+            .map_err(|_| format!("the file would hold more than {MAX_ENTRIES} entries"))?;
+    }
+    let next = nextboot::plan(root, Some(entries));
+    let mut refused = 0;
+    for item in &next.plan.items {
+        let ours = added.iter().any(|(b, _)| *b == item.bdf);
+        let follows = matches!(item.why, Why::Companion(l) | Why::GroupMember(l) if added.iter().any(|(b, _)| *b == l));
+        match &item.decision {
+            Decision::Refuse(_) if ours || follows => {
+                errln!(
+                    "vfio-early: the next boot would refuse {}",
+                    device_line(&next, item)
+                );
+                refused += 1;
+            }
+            _ if follows => errln!(
+                "vfio-early: {} comes along: {}",
+                item.bdf,
+                device_line(&next, item)
+            ),
+            _ => {}
+        }
+    }
+    for o in &next.plan.outside {
+        errln!("vfio-early: {o}");
+    }
+    if refused > 0 {
+        errln!("vfio-early add: nothing written");
+        return Ok(1);
+    }
+    let mut new = old.clone();
+    if !new.is_empty() && !new.ends_with('\n') {
+        new.push('\n');
+    }
+    for (_, text) in &added {
+        let _ = writeln!(new, "devices = {text}");
+    }
+    if dry_run {
+        out!("{}", diff(&old, &new));
+        return Ok(0);
+    }
+    write(root, &old, &new)?;
+    for (_, text) in &added {
+        outln!("added to /{CONFIG_FILE}: devices = {text}");
+    }
+    for s in next_steps(root) {
+        outln!("{s}");
+    }
+    Ok(0)
+}
+
+/// The device's IDs (zeros when it cannot be read: only ID entries look at them).
+fn id_of(root: &Root, bdf: &Bdf) -> crate::pci::PciId {
+    sysfs::read_device(root, bdf, None)
+        .ok()
+        .flatten()
+        .map(|d| d.id)
+        .unwrap_or_default()
+}
+
+/// `vfio-early remove BDF... [--dry-run]`; returns the exit code (0 removed, 1 refused or not
+/// listed, 2 usage or unwritable).
+pub fn remove(root: &Root, words: &[String], dry_run: bool) -> i32 {
+    match remove_inner(root, words, dry_run) {
+        Ok(code) => code,
+        Err(e) => {
+            errln!("vfio-early remove: {e}");
+            2
+        }
+    }
+}
+
+fn remove_inner(root: &Root, words: &[String], dry_run: bool) -> Result<i32, String> {
+    if words.is_empty() {
+        return Err("which devices? (addresses, as `vfio-early status` shows them)".into());
+    }
+    let mut bdfs = Vec::new();
+    for w in words {
+        bdfs.push(Bdf::parse(w).ok_or_else(|| format!("\"{w}\" is not a PCI address"))?);
+    }
+    let (_dir, _guard) = locked(root)?;
+    let old = read(root)?;
+    let mut new = String::with_capacity(old.len());
+    let mut removed = Vec::new();
+    let mut code = 0;
+    for line in old.split_inclusive('\n') {
+        let entries = line_entries(line);
+        let keep: Vec<&Entry> = entries
+            .iter()
+            .filter(|e| !matches!(e.selector, Selector::Bdf { bdf, .. } if bdfs.contains(&bdf)))
+            .collect();
+        if keep.len() == entries.len() {
+            new.push_str(line);
+            continue;
+        }
+        removed.extend(
+            entries
+                .iter()
+                .filter(|e| !keep.contains(e))
+                .map(|e| e.text.to_string()),
+        );
+        if keep.is_empty() {
+            // The whole line was these devices: it goes, its comment with it.
+            continue;
+        }
+        // The same key as written, the other entries, the comment kept.
+        let key = line.split_once('=').map_or("devices", |(k, _)| k.trim());
+        let comment = line.split_once('#').map(|(_, c)| c.trim_end());
+        let list: Vec<&str> = keep.iter().map(|e| e.text.as_str()).collect();
+        let _ = write!(new, "{key} = {}", list.join(", "));
+        if let Some(c) = comment {
+            let _ = write!(new, " #{c}");
+        }
+        if line.ends_with('\n') {
+            new.push('\n');
+        }
+    }
+    // An ID entry still takes the device: removing its address would change nothing.
+    let left = line_entries(&new);
+    for bdf in &bdfs {
+        let id = id_of(root, bdf);
+        if let Some(e) = left
+            .iter()
+            .find(|e| matches!(e.selector, Selector::Id(_)) && e.selects(bdf, &id))
+        {
+            errln!(
+                "vfio-early remove: {bdf} is also taken by the ID entry \"{}\": remove that entry (it takes every device with these IDs) or leave {bdf}",
+                e.text
+            );
+            return Ok(1);
+        }
+        if !removed
+            .iter()
+            .any(|t| entry::parse(t).is_ok_and(|e| e.selects(bdf, &id)))
+        {
+            errln!("vfio-early remove: {bdf} is not listed in /{CONFIG_FILE}");
+            code = 1;
+        }
+    }
+    if removed.is_empty() {
+        return Ok(code);
+    }
+    if dry_run {
+        out!("{}", diff(&old, &new));
+        return Ok(code);
+    }
+    write(root, &old, &new)?;
+    for t in &removed {
+        outln!("removed from /{CONFIG_FILE}: {t}");
+    }
+    for s in next_steps(root) {
+        outln!("{s}");
+    }
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diffs_show_only_what_changed() {
+        assert_eq!(diff("a\nb\nc\n", "a\nb\nc\nd\n"), "+d\n");
+        assert_eq!(diff("a\nx\nc\n", "a\nc\n"), "-x\n");
+        assert_eq!(diff("", "d\n"), "+d\n");
+    }
+
+    #[test]
+    fn one_line_is_read_by_the_boot_parser() {
+        let e = line_entries("devices = 01:00.0, 10de:1c03+guarded # mine\n");
+        let texts: Vec<&str> = e.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(texts, ["01:00.0", "10de:1c03+guarded"]);
+        assert!(line_entries("# devices = 01:00.0\n").is_empty());
+        assert!(line_entries("group = whole\n").is_empty());
+    }
+}

@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `vfio-early add` and `remove` on fake trees: pinned entries judged by the next boot's planner,
+//! every other line and comment kept, refusals that write nothing, ID entries named, the rebuild
+//! command for the generator found, and a file that a kill -9 at any point leaves whole.
+
+mod common;
+#[path = "common/exe.rs"]
+mod exe;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Dev, FakeTree};
+
+const DISPLAY: u32 = 0x030000;
+const AUDIO: u32 = 0x040300;
+const CONF: &str = "etc/vfio-early.conf";
+
+/// The QEMU test machine: boot VGA at 00:02.0, cards at 01:00.x and 02:00.x.
+fn machine() -> FakeTree {
+    let t = FakeTree::new();
+    t.device(
+        Dev::new("00:02.0", 0x1234, 0x1111, DISPLAY)
+            .group(1)
+            .boot_vga(true),
+    );
+    for bus in [1u8, 2] {
+        let g = u32::from(bus) + 4;
+        t.device(
+            Dev::new(&format!("{bus:02x}:00.0"), 0x1234, 0x1111, 0x038000)
+                .subsys(0x1af4, 0x1100)
+                .group(g),
+        )
+        .device(
+            Dev::new(&format!("{bus:02x}:00.1"), 0x8086, 0x293e, AUDIO)
+                .subsys(0x1af4, 0x1100)
+                .group(g),
+        );
+    }
+    t.modprobe_binds();
+    t
+}
+
+fn run(t: &FakeTree, args: &[&str]) -> (i32, String, String) {
+    exe::run(exe::HOST, t, args)
+}
+
+#[test]
+fn add_writes_a_pinned_entry_the_boot_takes() {
+    let t = machine();
+    t.file("usr/share/initramfs-tools/hook-functions", "")
+        .file("usr/sbin/update-initramfs", "");
+    let (code, out, err) = run(&t, &["add", "01:00.0"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(t.read(CONF), "devices = 0000:01:00.0@1234:1111:1af4:1100\n");
+    assert!(
+        out.contains("added to /etc/vfio-early.conf: devices = 0000:01:00.0@1234:1111:1af4:1100"),
+        "{out}"
+    );
+    assert!(
+        out.contains("rebuild it with `sudo update-initramfs -u`"),
+        "{out}"
+    );
+    assert!(err.contains("0000:01:00.1 comes along"), "{err}");
+    // What was written is what the boot reads and takes.
+    let log = exe::boot(&t);
+    assert!(exe::has(&log, "summary: 2 bound"), "{log:#?}");
+    // Again: nothing to do, nothing written.
+    let (code, out, _) = run(&t, &["add", "01:00.0"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("already taken by the entry \"0000:01:00.0@1234:1111:1af4:1100\""),
+        "{out}"
+    );
+    assert_eq!(t.read(CONF).lines().count(), 1);
+}
+
+#[test]
+fn add_keeps_every_other_line_and_says_what_is_missing() {
+    let t = machine();
+    let before = "# my GPU setup\ngroup = companions   # the default\n\ndevices = 02:00.0 # the twin, by hand\ntimeout = 20";
+    t.file(CONF, before);
+    let (code, out, err) = run(&t, &["add", "01:00.0+unbind"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        t.read(CONF),
+        format!("{before}\ndevices = 0000:01:00.0@1234:1111:1af4:1100+unbind\n")
+    );
+    assert!(out.contains("no initramfs generator found"), "{out}");
+    // No group at all under sys/kernel/iommu_groups? The test machine has groups: no hint.
+    assert!(!out.contains("the IOMMU is off"), "{out}");
+    let names: Vec<String> = std::fs::read_dir(t.path("etc"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("vetmp"))
+        .collect();
+    assert!(names.is_empty(), "temporary files left: {names:?}");
+}
+
+#[test]
+fn what_the_next_boot_would_refuse_is_not_written() {
+    let t = machine();
+    t.file(CONF, "# keep me\n");
+    for (args, code, says) in [
+        (
+            &["add", "00:02.0"][..],
+            1,
+            "the next boot would refuse 0000:00:02.0",
+        ),
+        (
+            &["add", "01:00.0+frobnicate"],
+            2,
+            "\"0000:01:00.0@1234:1111:1af4:1100+frobnicate\"",
+        ),
+        (&["add", "zz:00.0"], 2, "\"zz:00.0\" is not a PCI address"),
+        (&["add", "07:00.0"], 2, "07:00.0: no such PCI device"),
+        (&["add"], 2, "which devices?"),
+        (
+            &["add", "--force", "01:00.0"],
+            2,
+            "unknown argument \"--force\"",
+        ),
+    ] {
+        let (got, out, err) = run(&t, args);
+        assert_eq!(got, code, "{args:?}: {out}{err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert_eq!(t.read(CONF), "# keep me\n", "{args:?} wrote");
+    }
+    // With the flag that allows it, the boot display is taken.
+    let (code, out, err) = run(&t, &["add", "00:02.0+boot-vga"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        t.read(CONF)
+            .ends_with("devices = 0000:00:02.0@1234:1111+boot-vga\n"),
+        "{out}{err}{}",
+        t.read(CONF)
+    );
+}
+
+#[test]
+fn dry_run_shows_the_change_and_writes_nothing() {
+    let t = machine();
+    t.file(CONF, "group = whole\n");
+    let (code, out, err) = run(&t, &["add", "--dry-run", "02:00.0"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "+devices = 0000:02:00.0@1234:1111:1af4:1100\n");
+    assert_eq!(t.read(CONF), "group = whole\n");
+    t.file(CONF, "devices = 01:00.0, 02:00.0 # both\n");
+    let (code, out, _) = run(&t, &["remove", "--dry-run", "01:00.0"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "-devices = 01:00.0, 02:00.0 # both\n+devices = 02:00.0 # both\n"
+    );
+    assert_eq!(t.read(CONF), "devices = 01:00.0, 02:00.0 # both\n");
+}
+
+#[test]
+fn remove_takes_an_address_out_and_names_an_id_entry_that_covers_it() {
+    let t = machine();
+    t.file(CONF, "# cards\ndevices = 01:00.0, 02:00.0 # both\ndevices=0000:01:00.0@1234:1111\ngroup = companions\n");
+    let (code, out, err) = run(&t, &["remove", "01:00.0"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        t.read(CONF),
+        "# cards\ndevices = 02:00.0 # both\ngroup = companions\n"
+    );
+    assert!(
+        out.contains("removed from /etc/vfio-early.conf: 01:00.0")
+            && out.contains("0000:01:00.0@1234:1111"),
+        "{out}"
+    );
+    let (code, _, err) = run(&t, &["remove", "01:00.0"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("0000:01:00.0 is not listed"), "{err}");
+
+    t.file(CONF, "devices = 02:00.0\ndevices = 1234:1111\n");
+    let (code, _, err) = run(&t, &["remove", "02:00.0"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("also taken by the ID entry \"1234:1111\""),
+        "{err}"
+    );
+    assert_eq!(
+        t.read(CONF),
+        "devices = 02:00.0\ndevices = 1234:1111\n",
+        "nothing written"
+    );
+}
+
+#[test]
+fn a_file_that_cannot_be_read_whole_is_never_rewritten() {
+    let t = machine();
+    t.file(CONF, &format!("# {}\n", "x".repeat(20_000)));
+    let (code, _, err) = run(&t, &["add", "01:00.0"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("longer than 16384 bytes: not rewritten"),
+        "{err}"
+    );
+    t.remove(CONF).mkdir(CONF);
+    let (code, _, _) = run(&t, &["add", "01:00.0"]);
+    assert_eq!(code, 2);
+}
+
+/// `add` killed with SIGKILL at random points, over and over: the file is always the old text
+/// or the new, never a part, and the next run completes it.
+#[test]
+fn a_killed_add_never_leaves_a_half_written_file() {
+    let t = machine();
+    let old = format!("# {}\ngroup = companions\n", "pad ".repeat(1000));
+    let new = format!("{old}devices = 0000:01:00.0@1234:1111:1af4:1100\n");
+    let mut cut = 0;
+    for trial in 0..120u64 {
+        t.file(CONF, &old);
+        let mut child = Command::new(exe::HOST)
+            .arg("--root")
+            .arg(&t.root)
+            .args(["add", "01:00.0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Spread over the run's few milliseconds (a cheap xorshift, no dependency).
+        let mut x = trial.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        x ^= x << 13;
+        x ^= x >> 7;
+        std::thread::sleep(Duration::from_micros(x % 4000));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let text = t.read(CONF);
+        assert!(
+            text == old || text == new,
+            "trial {trial}: a partial file: {} bytes",
+            text.len()
+        );
+        cut += usize::from(!status.success() && text == old);
+        let (code, _, err) = run(&t, &["add", "01:00.0"]);
+        assert_eq!(code, 0, "trial {trial}: {err}");
+        assert_eq!(
+            t.read(CONF),
+            new,
+            "trial {trial}: the next run completes it"
+        );
+        let temps = std::fs::read_dir(t.path("etc"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".vetmp")
+            })
+            .count();
+        assert_eq!(
+            temps, 0,
+            "trial {trial}: a temporary file survived the next run"
+        );
+    }
+    // The kills must land inside runs, or this proves nothing.
+    assert!(cut >= 10, "only {cut} of 120 kills cut a run short");
+}
