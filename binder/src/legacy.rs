@@ -26,6 +26,8 @@ pub struct ModprobeHacks {
     pub ids: bool,
     /// `install vfio-pci ...`
     pub install: bool,
+    /// `softdep MODULE pre: vfio-pci` (goes stale with every new driver).
+    pub softdep: bool,
 }
 
 /// Scans one modprobe.d file's text.
@@ -36,6 +38,12 @@ pub fn scan_modprobe_conf(text: &str) -> ModprobeHacks {
         let (Some(cmd), Some(module)) = (words.next(), words.next()) else {
             continue;
         };
+        if cmd == "softdep" {
+            hacks.softdep |= words
+                .skip_while(|w| *w != "pre:")
+                .any(|w| param_eq(w.as_bytes(), b"vfio_pci"));
+            continue;
+        }
         if !param_eq(module.as_bytes(), b"vfio_pci") {
             continue;
         }
@@ -64,12 +72,17 @@ mod tests {
             h,
             ModprobeHacks {
                 ids: true,
-                install: true
+                install: true,
+                softdep: false
             }
         );
         assert_eq!(
             scan_modprobe_conf("softdep nouveau pre: vfio-pci\noptions snd ids=1\n"),
-            ModprobeHacks::default()
+            ModprobeHacks {
+                softdep: true,
+                ..ModprobeHacks::default()
+            }
         );
+        assert!(!scan_modprobe_conf("softdep vfio-pci post: x\nsoftdep a pre: b\n").softdep);
     }
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use vfio_early::run::{self, Mode, Options, EXIT_USAGE};
 use vfio_early::sysfs::Root;
-use vfio_early::{confedit, errln, out, outln, romcli, status};
+use vfio_early::{check, confedit, errln, out, outln, romcli, status};
 
 const HELP: &str = "\
 vfio-early: bind chosen PCI devices to vfio-pci from the initramfs, before any native driver
@@ -21,6 +21,8 @@ Usage:
                                               what this boot and the next one do with it
   vfio-early cmdline BDF... [--root DIR]      the kernel argument for these devices, ID-pinned,
                                               or why the next boot would refuse them
+  vfio-early check [--json] [--root DIR]      whether the next boot will work: one finding a line
+                                              (ok, warn, error, needs root), each with its fix
   vfio-early add BDF[+flags]... [--dry-run]   put these devices, ID-pinned, into /etc/vfio-early.conf
                                               (refused if the next boot would refuse them)
   vfio-early remove BDF... [--dry-run]        take them out of it
@@ -49,6 +51,7 @@ Kernel command line (the same keys work in /etc/vfio-early.conf without the pref
 Exit codes of plan: 0 every entry would be bound, 1 something is refused or malformed, 2 usage.
 Exit codes of cmdline: 0 printed, 1 the next boot would refuse a device (named on stderr), 2 usage.
 Exit codes of add/remove: 0 written (or nothing to do), 1 refused or not listed, 2 usage or unwritable.
+Exit codes of check: 0 ready, 1 warnings (or what only root can read), 2 errors.
 Exit codes of config: 0 clean, 1 a problem (named on stderr), 2 unreadable file or usage.
 The kernel log (dmesg | grep vfio-early) and /run/vfio-early/state.json say what happened.
 ";
@@ -160,6 +163,11 @@ fn dispatch(a: Args) -> Result<i32, String> {
             let all = take_flag(&mut rest, "--all");
             no_more(&rest)?;
             Ok(status::status(&root, json, all))
+        }
+        "check" => {
+            let json = take_flag(&mut rest, "--json");
+            no_more(&rest)?;
+            Ok(check::check(&root, json))
         }
         "add" | "remove" => {
             let dry_run = take_flag(&mut rest, "--dry-run");

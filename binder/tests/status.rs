@@ -7,6 +7,8 @@
 mod common;
 #[path = "common/exe.rs"]
 mod exe;
+#[path = "common/kmod.rs"]
+mod kmod;
 
 use std::process::Command;
 
@@ -41,27 +43,8 @@ fn device<'a>(j: &'a Value, bdf: &str) -> Option<&'a Value> {
         .find(|d| d["bdf"] == common::full_bdf(bdf).as_str())
 }
 
-/// `driver` as a loadable module (`/sys/module/M/initstate`) or built into the running kernel
-/// (listed in its modules.builtin), as the kernel shows them.
 fn driver_module(t: &FakeTree, driver: &str, module: &str, builtin: bool) {
-    t.driver_registered(driver)
-        .file("proc/sys/kernel/osrelease", &format!("{RELEASE}\n"))
-        .symlink(
-            &format!("sys/bus/pci/drivers/{driver}/module"),
-            &format!("../../../../module/{module}"),
-        )
-        .mkdir(&format!("sys/module/{module}"));
-    let list = format!("lib/modules/{RELEASE}/modules.builtin");
-    if builtin {
-        let mut all = t.read(&list);
-        all += &format!("kernel/drivers/test/{}.ko\n", module.replace('_', "-"));
-        t.file(&list, &all);
-    } else {
-        t.file(&format!("sys/module/{module}/initstate"), "live\n");
-        if !t.exists(&list) {
-            t.file(&list, "kernel/drivers/other/thing.ko\n");
-        }
-    }
+    kmod::driver_module(t, RELEASE, driver, module, builtin);
 }
 
 /// The demo machine: boot VGA at 00:02.0, card A at 01:00.x and its identical twin at 02:00.x,

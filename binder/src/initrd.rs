@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Reading an initramfs image, for `vfio-early check`: the names it holds and the bytes of the
+//! few files asked for. An image is a series of newc cpio archives (an early one, uncompressed,
+//! for microcode; then the main one, compressed), each padded to 4 bytes, as the kernel's
+//! unpacker takes them. Compressed parts go through the system's own decompressor (`zstd`,
+//! `gzip`, `xz`, `lz4`, `bzip2`: what the generators compress with and their listers use).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// A cpio member's name is bounded by PATH_MAX; one file asked for is a config or a unit.
+const NAME_MAX: usize = 4096;
+const WANTED_MAX: u64 = 1 << 20;
+
+/// What an image holds.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Every member, by path without a leading `./` or `/`, with its mode.
+    pub members: BTreeMap<String, u32>,
+    /// The bytes of the members asked for that are regular files.
+    pub files: BTreeMap<String, Vec<u8>>,
+    /// The compressions met, in order (`none` for an uncompressed archive).
+    pub parts: Vec<&'static str>,
+}
+
+impl Listing {
+    pub fn has(&self, path: &str) -> bool {
+        self.members.contains_key(path)
+    }
+
+    /// Members whose path ends with `suffix`.
+    pub fn ending(&self, suffix: &str) -> impl Iterator<Item = &str> + '_ {
+        let suffix = suffix.to_string();
+        self.members
+            .keys()
+            .map(String::as_str)
+            .filter(move |p| p.ends_with(&suffix))
+    }
+}
+
+/// The decompressor for a compressed part, by its magic bytes.
+fn decompressor(magic: &[u8]) -> Option<(&'static str, &'static [&'static str])> {
+    match magic {
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Some(("zstd", &["zstd", "-dcq"])),
+        [0x1f, 0x8b, ..] => Some(("gzip", &["gzip", "-dc"])),
+        [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => Some(("xz", &["xz", "-dc"])),
+        [0x02, 0x21, 0x4c, 0x18, ..] | [0x04, 0x22, 0x4d, 0x18, ..] => {
+            Some(("lz4", &["lz4", "-dc"]))
+        }
+        [b'B', b'Z', b'h', ..] => Some(("bzip2", &["bzip2", "-dc"])),
+        _ => None,
+    }
+}
+
+fn hex8(b: &[u8]) -> io::Result<u64> {
+    core::str::from_utf8(b)
+        .ok()
+        .and_then(|s| u64::from_str_radix(s, 16).ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "a cpio header field is not hex"))
+}
+
+/// Reads `n` bytes and drops them.
+fn skip(r: &mut impl Read, n: u64) -> io::Result<()> {
+    let got = io::copy(&mut r.take(n), &mut io::sink())?;
+    if got != n {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(())
+}
+
+fn pad4(n: u64) -> u64 {
+    (4 - n % 4) % 4
+}
+
+/// One newc archive from `r`, up to its trailer; returns the bytes it took.
+fn archive(r: &mut impl Read, want: &[&str], out: &mut Listing) -> io::Result<u64> {
+    let mut used = 0;
+    loop {
+        let mut head = [0u8; 110];
+        r.read_exact(&mut head)?;
+        if &head[..6] != b"070701" && &head[..6] != b"070702" {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not a newc cpio header",
+            ));
+        }
+        let field = |i: usize| hex8(&head[6 + 8 * i..14 + 8 * i]);
+        let (mode, size, namesize) = (field(1)? as u32, field(6)?, field(11)? as usize);
+        if namesize == 0 || namesize > NAME_MAX {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "a cpio name of no or absurd length",
+            ));
+        }
+        let mut name = vec![0u8; namesize];
+        r.read_exact(&mut name)?;
+        let name_pad = pad4(110 + namesize as u64);
+        skip(r, name_pad)?;
+        name.pop(); // its NUL
+        let name = String::from_utf8_lossy(&name);
+        let path = name
+            .trim_start_matches("./")
+            .trim_start_matches('/')
+            .to_string();
+        let data_pad = pad4(size);
+        used += 110 + namesize as u64 + name_pad + size + data_pad;
+        if path == "TRAILER!!!" {
+            return Ok(used);
+        }
+        let regular = mode & 0o170000 == 0o100000;
+        if regular && size <= WANTED_MAX && want.contains(&path.as_str()) {
+            let mut data = vec![0u8; size as usize];
+            r.read_exact(&mut data)?;
+            out.files.insert(path.clone(), data);
+        } else {
+            skip(r, size)?;
+        }
+        skip(r, data_pad)?;
+        if !path.is_empty() && path != "." {
+            out.members.insert(path, mode);
+        }
+    }
+}
+
+/// Lists the image at `path`, keeping the bytes of the members named in `want`.
+pub fn read(path: &Path, want: &[&str]) -> Result<Listing, String> {
+    let fail = |e: io::Error| format!("{}: {e}", path.display());
+    let mut file = File::open(path).map_err(fail)?;
+    let len = file.metadata().map_err(fail)?.len();
+    let mut out = Listing::default();
+    let mut at = 0u64;
+    while at < len {
+        file.seek(SeekFrom::Start(at)).map_err(fail)?;
+        let mut magic = [0u8; 6];
+        let n = file.read(&mut magic).map_err(fail)?;
+        file.seek(SeekFrom::Start(at)).map_err(fail)?;
+        if magic[..n.min(4)].iter().all(|&b| b == 0) {
+            // Padding between parts: the next one starts at a 4-byte boundary.
+            at += 4;
+            continue;
+        }
+        if &magic[..n.min(6)] == b"070701" || &magic[..n.min(6)] == b"070702" {
+            let mut r = BufReader::new(&mut file);
+            at += archive(&mut r, want, &mut out).map_err(fail)?;
+            out.parts.push("none");
+            continue;
+        }
+        let Some((kind, argv)) = decompressor(&magic[..n]) else {
+            return Err(format!(
+                "{}: a part at byte {at} is neither a cpio archive nor compressed in a known way",
+                path.display()
+            ));
+        };
+        // The rest of the file is one compressed stream (the kernel takes nothing after it).
+        let mut child = Command::new(argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::from(file.try_clone().map_err(fail)?))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "{}: {kind} part: cannot run {}: {e}",
+                    path.display(),
+                    argv[0]
+                )
+            })?;
+        let mut r = BufReader::with_capacity(1 << 16, child.stdout.take().ok_or("no pipe")?);
+        let listed = archive(&mut r, want, &mut out);
+        // Whatever follows the trailer (padding) is drained, so the decompressor can finish.
+        let _ = io::copy(&mut r, &mut io::sink());
+        let status = child.wait().map_err(fail)?;
+        listed.map_err(|e| format!("{}: {kind} part: {e}", path.display()))?;
+        if !status.success() {
+            return Err(format!("{}: {} failed ({status})", path.display(), argv[0]));
+        }
+        out.parts.push(kind);
+        break;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A newc archive of (name, mode, data) members, with its trailer.
+    pub fn cpio(members: &[(&str, u32, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut put = |name: &str, mode: u32, data: &[u8]| {
+            let namesize = name.len() + 1;
+            out.extend_from_slice(
+                format!(
+                    "070701{:08x}{mode:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{namesize:08x}{:08x}",
+                    1, 0, 0, 1, 0, data.len(), 0, 0, 0, 0, 0
+                )
+                .as_bytes(),
+            );
+            out.extend_from_slice(name.as_bytes());
+            out.push(0);
+            while out.len() % 4 != 0 {
+                out.push(0);
+            }
+            out.extend_from_slice(data);
+            while out.len() % 4 != 0 {
+                out.push(0);
+            }
+        };
+        for (n, m, d) in members {
+            put(n, *m, d);
+        }
+        put("TRAILER!!!", 0, b"");
+        out
+    }
+
+    #[test]
+    fn an_early_archive_then_a_compressed_one() {
+        let t = tempfile::tempdir().unwrap();
+        let early = cpio(&[("kernel/x86/microcode/GenuineIntel.bin", 0o100644, b"ucode")]);
+        let main = cpio(&[
+            (".", 0o40755, b""),
+            ("usr/bin/vfio-early", 0o100755, b"\x7fELF"),
+            ("./etc/vfio-early.conf", 0o100644, b"devices = 01:00.0\n"),
+            ("lib", 0o120777, b"usr/lib"),
+        ]);
+        let raw = t.path().join("main.cpio");
+        std::fs::write(&raw, &main).unwrap();
+        let gz = Command::new("gzip")
+            .args(["-c"])
+            .arg(&raw)
+            .output()
+            .unwrap();
+        assert!(gz.status.success());
+        let mut image = early.clone();
+        while image.len() % 512 != 0 {
+            image.push(0);
+        }
+        image.extend_from_slice(&gz.stdout);
+        let img = t.path().join("initrd.img");
+        std::fs::write(&img, &image).unwrap();
+        let l = read(&img, &["etc/vfio-early.conf"]).unwrap();
+        assert_eq!(l.parts, ["none", "gzip"]);
+        assert!(l.has("kernel/x86/microcode/GenuineIntel.bin") && l.has("usr/bin/vfio-early"));
+        assert_eq!(l.members["lib"], 0o120777);
+        assert_eq!(l.files["etc/vfio-early.conf"], b"devices = 01:00.0\n");
+        assert_eq!(l.ending("vfio-early").count(), 1);
+
+        // Damaged images are named, not a crash.
+        std::fs::write(&img, &image[..image.len() - 20]).unwrap();
+        assert!(read(&img, &[]).is_err(), "a compressed part cut short");
+        std::fs::write(&img, b"garbage that is no image").unwrap();
+        assert!(read(&img, &[])
+            .unwrap_err()
+            .contains("neither a cpio archive"));
+        let mut bad = main.clone();
+        bad[15] = b'z'; // in the mode field
+        std::fs::write(&img, &bad).unwrap();
+        assert!(read(&img, &[]).is_err());
+    }
+}

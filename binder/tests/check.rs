@@ -1,0 +1,501 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `vfio-early check` on fake trees: one test per finding, each warning and error with its fix,
+//! the exit codes, the JSON, and a real image (cpio + gzip, as the generators write them).
+
+mod common;
+#[path = "common/exe.rs"]
+mod exe;
+#[path = "common/kmod.rs"]
+mod kmod;
+
+use std::process::Command;
+
+use common::{Dev, FakeTree};
+use serde_json::Value;
+
+const DISPLAY: u32 = 0x030000;
+const AUDIO: u32 = 0x040300;
+const REL: &str = "6.1.0-test";
+
+/// The QEMU test machine on a host that is ready: IOMMU and interrupt remapping on, the vfio
+/// modules in the kernel, card A configured, an initramfs-tools image holding vfio-early, and
+/// this boot's binder having bound card A.
+fn ready() -> FakeTree {
+    let t = FakeTree::new();
+    t.device(
+        Dev::new("00:02.0", 0x1234, 0x1111, DISPLAY)
+            .group(1)
+            .boot_vga(true)
+            .driver("bochs-drm"),
+    );
+    for bus in [1u8, 2] {
+        let g = u32::from(bus) + 4;
+        t.device(
+            Dev::new(&format!("{bus:02x}:00.0"), 0x1234, 0x1111, 0x038000)
+                .subsys(0x1af4, 0x1100)
+                .group(g),
+        )
+        .device(
+            Dev::new(&format!("{bus:02x}:00.1"), 0x8086, 0x293e, AUDIO)
+                .subsys(0x1af4, 0x1100)
+                .group(g),
+        );
+    }
+    t.set_driver("02:00.0", Some("bochs-drm"));
+    t.set_driver("02:00.1", Some("snd_hda_intel"));
+    t.file("proc/sys/kernel/osrelease", &format!("{REL}\n"))
+        .file("proc/interrupts", " 24:  0  IR-PCI-MSI 512000-edge  ahci\n")
+        .file(
+            &format!("lib/modules/{REL}/modules.dep"),
+            "kernel/drivers/vfio/vfio.ko.xz: kernel/drivers/vfio/vfio_iommu_type1.ko.xz\nkernel/drivers/vfio/pci/vfio-pci.ko.xz: kernel/drivers/vfio/pci/vfio-pci-core.ko.xz\n",
+        )
+        .file(&format!("lib/modules/{REL}/modules.builtin"), "kernel/drivers/pci/pcie/portdrv.ko\n")
+        .file(
+            &format!("lib/modules/{REL}/modules.alias"),
+            "alias pci:v00001234d00001111sv*sd*bc03sc*i* bochs\nalias pci:v*d*sv*sd*bc04sc03i* snd_hda_intel\n",
+        )
+        .file("etc/vfio-early.conf", "devices = 0000:01:00.0@1234:1111:1af4:1100\n")
+        .file("usr/share/initramfs-tools/hook-functions", "")
+        .file("usr/sbin/update-initramfs", "")
+        .file("usr/lib/vfio-early/vfio-early-boot", "the boot build\n")
+        .modprobe_binds();
+    kmod::driver_module(&t, REL, "bochs-drm", "bochs", false);
+    kmod::driver_module(&t, REL, "snd_hda_intel", "snd_hda_intel", false);
+    image(&t, &[]);
+    // This boot: the binder ran on the same machine and bound card A.
+    let b = FakeTree::new();
+    let cp = Command::new("cp")
+        .args(["-a", "--no-target-directory"])
+        .arg(&t.root)
+        .arg(&b.root)
+        .output()
+        .unwrap();
+    assert!(cp.status.success());
+    b.set_driver("02:00.0", None);
+    b.set_driver("02:00.1", None);
+    b.set_driver("00:02.0", None);
+    let (code, _, err) = exe::run(exe::BOOT, &b, &[]);
+    assert_eq!(code, 0, "{err}");
+    t.file(
+        "run/vfio-early/state.json",
+        &b.read("run/vfio-early/state.json"),
+    );
+    t.set_driver("01:00.0", Some("vfio-pci"));
+    t.set_driver("01:00.1", Some("vfio-pci"));
+    t
+}
+
+/// /boot/initrd.img-REL as initramfs-tools writes it: a gzip-compressed newc cpio of the files
+/// vfio-early's hook puts in (the tree's own config and boot build), except those in `skip`.
+fn image(t: &FakeTree, skip: &[&str]) {
+    let stage = tempfile::tempdir().unwrap();
+    let put = |rel: &str, data: &[u8]| {
+        if skip.contains(&rel) {
+            return;
+        }
+        let p = stage.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    };
+    put(
+        "usr/bin/vfio-early",
+        t.read("usr/lib/vfio-early/vfio-early-boot").as_bytes(),
+    );
+    put("scripts/init-top/00-vfio-early", b"#!/bin/sh\n");
+    put(
+        &format!("usr/lib/modules/{REL}/kernel/drivers/vfio/vfio.ko.xz"),
+        b"ko",
+    );
+    put(
+        &format!("usr/lib/modules/{REL}/kernel/drivers/vfio/pci/vfio-pci.ko.xz"),
+        b"ko",
+    );
+    if t.exists("etc/vfio-early.conf") {
+        put(
+            "etc/vfio-early.conf",
+            t.read("etc/vfio-early.conf").as_bytes(),
+        );
+    }
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("cd \"$1\" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1")
+        .arg("sh")
+        .arg(stage.path())
+        .output()
+        .expect("cpio and gzip");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t.bytes(&format!("boot/initrd.img-{REL}"), &out.stdout);
+}
+
+fn check(t: &FakeTree) -> (i32, String) {
+    let (code, out, err) = exe::run(exe::HOST, t, &["check"]);
+    (code, format!("{out}{err}"))
+}
+
+/// One finding of `check --json`: level, topic, text, fix.
+type Row = (String, String, String, Option<String>);
+
+/// The findings of `check --json`, with its exit code.
+fn findings(t: &FakeTree) -> (i32, Vec<Row>) {
+    let (code, out, err) = exe::run(exe::HOST, t, &["check", "--json"]);
+    let j: Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}{err}"));
+    assert_eq!(
+        (j["schema"].as_str(), j["version"].as_u64()),
+        (Some("vfio-early-check"), Some(1))
+    );
+    assert_eq!(j["exit"], code);
+    let list = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["level"].as_str().unwrap().to_string(),
+                f["topic"].as_str().unwrap().to_string(),
+                f["text"].as_str().unwrap().to_string(),
+                f["fix"].as_str().map(str::to_string),
+            )
+        })
+        .collect();
+    (code, list)
+}
+
+#[track_caller]
+fn has(
+    list: &[(String, String, String, Option<String>)],
+    level: &str,
+    topic: &str,
+    text: &str,
+    fix: &str,
+) {
+    assert!(
+        list.iter().any(|(l, tp, tx, fx)| l == level
+            && tp == topic
+            && tx.contains(text)
+            && fx.as_deref().unwrap_or("").contains(fix)),
+        "no {level} {topic} finding with {text:?} and fix {fix:?} in {list:#?}"
+    );
+}
+
+#[test]
+fn a_ready_host_says_so_and_exits_0() {
+    let t = ready();
+    let (code, out) = check(&t);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.ends_with("ready: the next boot will take what is configured\n"),
+        "{out}"
+    );
+    let (_, f) = findings(&t);
+    for (topic, text) in [
+        ("iommu", "the IOMMU is on"),
+        ("interrupt-remapping", "in use"),
+        ("modules", "vfio (module), vfio-pci (module)"),
+        ("config", "reads cleanly: 1 device entries"),
+        ("device", "0000:01:00.0 [1234:1111]"),
+        ("framebuffer", "found no firmware framebuffer"),
+        ("image", "carries vfio-early, its hook and the vfio modules"),
+        ("image", "carries the same /etc/vfio-early.conf"),
+        ("this-boot", "0000:01:00.0 is on vfio-pci"),
+        ("this-boot", "0000:01:00.1 is on vfio-pci"),
+    ] {
+        has(&f, "ok", topic, text, "");
+    }
+    assert!(f.iter().all(|x| x.0 == "ok"), "{f:#?}");
+}
+
+#[test]
+fn iommu_interrupts_and_modules() {
+    let t = ready();
+    t.file("proc/interrupts", " 24:  0  PCI-MSI 512000-edge  ahci\n");
+    let (code, f) = findings(&t);
+    assert_eq!(code, 1);
+    has(
+        &f,
+        "warn",
+        "interrupt-remapping",
+        "no interrupt is remapped",
+        "allow_unsafe_interrupts=1",
+    );
+    t.file(
+        &format!("lib/modules/{REL}/modules.dep"),
+        "kernel/drivers/vfio/vfio.ko.xz:\n",
+    );
+    let (code, f) = findings(&t);
+    assert_eq!(code, 2);
+    has(&f, "error", "modules", "has no vfio-pci", "depmod");
+    for g in t.devices() {
+        let _ = std::fs::remove_file(t.path(&format!("{}/iommu_group", FakeTree::dev_rel(&g))));
+    }
+    std::fs::remove_dir_all(t.path("sys/kernel/iommu_groups")).unwrap();
+    t.mkdir("sys/kernel/iommu_groups");
+    let (_, f) = findings(&t);
+    has(&f, "error", "iommu", "the IOMMU is off", "intel_iommu=on");
+}
+
+#[test]
+fn configuration_and_device_findings_carry_their_fix() {
+    let t = ready();
+    t.file(
+        "etc/vfio-early.conf",
+        "devices = 0000:01:00.0@1234:1111:1af4:1100, zz:00.0\ngroop = whole\ndevices = 00:02.0\n",
+    );
+    image(&t, &[]);
+    let (code, f) = findings(&t);
+    assert_eq!(code, 2);
+    has(
+        &f,
+        "error",
+        "config",
+        "bad device entry \"zz:00.0\"",
+        "fix the /etc/vfio-early.conf line 1",
+    );
+    has(&f, "error", "config", "unknown key \"groop\"", "line 2");
+    has(
+        &f,
+        "error",
+        "device",
+        "0000:00:02.0 [1234:1111] display controller (entry 00:02.0): refused: boot display",
+        "+boot-vga",
+    );
+    t.file("etc/vfio-early.conf", "devices = 10de:ffff\n");
+    image(&t, &[]);
+    let (_, f) = findings(&t);
+    has(
+        &f,
+        "warn",
+        "device",
+        "entry \"10de:ffff\" matches no device",
+        "lspci -nn",
+    );
+    t.file("etc/vfio-early.conf", "# nothing yet\n");
+    image(&t, &[]);
+    let (_, f) = findings(&t);
+    has(
+        &f,
+        "warn",
+        "config",
+        "nothing is configured",
+        "sudo vfio-early add BDF",
+    );
+}
+
+#[test]
+fn group_members_left_outside_get_the_add_command() {
+    let t = ready();
+    t.device(Dev::new("01:00.2", 0x1b36, 0x000d, 0x0c0330).group(5));
+    let (code, f) = findings(&t);
+    assert_eq!(code, 1);
+    has(
+        &f,
+        "warn",
+        "group",
+        "IOMMU group 5: 0000:01:00.2",
+        "sudo vfio-early add 0000:01:00.2+guarded",
+    );
+}
+
+#[test]
+fn a_framebuffer_this_boot_saw_is_an_error_and_no_record_is_said() {
+    let t = ready();
+    let state = t.read("run/vfio-early/state.json").replace(
+        "bound to vfio-pci via modprobe",
+        "refused: boot display (a firmware framebuffer lies in its BAR): the host console is on it",
+    );
+    t.file("run/vfio-early/state.json", &state);
+    let (_, f) = findings(&t);
+    has(
+        &f,
+        "error",
+        "framebuffer",
+        "this boot found a firmware framebuffer",
+        "video=efifb:off",
+    );
+    t.remove("run/vfio-early/state.json");
+    let (_, f) = findings(&t);
+    has(
+        &f,
+        "warn",
+        "framebuffer",
+        "cannot be told now",
+        "after the next boot",
+    );
+    has(
+        &f,
+        "error",
+        "this-boot",
+        "vfio-early did not run in this boot",
+        "reboot",
+    );
+}
+
+#[test]
+fn the_image_must_carry_vfio_early_and_the_same_configuration() {
+    let t = ready();
+    image(
+        &t,
+        &["usr/bin/vfio-early", "scripts/init-top/00-vfio-early"],
+    );
+    let (_, f) = findings(&t);
+    has(
+        &f,
+        "error",
+        "image",
+        "lacks usr/bin/vfio-early, its hook",
+        "sudo update-initramfs -u",
+    );
+    image(&t, &[]);
+    t.file(
+        "etc/vfio-early.conf",
+        "devices = 0000:02:00.0@1234:1111:1af4:1100\n",
+    );
+    let (_, f) = findings(&t);
+    has(
+        &f,
+        "error",
+        "image",
+        "has another /etc/vfio-early.conf than /etc",
+        "update-initramfs",
+    );
+    image(&t, &["etc/vfio-early.conf"]);
+    let (_, f) = findings(&t);
+    has(
+        &f,
+        "error",
+        "image",
+        "has no /etc/vfio-early.conf",
+        "update-initramfs",
+    );
+    t.file(&format!("boot/initrd.img-{REL}"), "not an image");
+    let (_, f) = findings(&t);
+    has(
+        &f,
+        "error",
+        "image",
+        "the image cannot be read",
+        "update-initramfs",
+    );
+    t.remove(&format!("boot/initrd.img-{REL}"));
+    let (_, f) = findings(&t);
+    has(
+        &f,
+        "error",
+        "image",
+        "no initramfs-tools image for kernel 6.1.0-test",
+        "update-initramfs",
+    );
+    image(&t, &[]);
+    t.file("usr/lib/vfio-early/vfio-early-boot", "a newer boot build\n");
+    let (_, f) = findings(&t);
+    has(
+        &f,
+        "warn",
+        "image",
+        "is not the installed one",
+        "update-initramfs",
+    );
+}
+
+#[test]
+fn hacks_that_fight_it_are_named_with_the_line_to_remove() {
+    let t = ready();
+    t.cmdline("quiet vfio-pci.ids=1234:1111");
+    t.file(
+        "etc/modprobe.d/vfio.conf",
+        "options vfio-pci ids=1234:1111\ninstall vfio-pci /usr/local/bin/vfio-override.sh\nsoftdep bochs pre: vfio-pci\n",
+    );
+    t.file(
+        "etc/mkinitcpio.conf",
+        "MODULES=(bochs ext4)\nHOOKS=(base udev)\n",
+    );
+    t.file(
+        "etc/dracut.conf.d/gpu.conf",
+        "force_drivers+=\" snd_hda_intel \"\n",
+    );
+    let (code, f) = findings(&t);
+    assert_eq!(code, 1, "{f:#?}");
+    has(
+        &f,
+        "warn",
+        "leftover",
+        "vfio-pci.ids=",
+        "remove vfio-pci.ids=",
+    );
+    has(
+        &f,
+        "warn",
+        "leftover",
+        "/etc/modprobe.d/vfio.conf: `options vfio-pci ids=`",
+        "remove that line from /etc/modprobe.d/vfio.conf",
+    );
+    has(
+        &f,
+        "warn",
+        "leftover",
+        "an `install vfio-pci` line",
+        "remove that line",
+    );
+    has(
+        &f,
+        "warn",
+        "leftover",
+        "`softdep ... pre: vfio-pci`",
+        "remove that line",
+    );
+    has(
+        &f,
+        "warn",
+        "leftover",
+        "/etc/mkinitcpio.conf forces bochs, the native driver of 0000:01:00.0",
+        "remove bochs from /etc/mkinitcpio.conf",
+    );
+    has(
+        &f,
+        "warn",
+        "leftover",
+        "/etc/dracut.conf.d/gpu.conf forces snd_hda_intel",
+        "remove snd_hda_intel",
+    );
+    assert!(
+        !f.iter().any(|x| x.2.contains("ext4")),
+        "only a listed card's drivers"
+    );
+}
+
+#[test]
+fn a_device_the_boot_did_not_bind_says_why() {
+    let t = ready();
+    t.set_driver("01:00.1", Some("snd_hda_intel"));
+    let (code, f) = findings(&t);
+    assert_eq!(code, 1);
+    has(&f, "warn", "this-boot", "0000:01:00.1 is on snd_hda_intel now, not vfio-pci: this boot: bound to vfio-pci via modprobe (bound)", "dmesg");
+}
+
+#[test]
+fn what_only_root_can_read_says_needs_root() {
+    let t = ready();
+    let img = t.path(&format!("boot/initrd.img-{REL}"));
+    std::fs::set_permissions(&img, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(exe::HOST)
+        .arg("--root")
+        .arg(&t.root)
+        .args(["check", "--json"])
+        .output()
+        .expect("setpriv (util-linux) runs");
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["exit"], 1, "never ready while something is unread");
+    let image = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["topic"] == "image")
+        .unwrap();
+    assert_eq!(image["level"], "needs root", "{image}");
+}
