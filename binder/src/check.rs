@@ -5,6 +5,7 @@
 //! modules, the initramfs image (`initrd`) and the hacks that fight vfio-early.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
@@ -387,90 +388,97 @@ fn this_boot(root: &Root, next: &NextBoot, state: &BootState, f: &mut Findings) 
     }
 }
 
-/// The running kernel's image: vfio-early's binary and hook, the vfio modules, the same
-/// configuration as /etc.
-fn image(root: &Root, f: &mut Findings) {
+/// Where each generator's hook lands in an image (any one shows vfio-early is wired in).
+const HOOKS: [&str; 5] = [
+    "scripts/init-top/00-vfio-early",
+    "usr/lib/systemd/system/sysinit.target.wants/vfio-early.service",
+    "var/lib/dracut/hooks/cmdline/00-vfio-early.sh",
+    "lib/dracut/hooks/cmdline/00-vfio-early.sh",
+    "hooks/vfio-early",
+];
+
+/// The image to check: `given`, or the running kernel's as the generator names it.
+fn image_path(root: &Root, given: Option<&Path>, f: &mut Findings) -> Option<PathBuf> {
+    if let Some(p) = given {
+        return Some(p.to_path_buf());
+    }
     let Some(g) = generator::detect(root) else {
         f.add(
             Level::Warn,
             "image",
             "no initramfs generator found (update-initramfs, dracut, mkinitcpio): the image is not checked".into(),
-            Some("see README, \"Per initramfs generator\"".into()),
+            Some("see README, \"Per initramfs generator\"; `vfio-early check --image FILE` checks a given image".into()),
         );
-        return;
+        return None;
     };
     let rel = release(root);
     let images = g.images(root, &rel);
-    let Some(path) = images.first().filter(|p| p.exists()) else {
-        f.add(
-            Level::Error,
-            "image",
-            format!(
-                "no {} image for kernel {rel} ({})",
-                g.name(),
-                images
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            Some(g.rebuild().into()),
-        );
+    if let Some(p) = images.iter().find(|p| p.exists()) {
+        return Some(p.clone());
+    }
+    let names: Vec<String> = images.iter().map(|p| p.display().to_string()).collect();
+    f.add(
+        Level::Error,
+        "image",
+        format!(
+            "no {} image for kernel {rel} ({})",
+            g.name(),
+            names.join(", ")
+        ),
+        Some(g.rebuild().into()),
+    );
+    None
+}
+
+/// The image (the running kernel's, or `given`): vfio-early's binary and hook, the vfio modules,
+/// the same configuration as /etc, the installed boot build.
+fn image(root: &Root, given: Option<&Path>, f: &mut Findings) {
+    let Some(path) = image_path(root, given, f) else {
         return;
     };
-    let conf_rel = CONFIG_FILE;
-    if let Err(e) = std::fs::File::open(path) {
+    let rebuild = generator::detect(root).map_or(
+        "rebuild the initramfs (README, \"Per initramfs generator\")",
+        |g| g.rebuild(),
+    );
+    let shown = path.display();
+    if let Err(e) = std::fs::File::open(&path) {
         if e.kind() == std::io::ErrorKind::PermissionDenied {
             f.add(
                 Level::NeedsRoot,
                 "image",
-                format!("{} cannot be read: needs root", path.display()),
+                format!("{shown} cannot be read: needs root"),
                 Some("sudo vfio-early check".into()),
             );
             return;
         }
     }
-    let listing = match initrd::read(path, &[conf_rel, "usr/bin/vfio-early"]) {
+    let listing = match initrd::read(&path, &[CONFIG_FILE, "usr/bin/vfio-early"]) {
         Ok(l) => l,
         Err(e) => {
             f.add(
                 Level::Error,
                 "image",
                 format!("the image cannot be read: {e}"),
-                Some(g.rebuild().into()),
+                Some(rebuild.into()),
             );
             return;
         }
     };
-    let shown = path.display();
     let mut missing = Vec::new();
     if !listing.has("usr/bin/vfio-early") {
         missing.push("usr/bin/vfio-early".to_string());
     }
-    let hooks: &[&str] = match g {
-        generator::Generator::InitramfsTools => &["scripts/init-top/00-vfio-early"],
-        generator::Generator::Dracut => &[
-            "usr/lib/systemd/system/sysinit.target.wants/vfio-early.service",
-            "var/lib/dracut/hooks/cmdline/00-vfio-early.sh",
-            "lib/dracut/hooks/cmdline/00-vfio-early.sh",
-        ],
-        generator::Generator::Mkinitcpio => &[
-            "hooks/vfio-early",
-            "usr/lib/systemd/system/sysinit.target.wants/vfio-early.service",
-        ],
-    };
-    if !hooks.iter().any(|h| listing.has(h)) {
-        missing.push(format!("its hook ({})", hooks.join(" or ")));
+    if !HOOKS.iter().any(|h| listing.has(h)) {
+        missing.push("its hook".to_string());
     }
-    let rel_k = release(root);
+    let rel = release(root);
     for m in ["vfio", "vfio-pci"] {
-        let builtin = module_state(root, &rel_k, m) == Some("builtin");
-        let want = format!("/{m}.ko");
-        let alt = format!("/{}.ko", m.replace('-', "_"));
+        let builtin = module_state(root, &rel, m) == Some("builtin");
+        let names = [format!("/{m}.ko"), format!("/{}.ko", m.replace('-', "_"))];
         let present = listing
             .members
             .keys()
-            .any(|p| p.contains(&want) || p.contains(&alt));
+            .any(|p| names.iter().any(|n| p.contains(n.as_str())));
         if !builtin && !present {
             missing.push(format!("module {m}"));
         }
@@ -491,42 +499,42 @@ fn image(root: &Root, f: &mut Findings) {
                 missing.join(", ")
             ),
             Some(format!(
-                "{} (the hooks say what is missing in the build output)",
-                g.rebuild()
+                "{rebuild} (the hooks say what is missing in the build output)"
             )),
         );
     }
     // The image's copy of the configuration must be the file's.
-    let on_disk = sysfs::read_input_optional(&root.path(conf_rel), CONFIG_CAP)
+    let on_disk = sysfs::read_input_optional(&root.path(CONFIG_FILE), CONFIG_CAP)
         .ok()
         .flatten()
         .map(|i| i.bytes);
-    let in_image = listing.files.get(conf_rel);
+    let in_image = listing.files.get(CONFIG_FILE);
+    let conf = CONFIG_FILE;
     match (on_disk.as_deref(), in_image.map(Vec::as_slice)) {
         (None, None) => {}
         (a, b) if a == b => f.add(
             Level::Ok,
             "image",
-            format!("{shown} carries the same /{conf_rel}"),
+            format!("{shown} carries the same /{conf}"),
             None,
         ),
         (Some(_), None) => f.add(
             Level::Error,
             "image",
-            format!("{shown} has no /{conf_rel}: the next boot does not see it"),
-            Some(g.rebuild().into()),
+            format!("{shown} has no /{conf}: the next boot does not see it"),
+            Some(rebuild.into()),
         ),
         (None, Some(_)) => f.add(
             Level::Warn,
             "image",
-            format!("{shown} still has a /{conf_rel} that /etc no longer has"),
-            Some(g.rebuild().into()),
+            format!("{shown} still has a /{conf} that /etc no longer has"),
+            Some(rebuild.into()),
         ),
         _ => f.add(
             Level::Error,
             "image",
-            format!("{shown} has another /{conf_rel} than /etc: the next boot reads the old one"),
-            Some(g.rebuild().into()),
+            format!("{shown} has another /{conf} than /etc: the next boot reads the old one"),
+            Some(rebuild.into()),
         ),
     }
     // The image's binder is the installed boot build (an old one lacks what this check assumes).
@@ -537,7 +545,7 @@ fn image(root: &Root, f: &mut Findings) {
                 Level::Warn,
                 "image",
                 format!("{shown}'s vfio-early is not the installed one"),
-                Some(g.rebuild().into()),
+                Some(rebuild.into()),
             );
         }
     }
@@ -706,8 +714,8 @@ fn leftovers(root: &Root, next: &NextBoot, f: &mut Findings) {
     }
 }
 
-/// Every finding, in order.
-pub fn findings(root: &Root) -> Vec<Finding> {
+/// Every finding, in order; `image_path`: check this image instead of the running kernel's.
+pub fn findings(root: &Root, image_path: Option<&Path>) -> Vec<Finding> {
     let next = nextboot::plan(root, None);
     let state = bootstate::read(root);
     let mut f = Findings(Vec::new());
@@ -715,7 +723,7 @@ pub fn findings(root: &Root) -> Vec<Finding> {
     modules(root, &mut f);
     config(&next, &mut f);
     devices(&next, &state, &mut f);
-    image(root, &mut f);
+    image(root, image_path, &mut f);
     leftovers(root, &next, &mut f);
     this_boot(root, &next, &state, &mut f);
     f.0
@@ -731,9 +739,9 @@ pub fn exit_code(findings: &[Finding]) -> i32 {
     }
 }
 
-/// `vfio-early check [--json]`.
-pub fn check(root: &Root, json: bool) -> i32 {
-    let all = findings(root);
+/// `vfio-early check [--json] [--image FILE]`.
+pub fn check(root: &Root, json: bool, image_path: Option<&Path>) -> i32 {
+    let all = findings(root, image_path);
     let code = exit_code(&all);
     if json {
         let list: Vec<Value> = all

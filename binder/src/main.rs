@@ -21,8 +21,10 @@ Usage:
                                               what this boot and the next one do with it
   vfio-early cmdline BDF... [--root DIR]      the kernel argument for these devices, ID-pinned,
                                               or why the next boot would refuse them
-  vfio-early check [--json] [--root DIR]      whether the next boot will work: one finding a line
-                                              (ok, warn, error, needs root), each with its fix
+  vfio-early check [--json] [--image F] [--root DIR]
+                                              whether the next boot will work: one finding a line
+                                              (ok, warn, error, needs root), each with its fix;
+                                              --image: this image, not the running kernel's
   vfio-early add BDF[+flags]... [--dry-run]   put these devices, ID-pinned, into /etc/vfio-early.conf
                                               (refused if the next boot would refuse them)
   vfio-early remove BDF... [--dry-run]        take them out of it
@@ -86,7 +88,7 @@ fn split(args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
             _ if command.is_none() && !arg.starts_with('-') => command = Some(arg),
             // A value that looks like an option (`--cmdline "--x"`) stays with its option.
             _ => {
-                let takes_value = matches!(arg.as_str(), "--cmdline" | "--file");
+                let takes_value = matches!(arg.as_str(), "--cmdline" | "--file" | "--image");
                 rest.push(arg);
                 if takes_value {
                     rest.extend(args.next());
@@ -166,8 +168,13 @@ fn dispatch(a: Args) -> Result<i32, String> {
         }
         "check" => {
             let json = take_flag(&mut rest, "--json");
+            let image = take_value(&mut rest, "--image")?;
             no_more(&rest)?;
-            Ok(check::check(&root, json))
+            Ok(check::check(
+                &root,
+                json,
+                image.as_deref().map(std::path::Path::new),
+            ))
         }
         "add" | "remove" => {
             let dry_run = take_flag(&mut rest, "--dry-run");

@@ -349,6 +349,19 @@ fn the_image_must_carry_vfio_early_and_the_same_configuration() {
         "lacks usr/bin/vfio-early, its hook",
         "sudo update-initramfs -u",
     );
+    // --image checks a given image instead (here the broken one, moved aside).
+    let aside = t.path("broken.img");
+    std::fs::rename(t.path(&format!("boot/initrd.img-{REL}")), &aside).unwrap();
+    image(&t, &[]);
+    let (code, out, _) = exe::run(
+        exe::HOST,
+        &t,
+        &["check", "--image", aside.to_str().unwrap()],
+    );
+    assert_eq!(code, 2);
+    assert!(out.contains("broken.img lacks usr/bin/vfio-early"), "{out}");
+    let (_, f) = findings(&t);
+    has(&f, "ok", "image", "carries vfio-early", "");
     image(&t, &[]);
     t.file(
         "etc/vfio-early.conf",
