@@ -12,6 +12,10 @@ file) lines. Reads the report on stdin; prints one reason per failed expectation
 --boot-vga: the boot display.
 --cmdline BDF=LINE: `vfio-early cmdline BDF` (a CMDLINE line) exits 0 printing exactly LINE.
 --refused BDF=TEXT: `vfio-early cmdline BDF` exits 1, prints nothing, and names TEXT on stderr.
+--check-exit N: `vfio-early check --json` (a CHECKJSON line) exited N.
+--check-ok T,T: each topic T has an ok finding and no error.
+--check-error TOPIC:TEXT: an error finding of TOPIC whose text holds TEXT.
+--check-clean: no error finding at all.
 """
 
 import argparse
@@ -30,7 +34,12 @@ def main():
     ap.add_argument("--boot-vga", default="")
     ap.add_argument("--cmdline", action="append", default=[])
     ap.add_argument("--refused", action="append", default=[])
+    ap.add_argument("--check-exit", type=int)
+    ap.add_argument("--check-ok", default="")
+    ap.add_argument("--check-error", action="append", default=[])
+    ap.add_argument("--check-clean", action="store_true")
     a = ap.parse_args()
+    check = None
     cmdlines = {}
 
     drivers, info, state, status, bad = {}, {}, None, None, []
@@ -49,6 +58,11 @@ def main():
             rc, _, rest2 = rest2.partition(" out=")
             out, _, err = rest2.partition(" err=")
             cmdlines[bdf] = (rc, out, err)
+        elif word == "CHECKJSON":
+            try:
+                check = json.loads(rest)
+            except ValueError as e:
+                bad.append(f"check --json printed no JSON ({e}): {rest[:200]}")
         elif word == "STATUSJSON":
             try:
                 status = json.loads(rest)
@@ -114,6 +128,25 @@ def main():
         d = shown.get(full(a.boot_vga))
         if d is None or d["boot_display"] is not True or d["boot_display_by"] != "boot_vga":
             bad.append(f"{a.boot_vga}: not shown as the boot display: {d}")
+    if a.check_exit is not None or a.check_ok or a.check_error or a.check_clean:
+        if check is None:
+            bad.append("no CHECKJSON line: `vfio-early check --json` did not run or print")
+        else:
+            found = check.get("findings", [])
+            if a.check_exit is not None and check.get("exit") != a.check_exit:
+                bad.append(f"check exited {check.get('exit')}, want {a.check_exit}: {[(f['level'], f['text']) for f in found if f['level'] != 'ok']}")
+            for topic in filter(None, a.check_ok.split(",")):
+                levels = [f["level"] for f in found if f["topic"] == topic]
+                if "ok" not in levels or "error" in levels:
+                    bad.append(f"check topic {topic}: {[(f['level'], f['text']) for f in found if f['topic'] == topic]}")
+            for spec in a.check_error:
+                topic, _, text = spec.partition(":")
+                if not any(f["level"] == "error" and f["topic"] == topic and text in f["text"] for f in found):
+                    bad.append(f"check: no error {topic} finding with {text!r}: {[(f['level'], f['topic'], f['text']) for f in found]}")
+            if a.check_clean:
+                errors = [f["text"] for f in found if f["level"] == "error"]
+                if errors:
+                    bad.append(f"check found errors on a working machine: {errors}")
     for spec in a.cmdline:
         bdf, _, want = spec.partition("=")
         got = cmdlines.get(bdf)
