@@ -4,7 +4,8 @@
 # Prepares a Debian bookworm host for the tests: Debian packages (QEMU,
 # busybox-static, kmod, cpio, strace, time, gzip, make, binutils; dpkg-dev,
 # debhelper and lintian for the .deb; git for `make dist`; dash for the hooks;
-# pciutils and pci.ids: lspci for the status benchmark, names in the QEMU image),
+# pciutils and pci.ids: lspci for the status benchmark, names in the QEMU image; zstd: check
+# reads zstd-compressed initramfs images through it),
 # the musl Rust target, rustfmt and clippy, nightly with rust-src (the
 # size-tuned build, measured by tests/size-budget.sh), cargo-fuzz (crates.io),
 # and the Debian kernel linux-image-amd64 depends on, downloaded and extracted
@@ -33,8 +34,8 @@ MUSL_TARGET=x86_64-unknown-linux-musl
 # so a package that installs without its command still fails loudly).
 # strace and time serve the benchmark; make and binutils (readelf) the static
 # build and its size check in tests/run-all.sh.
-PACKAGES="qemu-system-x86 busybox-static kmod cpio strace time gzip make binutils dpkg-dev debhelper lintian git dash pciutils pci.ids"
-COMMANDS="qemu-system-x86_64 busybox kmod modprobe depmod cpio strace /usr/bin/time gzip ldd dpkg-deb make readelf dpkg-buildpackage dh lintian git dash lspci"
+PACKAGES="qemu-system-x86 busybox-static kmod cpio strace time gzip make binutils dpkg-dev debhelper lintian git dash pciutils pci.ids zstd"
+COMMANDS="qemu-system-x86_64 busybox kmod modprobe depmod cpio strace /usr/bin/time gzip ldd dpkg-deb make readelf dpkg-buildpackage dh lintian git dash lspci zstd"
 # rustup components tests/run-all.sh uses (fmt and clippy checks).
 RUST_COMPONENTS="rustfmt clippy"
 

@@ -389,9 +389,10 @@ fn this_boot(root: &Root, next: &NextBoot, state: &BootState, f: &mut Findings) 
 }
 
 /// Where each generator's hook lands in an image (any one shows vfio-early is wired in).
-const HOOKS: [&str; 5] = [
+const HOOKS: [&str; 6] = [
     "scripts/init-top/00-vfio-early",
     "usr/lib/systemd/system/sysinit.target.wants/vfio-early.service",
+    "usr/lib/dracut/hooks/cmdline/00-vfio-early.sh",
     "var/lib/dracut/hooks/cmdline/00-vfio-early.sh",
     "lib/dracut/hooks/cmdline/00-vfio-early.sh",
     "hooks/vfio-early",

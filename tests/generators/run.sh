@@ -328,6 +328,38 @@ for f in its dsd dsh; do
     fi
 done
 
+# `vfio-early check --image` (the host build's own image reader) on the real generators' images:
+# main images carry vfio-early, its hook and the vfio modules; nobin images lack the binary.
+host_bin="$REPO_DIR/target/x86_64-unknown-linux-musl/release/vfio-early"
+for f in its dsd dsh; do
+    for v in main nobin; do
+        selected "$f-check-$v" || continue
+        img=$(gen_image_path "$f" "$v")
+        if [ ! -f "$img" ]; then
+            result "$f-check-$v" FAIL "" "image $img was not built"
+            continue
+        fi
+        t0=$(date +%s%N)
+        json=$("$host_bin" --root "$GEN_ROOT" check --json --image "$img" 2>"$GEN_OUT/check-$f-$v.err")
+        ms=$((($(date +%s%N) - t0) / 1000000))
+        want="carries vfio-early, its hook and the vfio modules" level=ok
+        [ "$v" = main ] || { want="lacks usr/bin/vfio-early" level=error; }
+        line=$(python3 -c '
+import json, sys
+j = json.loads(sys.argv[1])
+for f in j["findings"]:
+    if f["topic"] == "image" and f["level"] == sys.argv[2] and sys.argv[3] in f["text"]:
+        print(f["text"])
+        break
+' "$json" "$level" "$want" 2>&1)
+        if [ -n "$line" ]; then
+            result "$f-check-$v" OK "$level: ${line##*/} (read in $ms ms)"
+        else
+            result "$f-check-$v" FAIL "" "no $level image finding with '$want': $(head -c 600 <<<"$json") $(head -c 300 "$GEN_OUT/check-$f-$v.err")"
+        fi
+    done
+done
+
 # Scenario 5: the hostonly dracut image keeps the vfio modules (listing, no boot).
 if selected dho-hostonly-modules; then
     img=$(gen_image_path dho main)
