@@ -122,16 +122,18 @@ fn next_steps(root: &Root) -> Vec<String> {
     out
 }
 
+/// The exit code of a command whose errors are usage or I/O: 2, said on stderr.
+fn edge(command: &str, result: Result<i32, String>) -> i32 {
+    result.unwrap_or_else(|e| {
+        errln!("vfio-early {command}: {e}");
+        2
+    })
+}
+
 /// `vfio-early add BDF[+flags]... [--dry-run]`; returns the exit code (0 written or nothing to
 /// do, 1 refused, 2 usage or unwritable).
 pub fn add(root: &Root, words: &[String], dry_run: bool) -> i32 {
-    match add_inner(root, words, dry_run) {
-        Ok(code) => code,
-        Err(e) => {
-            errln!("vfio-early add: {e}");
-            2
-        }
-    }
+    edge("add", add_inner(root, words, dry_run))
 }
 
 fn add_inner(root: &Root, words: &[String], dry_run: bool) -> Result<i32, String> {
@@ -240,13 +242,7 @@ fn id_of(root: &Root, bdf: &Bdf) -> crate::pci::PciId {
 /// `vfio-early remove BDF... [--dry-run]`; returns the exit code (0 removed, 1 refused or not
 /// listed, 2 usage or unwritable).
 pub fn remove(root: &Root, words: &[String], dry_run: bool) -> i32 {
-    match remove_inner(root, words, dry_run) {
-        Ok(code) => code,
-        Err(e) => {
-            errln!("vfio-early remove: {e}");
-            2
-        }
-    }
+    edge("remove", remove_inner(root, words, dry_run))
 }
 
 fn remove_inner(root: &Root, words: &[String], dry_run: bool) -> Result<i32, String> {

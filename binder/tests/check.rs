@@ -13,34 +13,14 @@ use std::process::Command;
 use common::{Dev, FakeTree};
 use serde_json::Value;
 
-const DISPLAY: u32 = 0x030000;
-const AUDIO: u32 = 0x040300;
 const REL: &str = "6.1.0-test";
 
 /// The QEMU test machine on a host that is ready: IOMMU and interrupt remapping on, the vfio
 /// modules in the kernel, card A configured, an initramfs-tools image holding vfio-early, and
 /// this boot's binder having bound card A.
 fn ready() -> FakeTree {
-    let t = FakeTree::new();
-    t.device(
-        Dev::new("00:02.0", 0x1234, 0x1111, DISPLAY)
-            .group(1)
-            .boot_vga(true)
-            .driver("bochs-drm"),
-    );
-    for bus in [1u8, 2] {
-        let g = u32::from(bus) + 4;
-        t.device(
-            Dev::new(&format!("{bus:02x}:00.0"), 0x1234, 0x1111, 0x038000)
-                .subsys(0x1af4, 0x1100)
-                .group(g),
-        )
-        .device(
-            Dev::new(&format!("{bus:02x}:00.1"), 0x8086, 0x293e, AUDIO)
-                .subsys(0x1af4, 0x1100)
-                .group(g),
-        );
-    }
+    let t = kmod::qemu_machine();
+    t.set_driver("00:02.0", Some("bochs-drm"));
     t.set_driver("02:00.0", Some("bochs-drm"));
     t.set_driver("02:00.1", Some("snd_hda_intel"));
     t.file("proc/sys/kernel/osrelease", &format!("{REL}\n"))

@@ -6,39 +6,18 @@
 mod common;
 #[path = "common/exe.rs"]
 mod exe;
+#[path = "common/kmod.rs"]
+mod kmod;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Dev, FakeTree};
+use common::FakeTree;
 
-const DISPLAY: u32 = 0x030000;
-const AUDIO: u32 = 0x040300;
 const CONF: &str = "etc/vfio-early.conf";
 
-/// The QEMU test machine: boot VGA at 00:02.0, cards at 01:00.x and 02:00.x.
 fn machine() -> FakeTree {
-    let t = FakeTree::new();
-    t.device(
-        Dev::new("00:02.0", 0x1234, 0x1111, DISPLAY)
-            .group(1)
-            .boot_vga(true),
-    );
-    for bus in [1u8, 2] {
-        let g = u32::from(bus) + 4;
-        t.device(
-            Dev::new(&format!("{bus:02x}:00.0"), 0x1234, 0x1111, 0x038000)
-                .subsys(0x1af4, 0x1100)
-                .group(g),
-        )
-        .device(
-            Dev::new(&format!("{bus:02x}:00.1"), 0x8086, 0x293e, AUDIO)
-                .subsys(0x1af4, 0x1100)
-                .group(g),
-        );
-    }
-    t.modprobe_binds();
-    t
+    kmod::qemu_machine()
 }
 
 fn run(t: &FakeTree, args: &[&str]) -> (i32, String, String) {

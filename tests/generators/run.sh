@@ -360,6 +360,29 @@ for f in j["findings"]:
     done
 done
 
+# Benchmark (numbers, not a test): check's image read against initramfs-tools' own lister on
+# the same real image, `lsinitramfs IMAGE >/dev/null` run in the root, alternating, CPU time of
+# each with its children (tests/bench/cputime.c). The median ratio goes to the bench results,
+# which tests/bench/budget.sh checks against tests/bench/budgets.
+img=$(gen_image_path its main)
+if selected its-image-read-bench && [ -f "$img" ] && cc -O2 -o "$GEN_OUT/cputime" "$REPO_DIR/tests/bench/cputime.c" 2>/dev/null; then
+    cp "$img" "$GEN_ROOT/var/tmp/vfiotest-bench.img"
+    ratios=()
+    for i in 1 2 3 4 5 6 7; do
+        "$GEN_OUT/cputime" "$GEN_OUT/ct.ours" "$host_bin" --root "$GEN_ROOT" check --image "$GEN_ROOT/var/tmp/vfiotest-bench.img" >/dev/null 2>&1
+        "$GEN_OUT/cputime" "$GEN_OUT/ct.lsi" chroot "$GEN_ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+            lsinitramfs /var/tmp/vfiotest-bench.img >/dev/null 2>&1
+        ours=$(cut -d' ' -f1 "$GEN_OUT/ct.ours") lsi=$(cut -d' ' -f1 "$GEN_OUT/ct.lsi")
+        ratios+=("$(awk -v a="$ours" -v b="$lsi" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 99) }')")
+        h_say "  image read, pair $i: vfio-early check --image $ours us, lsinitramfs $lsi us"
+    done
+    rm -f "$GEN_ROOT/var/tmp/vfiotest-bench.img"
+    med=$(printf '%s\n' "${ratios[@]}" | sort -n | sed -n 4p)
+    h_say "image read ($(stat -c %s "$img") bytes, $(gen_flavour_name its)): CPU ratio check --image / lsinitramfs median $med (min $(printf '%s\n' "${ratios[@]}" | sort -n | head -n 1), max $(printf '%s\n' "${ratios[@]}" | sort -n | tail -n 1))"
+    mkdir -p "$REPO_DIR/tests/out/bench"
+    echo "image_read.cpu_ratio_vs_lsinitramfs.median $med" >"$REPO_DIR/tests/out/bench/results.generators"
+fi
+
 # Scenario 5: the hostonly dracut image keeps the vfio modules (listing, no boot).
 if selected dho-hostonly-modules; then
     img=$(gen_image_path dho main)
