@@ -46,6 +46,9 @@
 //!   without it, only what the default machine has always listed (each display's first two BARs,
 //!   each NIC's BAR 0). The scaling table uses it at every size: about 17 KiB per 256 devices.
 //!
+//! Every device has its 256-byte `config` (`Dev::config`: the IDs, class, header type and BARs
+//! of its other files), which `lspci -A linux-sysfs` reads (bench.sh part 4).
+//!
 //! `proc/bus/pci/devices` is written as drivers/pci/proc.c prints it (bus+devfn, vendor+device,
 //! IRQ, 7 base addresses with their flag bits, 7 sizes, the driver): about 256 bytes a line, so
 //! 1 MiB at 4096 devices. The binder's ID entries pre-filter with it.

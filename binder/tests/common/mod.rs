@@ -9,6 +9,7 @@
 //! - `sys/devices/pci<DDDD>:<BB>/<BDF>/`: the device directory, with `uevent`, `vendor`, `device`,
 //!   `subsystem_vendor`, `subsystem_device`, `class`, `modalias`, `driver_override` (`(null)\n`),
 //!   `resource` (13 lines, 17 for bridges), `enable`, `boot_vga` (VGA class only, as the kernel),
+//!   `config` (256 bytes of configuration space, [`Dev::config`]),
 //!   `subsystem -> ../../../bus/pci`, `iommu_group -> ../../../kernel/iommu_groups/N`,
 //!   `driver -> ../../../bus/pci/drivers/NAME`.
 //! - `sys/bus/pci/devices/<BDF> -> ../../../devices/pci<DDDD>:<BB>/<BDF>`.
@@ -318,6 +319,7 @@ impl FakeTree {
         put("driver_override", "(null)\n");
         put("enable", "0\n");
         put("resource", &dev.resource());
+        write(&d.join("config"), &dev.config());
         match dev.boot_vga {
             Some(on) => put("boot_vga", if on { "1\n" } else { "0\n" }),
             // The kernel shows boot_vga on every VGA-class device, and only there.
@@ -645,6 +647,77 @@ impl Dev {
         let _ = writeln!(s, "PCI_SLOT_NAME={}", self.bdf);
         let _ = writeln!(s, "MODALIAS={}", self.modalias());
         s
+    }
+
+    /// The `config` file: the 256 bytes of configuration space root reads from sysfs (lspci's
+    /// source with `-A linux-sysfs`), consistent with `uevent` and `resource`. A type-0 header
+    /// for an endpoint, type 1 for a bridge (class 0x0604): vendor, device; command with memory
+    /// and I/O decoding on where there are such BARs, bus mastering when bound at creation; class
+    /// and programming interface, revision 0 (`(rev)` unshown, as with no `revision` file);
+    /// header type; the BARs' start addresses with their type bits (a 64-bit BAR takes two
+    /// slots). The subsystem IDs at 0x2c for an endpoint; a bridge has no such field, so it gets
+    /// them in a Subsystem ID capability (0x0d) at 0x40, as AMD's and Intel's root ports carry
+    /// them. Bus numbers, IRQ lines and the rest are 0: the fake tree has no topology.
+    pub fn config(&self) -> Vec<u8> {
+        let mut c = vec![0u8; 256];
+        let put16 =
+            |c: &mut [u8], at: usize, v: u16| c[at..at + 2].copy_from_slice(&v.to_le_bytes());
+        let put32 =
+            |c: &mut [u8], at: usize, v: u32| c[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        put16(&mut c, 0x00, self.vendor);
+        put16(&mut c, 0x02, self.device);
+        const IO: u64 = 0x100; // IORESOURCE_IO
+        const MEM: u64 = 0x200; // IORESOURCE_MEM
+        let bars = if self.is_bridge() { 2 } else { 6 };
+        let live = |i: usize, kind: u64| {
+            self.bars
+                .iter()
+                .any(|b| b.0 == i && b.3 & kind != 0 && b.1 < b.2)
+        };
+        let has = |kind: u64| (0..bars).any(|i| live(i, kind)) || self.is_bridge();
+        let mut command = 0u16;
+        if has(IO) {
+            command |= 0x1;
+        }
+        if has(MEM) {
+            command |= 0x2;
+        }
+        if self.driver.is_some() {
+            command |= 0x4;
+        }
+        put16(&mut c, 0x04, command);
+        c[0x09] = self.class as u8;
+        c[0x0a] = (self.class >> 8) as u8;
+        c[0x0b] = (self.class >> 16) as u8;
+        c[0x0e] = u8::from(self.is_bridge());
+        for &(i, start, end, flags) in &self.bars {
+            if i >= bars || start >= end {
+                continue;
+            }
+            let at = 0x10 + 4 * i;
+            if flags & IO != 0 {
+                put32(&mut c, at, (start as u32 & !0x3) | 0x1);
+            } else if flags & 0x100000 != 0 && i + 1 < bars {
+                // IORESOURCE_MEM_64: type bits 10b, prefetchable as the flags say.
+                let pref = if flags & 0x2000 != 0 { 0x8 } else { 0 };
+                put32(&mut c, at, (start as u32 & !0xf) | 0x4 | pref);
+                put32(&mut c, at + 4, (start >> 32) as u32);
+            } else {
+                let pref = if flags & 0x2000 != 0 { 0x8 } else { 0 };
+                put32(&mut c, at, (start as u32 & !0xf) | pref);
+            }
+        }
+        if self.is_bridge() {
+            put16(&mut c, 0x06, 0x0010); // status: capabilities list
+            c[0x34] = 0x40;
+            c[0x40] = 0x0d; // PCI_CAP_ID_SSVID, last in the list
+            put16(&mut c, 0x44, self.subsys.0);
+            put16(&mut c, 0x46, self.subsys.1);
+        } else {
+            put16(&mut c, 0x2c, self.subsys.0);
+            put16(&mut c, 0x2e, self.subsys.1);
+        }
+        c
     }
 
     /// As the kernel's `resource_show`: `0x%016llx 0x%016llx 0x%016llx` per line.
