@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT OR Apache-2.0
 # Benchmark: vfio-early (boot mode, `--root TREE`) against the classic override script
 # (classic-override.sh under busybox sh) on generated fake sysfs trees
-# (binder/examples/bench_tree.rs). Three parts, all printed as numbers:
+# (binder/examples/bench_tree.rs). Four parts, all printed as numbers:
 # 1. The default table, on the 256-device machine every earlier figure was measured on, with
 #    the `exe` fake modprobe binding for real: wall time, syscalls, peak RSS, ratios.
 # 2. Own work, paired: P pairs, each one run of each tool (order alternating) on fresh copies of
@@ -14,6 +14,11 @@
 #    proc/iomem as the kernel lists it), 1 and 8 targets, address and ID entries: own syscalls and
 #    the median CPU time of K runs; the 4096/16 ratios, the address entries' CPU ratio measured
 #    again in R pairs (one run on each tree, order alternating) so the load moves both alike.
+# 4. The host's `vfio-early status` (and `status --all`) against `lspci -nnk` on the 4096-device
+#    machine after the boot's run, every device with its `config` file: Q rounds of status,
+#    lspci, status --all (sides swapped every round), CPU time user+sys, the per-round ratio
+#    status / lspci as min / median / max; syscalls (perf stat, else strace) and VmHWM from one
+#    run each.
 # It asserts nothing about speed: it fails only when it cannot measure (a tool fails, or does not
 # end as its success path does). The figures also go, one `key value` line each, to
 # $BENCH_OUT/results (default tests/out/bench/results), which tests/bench/budget.sh checks against
@@ -25,7 +30,10 @@
 # (default "16 256 1024 4096"), BIN (the binder, default the release musl boot build, built unless
 # NO_BUILD=1), MODPROBE (the default table's fake sbin/modprobe, see bench_tree.rs: exe (default),
 # bind or log), BUSYBOX (default: busybox on PATH; runs the classic script, and the fake modprobe
-# if a script).
+# if a script), Q (rounds of status against lspci, default 41; 0 leaves part 4 out), HOST_BIN
+# (the host build, default the release musl vfio-early, built with BIN), LSPCI (default lspci on
+# PATH), PCIIDS (the pci.ids lspci reads, copied into the tree for status; default
+# /usr/share/misc/pci.ids, else /usr/share/hwdata/pci.ids).
 set -eu
 export LC_ALL=C # EPOCHREALTIME's decimal point, sort order
 
@@ -36,11 +44,13 @@ S=${S:-3}
 K=${K:-21}
 R=${R:-41}
 SIZES=${SIZES:-16 256 1024 4096}
+Q=${Q:-41}
 MODPROBE=${MODPROBE:-exe}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 target=${CARGO_TARGET_DIR:-$repo/target}
 BIN=${BIN:-$target/x86_64-unknown-linux-musl/release/vfio-early-boot}
+HOST_BIN=${HOST_BIN:-$target/x86_64-unknown-linux-musl/release/vfio-early}
 OUT=${BENCH_OUT:-$repo/tests/out/bench}
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -55,6 +65,11 @@ command -v strace >/dev/null || missing="$missing strace"
 [ -x /usr/bin/time ] || missing="$missing time"
 command -v busybox >/dev/null || missing="$missing busybox-static"
 command -v cc >/dev/null || missing="$missing gcc libc6-dev"
+if [ "$Q" -gt 0 ]; then
+	command -v "${LSPCI:-lspci}" >/dev/null || missing="$missing pciutils"
+	[ -n "${PCIIDS:-}" ] || [ -r /usr/share/misc/pci.ids ] || [ -r /usr/share/hwdata/pci.ids ] ||
+		missing="$missing pci.ids"
+fi
 if [ -n "$missing" ]; then
 	if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
 		die "missing:$missing"
@@ -65,11 +80,17 @@ if [ -n "$missing" ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >&2
 fi
 BUSYBOX=${BUSYBOX:-$(command -v busybox)}
+LSPCI=${LSPCI:-$(command -v lspci || echo lspci)}
+if [ -z "${PCIIDS:-}" ]; then
+	PCIIDS=/usr/share/misc/pci.ids
+	[ -r "$PCIIDS" ] || PCIIDS=/usr/share/hwdata/pci.ids
+fi
 
 if [ "${NO_BUILD:-0}" != 1 ]; then
 	make -s -C "$repo" static >&2
 fi
 [ -x "$BIN" ] || die "no binder at $BIN"
+[ "$Q" = 0 ] || [ -x "$HOST_BIN" ] || die "no host build at $HOST_BIN"
 # Static like the binder: with MODPROBE=exe it is also the fake modprobe, exec'd once per run.
 (cd "$repo" && cargo build -q --release --target x86_64-unknown-linux-musl --example bench_tree -p vfio-early) >&2
 gen=$target/x86_64-unknown-linux-musl/release/examples/bench_tree
@@ -115,6 +136,10 @@ top() { # STRACE_FILE: the process under test's most frequent syscalls
 	     END {for (s in n) print n[s], s}' "$1" | sort -k1,1rn -k2 | head -n 6 |
 		awk '{printf "%s%s %s", (NR>1 ? ", " : ""), $2, $1}'
 }
+
+# Seconds each part took, to the results (bench.seconds.PART).
+lap=$SECONDS
+lap() { result "bench.seconds.$1" "$((SECONDS - lap))"; lap=$SECONDS; }
 
 ######## 1. The default table: the 256-device machine, the fake modprobe binding for real.
 
@@ -242,6 +267,8 @@ result default.rss_time_kib.classic "$c_rss"
 result default.rss_own_kib.binder "$b_rss_own"
 result default.rss_own_kib.classic "$c_rss_own"
 
+lap default
+
 ######## 2. Own work, paired: the same machine prebound, modprobe noop.
 
 "$gen" "$work/pb.template" --modprobe noop --prebound >/dev/null
@@ -342,6 +369,8 @@ result paired.cpu_ratio.max "$r_max"
 result paired.own_syscalls.binder "$sys_b"
 result paired.own_syscalls.classic "$sys_c"
 result paired.syscalls_ratio "$(ratio "$sys_b" "$sys_c")"
+
+lap paired
 
 ######## 3. Scaling: vfio-early alone, on prebound trees of every size.
 
@@ -455,7 +484,157 @@ if has_size 4096 && has_size 16; then
 fi
 if has_size 4096 && has_size 256; then scale_ratio 4096 256 8 address; fi
 
+lap scaling
+
+######## 4. The host's `status` against lspci, on the 4096-device machine.
+
+# Issue 13: `status` within 2x of `lspci -nnk -O sysfs.path=TREE` on the same tree. The tree is
+# the 4096-device machine (1 target, address entry, every BAR in proc/iomem) after the boot's
+# run on it: prebound, so the boot binds its target and audio function and writes its state file,
+# which status reads as this boot's record. Every device has its `config` (FakeTree::device),
+# which lspci reads; pci.ids is lspci's own file, copied in for status (it reads the root's).
+if [ "$Q" -gt 0 ]; then
+	lt=$work/lt
+	rm -rf "$lt"
+	"$gen" "$lt" --devices 4096 --targets 1 --entries address --prebound --modprobe noop --all-bars >/dev/null
+	mkdir -p "$lt/usr/share/misc"
+	cp "$PCIIDS" "$lt/usr/share/misc/pci.ids"
+	rc=0
+	"$BIN" --root "$lt" >/dev/null 2>&1 || rc=$?
+	tree_check lt "$rc" 1
+	lt_dev=$(find "$lt/sys/bus/pci/devices" -mindepth 1 -maxdepth 1 | wc -l)
+	lt_grp=$(find "$lt/sys/kernel/iommu_groups" -mindepth 1 -maxdepth 1 | wc -l)
+	lt_drv=$(find "$lt/sys/devices" -mindepth 3 -maxdepth 3 -name driver -type l | wc -l)
+	run_status=("$HOST_BIN" status --root "$lt")
+	run_all=("$HOST_BIN" status --all --root "$lt")
+	run_lspci=("$LSPCI" -nnk -A linux-sysfs -O "sysfs.path=$lt/sys/bus/pci")
+	# Each tool once: exit status, and that it shows this tree as it is.
+	before=$(listing lt)
+	for t in status all lspci; do
+		rc=0
+		case $t in
+		status) "${run_status[@]}" >"$work/out.$t" 2>"$work/err.$t" || rc=$? ;;
+		all) "${run_all[@]}" >"$work/out.$t" 2>"$work/err.$t" || rc=$? ;;
+		lspci) "${run_lspci[@]}" >"$work/out.$t" 2>"$work/err.$t" || rc=$? ;;
+		esac
+		[ "$rc" = 0 ] || die "$t exited $rc on the 4096-device tree: $(head -c 500 "$work/err.$t")"
+	done
+	[ "$(listing lt)" = "$before" ] || die "status or lspci changed the tree"
+	# lspci: every device of the tree, with the IDs and subsystem IDs its uevent gives, and the
+	# driver of every bound one.
+	awk -F= 'FNR == 1 {split(FILENAME, p, "/"); b = p[length(p) - 1]}
+		 $1 == "PCI_ID" {id[b] = tolower($2)} $1 == "PCI_SUBSYS_ID" {ss[b] = tolower($2)}
+		 END {for (b in id) print b, id[b], ss[b]}' "$lt"/sys/devices/*/*/uevent | sort >"$work/ids.tree"
+	awk '/^[0-9a-f]/ {b = $1; n = split($0, w, "["); id[b] = substr(w[n], 1, 9)}
+	     /^\tSubsystem:/ {n = split($0, w, "["); ss[b] = substr(w[n], 1, 9)}
+	     END {for (b in id) print b, id[b], ss[b]}' "$work/out.lspci" | sort >"$work/ids.lspci"
+	cmp -s "$work/ids.tree" "$work/ids.lspci" ||
+		die "lspci does not show the tree's devices with their IDs: $(diff "$work/ids.tree" "$work/ids.lspci" | head -n 5)"
+	[ "$(grep -c $'^\tKernel driver in use: ' "$work/out.lspci")" = "$lt_drv" ] ||
+		die "lspci -k does not show the $lt_drv drivers bound"
+	# status: the IOMMU groups, this boot's record, names for every device, no problem; --all
+	# every device.
+	grep -qx "IOMMU: on, $lt_grp groups" "$work/out.status" || die "status: $(head -n 1 "$work/out.status")"
+	grep -qx 'this boot: 2 devices considered, 2 bound' "$work/out.status" ||
+		die "status does not show this boot's record: $(sed -n 2p "$work/out.status")"
+	! grep -q '^names: \|^problem: ' "$work/out.status" || die "status: $(grep '^names: \|^problem: ' "$work/out.status" | head -n 3)"
+	shown() { grep -c '^  [0-9a-f]\{4\}:[0-9a-f]\{2\}:[0-9a-f]\{2\}\.[0-7]  ' "$1"; }
+	[ "$(shown "$work/out.all")" = "$lt_dev" ] || die "status --all shows $(shown "$work/out.all") devices, not $lt_dev"
+	[ "$(shown "$work/out.status")" -gt 0 ] || die "status shows no device"
+
+	# Q rounds, lspci in the middle and the two status runs on either side, sides swapped every
+	# round: each status run has an lspci run next to it under the same load.
+	sl_once() { # NAME CMD...: one run, its CPU microseconds (user+sys) appended to $work/sl.NAME
+		local name=$1 rc=0
+		shift
+		"$cputime" "$work/cpu" "$@" >/dev/null 2>&1 || rc=$?
+		[ "$rc" = 0 ] || die "$name exited $rc on the 4096-device tree"
+		awk '{print $1}' "$work/cpu" >>"$work/sl.$name"
+	}
+	: >"$work/sl.status"
+	: >"$work/sl.all"
+	: >"$work/sl.lspci"
+	for ((i = 0; i < Q; i++)); do
+		if ((i % 2)); then
+			sl_once all "${run_all[@]}"
+			sl_once lspci "${run_lspci[@]}"
+			sl_once status "${run_status[@]}"
+		else
+			sl_once status "${run_status[@]}"
+			sl_once lspci "${run_lspci[@]}"
+			sl_once all "${run_all[@]}"
+		fi
+	done
+	[ "$(listing lt)" = "$before" ] || die "status or lspci changed the tree"
+	paste "$work/sl.status" "$work/sl.lspci" | awk '{printf "%.2f\n", $1 / $2}' >"$work/sl.r.status"
+	paste "$work/sl.all" "$work/sl.lspci" | awk '{printf "%.2f\n", $1 / $2}' >"$work/sl.r.all"
+	# Syscalls: neither tool has children, so all of them are its own. perf's syscall tracepoint
+	# counts them exactly at no cost; strace, the fallback, takes 15 s over lspci's 130,000.
+	if perf stat -x, -e raw_syscalls:sys_enter -o "$work/perf" true >/dev/null 2>&1; then
+		sl_how="perf stat"
+	else
+		sl_how=strace
+	fi
+	declare -A sl_sys sl_rss sl_lines
+	for t in status all lspci; do
+		case $t in
+		status) cmd=("${run_status[@]}") ;;
+		all) cmd=("${run_all[@]}") ;;
+		lspci) cmd=("${run_lspci[@]}") ;;
+		esac
+		if [ "$sl_how" = strace ]; then
+			strace -f -qq -o "$work/strace.sl.$t" "${cmd[@]}" >/dev/null 2>&1 || die "$t under strace failed"
+			read -r _ own < <(count_syscalls "$work/strace.sl.$t")
+		else
+			perf stat -x, -e raw_syscalls:sys_enter -o "$work/perf" "${cmd[@]}" >/dev/null 2>&1 ||
+				die "$t under perf stat failed"
+			own=$(awk -F, '$3 == "raw_syscalls:sys_enter" {print $1}' "$work/perf")
+		fi
+		sl_sys[$t]=$own
+		"$peakrss" "$work/hwm" "${cmd[@]}" >/dev/null 2>&1 || die "$t under peakrss failed"
+		sl_rss[$t]=$(cat "$work/hwm")
+		sl_lines[$t]=$(wc -l <"$work/out.$t")
+	done
+	sl_row() { printf '%-32s %12s %14s %12s\n' "$@"; }
+	echo
+	echo "status against lspci: $lt_dev devices in $lt_grp IOMMU groups, after the boot's run (state file),"
+	echo "  every device with its config; Q=$Q rounds of status, lspci, status --all (sides swapped each"
+	echo "  round); CPU time user+sys; lspci is $LSPCI -nnk -A linux-sysfs -O sysfs.path=TREE/sys/bus/pci"
+	sl_row "" status "status --all" "lspci -nnk"
+	sl_row "CPU median (us)" "$(stat_of median "$work/sl.status")" "$(stat_of median "$work/sl.all")" "$(stat_of median "$work/sl.lspci")"
+	sl_row "CPU min (us)" "$(stat_of min "$work/sl.status")" "$(stat_of min "$work/sl.all")" "$(stat_of min "$work/sl.lspci")"
+	sl_row "syscalls ($sl_how)" "${sl_sys[status]}" "${sl_sys[all]}" "${sl_sys[lspci]}"
+	sl_row "peak RSS KiB, own VmHWM" "${sl_rss[status]}" "${sl_rss[all]}" "${sl_rss[lspci]}"
+	sl_row "output lines" "${sl_lines[status]}" "${sl_lines[all]}" "${sl_lines[lspci]}"
+	sl_row "devices shown" "$(shown "$work/out.status")" "$(shown "$work/out.all")" "$(grep -c '^[0-9a-f]' "$work/out.lspci")"
+	echo "per-round CPU ratio status/lspci:       min $(stat_of min "$work/sl.r.status"), median $(stat_of median "$work/sl.r.status"), max $(stat_of max "$work/sl.r.status")"
+	echo "per-round CPU ratio status --all/lspci: min $(stat_of min "$work/sl.r.all"), median $(stat_of median "$work/sl.r.all"), max $(stat_of max "$work/sl.r.all")"
+	if [ -s "$work/err.lspci" ]; then echo "lspci's stderr: $(head -n 1 "$work/err.lspci")"; fi
+	if [ "$sl_how" = strace ]; then
+		echo "top syscalls, status: $(top "$work/strace.sl.status")"
+		echo "top syscalls, lspci:  $(top "$work/strace.sl.lspci")"
+	fi
+	result status.devices "$lt_dev"
+	result status.rounds "$Q"
+	result status.cpu_us_median.status "$(stat_of median "$work/sl.status")"
+	result status.cpu_us_median.status_all "$(stat_of median "$work/sl.all")"
+	result status.cpu_us_median.lspci "$(stat_of median "$work/sl.lspci")"
+	for w in min median max; do
+		result "status.cpu_ratio_vs_lspci.$w" "$(stat_of "$w" "$work/sl.r.status")"
+		result "status.all.cpu_ratio_vs_lspci.$w" "$(stat_of "$w" "$work/sl.r.all")"
+	done
+	result status.syscalls.status "${sl_sys[status]}"
+	result status.syscalls.status_all "${sl_sys[all]}"
+	result status.syscalls.lspci "${sl_sys[lspci]}"
+	result status.rss_own_kib.status "${sl_rss[status]}"
+	result status.rss_own_kib.status_all "${sl_rss[all]}"
+	result status.rss_own_kib.lspci "${sl_rss[lspci]}"
+	rm -rf "$lt"
+fi
+
+lap status
 result bench.seconds "$SECONDS"
 mv "$results" "$OUT/results"
 echo
-echo "bench: $SECONDS s (the build included); figures in $OUT/results"
+secs() { awk -v k="bench.seconds.$1" '$1 == k {print $2}' "$OUT/results"; }
+echo "bench: $SECONDS s (the build included; default table $(secs default) s, paired $(secs paired) s, scaling $(secs scaling) s, status $(secs status) s); figures in $OUT/results"
