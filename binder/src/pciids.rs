@@ -45,15 +45,26 @@ fn entry(line: &str, digits: usize) -> Option<(u32, &str)> {
     (!name.is_empty()).then_some((value, name))
 }
 
-/// The names of `ids` (with their classes) in `text`.
+/// The names of `ids` (with their classes) in `text`. The asked IDs are indexed by vendor and
+/// by class first: a line of a vendor nobody asked for costs a comparison, not a pass over them.
 pub fn lookup(text: &str, ids: &[(PciId, Class)]) -> Lookup {
+    use std::collections::BTreeMap;
     let mut out = Lookup {
         names: vec![Names::default(); ids.len()],
         entries: 0,
     };
-    let mut vendor: Option<u16> = None;
+    let mut by_vendor: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
+    let mut by_class: BTreeMap<u8, Vec<usize>> = BTreeMap::new();
+    for (n, (id, class)) in ids.iter().enumerate() {
+        by_vendor.entry(id.vendor).or_default().push(n);
+        by_class.entry(class.base()).or_default().push(n);
+    }
+    let none: Vec<usize> = Vec::new();
+    // The asked IDs of the current vendor (or class), and the current device (or subclass).
+    let mut asked: &[usize] = &none;
+    let mut vendor_seen = false;
     let mut device: Option<u16> = None;
-    // In the class list: (class, subclass) of the current lines.
+    let mut in_classes = false;
     let mut class: Option<u8> = None;
     let mut subclass: Option<u8> = None;
     for line in text.lines() {
@@ -62,51 +73,54 @@ pub fn lookup(text: &str, ids: &[(PciId, Class)]) -> Lookup {
         }
         let depth = line.bytes().take_while(|&b| b == b'\t').count();
         let body = &line[depth..];
-        match (depth, class) {
-            (0, _) if body.starts_with("C ") => {
-                (vendor, device, subclass) = (None, None, None);
-                class = entry(&body[2..], 2).map(|(c, name)| {
-                    let c = c as u8;
-                    for (n, (_, cl)) in out.names.iter_mut().zip(ids) {
-                        if cl.base() == c {
-                            n.class = Some(name.to_string());
-                        }
+        if depth == 0 {
+            (device, subclass) = (None, None);
+            if let Some(rest) = body.strip_prefix("C ") {
+                in_classes = true;
+                class = entry(rest, 2).map(|(c, _)| c as u8);
+                vendor_seen = class.is_some();
+                asked = class.and_then(|c| by_class.get(&c)).unwrap_or(&none);
+                if let (Some((_, name)), true) = (entry(rest, 2), class.is_some()) {
+                    out.entries += 1;
+                    for &n in asked {
+                        out.names[n].class = Some(name.to_string());
                     }
-                    c
-                });
-                out.entries += usize::from(class.is_some());
-            }
-            (0, _) => {
-                class = None;
-                device = None;
-                vendor = entry(body, 4).map(|(v, name)| {
-                    let v = v as u16;
-                    for (n, (id, _)) in out.names.iter_mut().zip(ids) {
-                        if id.vendor == v {
-                            n.vendor = Some(name.to_string());
-                        }
+                }
+            } else {
+                in_classes = false;
+                let parsed = entry(body, 4);
+                vendor_seen = parsed.is_some();
+                out.entries += usize::from(vendor_seen);
+                asked = parsed
+                    .and_then(|(v, _)| by_vendor.get(&(v as u16)))
+                    .unwrap_or(&none);
+                if let Some((_, name)) = parsed {
+                    for &n in asked {
+                        out.names[n].vendor = Some(name.to_string());
                     }
-                    v
-                });
-                out.entries += usize::from(vendor.is_some());
+                }
             }
-            (1, None) => {
-                let Some(v) = vendor else { continue };
+            continue;
+        }
+        if !vendor_seen || asked.is_empty() {
+            // Lines of a vendor or class nobody asked about (or of none): skipped unparsed.
+            continue;
+        }
+        match (depth, in_classes) {
+            (1, false) => {
                 device = entry(body, 4).map(|(d, name)| {
                     let d = d as u16;
-                    for (n, (id, _)) in out.names.iter_mut().zip(ids) {
-                        if (id.vendor, id.device) == (v, d) {
-                            n.device = Some(name.to_string());
+                    for &n in asked {
+                        if ids[n].0.device == d {
+                            out.names[n].device = Some(name.to_string());
                         }
                     }
                     d
                 });
                 out.entries += usize::from(device.is_some());
             }
-            (2, None) => {
-                let (Some(v), Some(d)) = (vendor, device) else {
-                    continue;
-                };
+            (2, false) => {
+                let Some(d) = device else { continue };
                 let Some((sv, rest)) = body.split_once(' ') else {
                     continue;
                 };
@@ -115,32 +129,33 @@ pub fn lookup(text: &str, ids: &[(PciId, Class)]) -> Lookup {
                     continue;
                 };
                 out.entries += 1;
-                for (n, (id, _)) in out.names.iter_mut().zip(ids) {
-                    if (id.vendor, id.device, id.subvendor, id.subdevice) == (v, d, sv, sd as u16) {
-                        n.subsystem = Some(name.to_string());
+                for &n in asked {
+                    let id = &ids[n].0;
+                    if (id.device, id.subvendor, id.subdevice) == (d, sv, sd as u16) {
+                        out.names[n].subsystem = Some(name.to_string());
                     }
                 }
             }
-            (1, Some(c)) => {
-                subclass = entry(body, 2).map(|(s, name)| {
-                    let s = s as u8;
-                    for (n, (_, cl)) in out.names.iter_mut().zip(ids) {
-                        if (cl.base(), (cl.0 >> 8) as u8) == (c, s) {
-                            n.class = Some(name.to_string());
+            (1, true) => {
+                subclass = entry(body, 2).map(|(sc, name)| {
+                    let sc = sc as u8;
+                    for &n in asked {
+                        if (ids[n].1 .0 >> 8) as u8 == sc {
+                            out.names[n].class = Some(name.to_string());
                         }
                     }
-                    s
+                    sc
                 });
                 out.entries += usize::from(subclass.is_some());
             }
-            (2, Some(c)) => {
-                let (Some(s), Some((p, name))) = (subclass, entry(body, 2)) else {
+            (2, true) => {
+                let (Some(c), Some(sc), Some((p, name))) = (class, subclass, entry(body, 2)) else {
                     continue;
                 };
                 out.entries += 1;
-                for (n, (_, cl)) in out.names.iter_mut().zip(ids) {
-                    if cl.0 == (u32::from(c) << 16 | u32::from(s) << 8 | p) {
-                        n.class = Some(name.to_string());
+                for &n in asked {
+                    if ids[n].1 .0 == (u32::from(c) << 16 | u32::from(sc) << 8 | p) {
+                        out.names[n].class = Some(name.to_string());
                     }
                 }
             }
