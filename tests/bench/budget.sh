@@ -1,30 +1,36 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT OR Apache-2.0
 # The issues' budgets (tests/bench/budgets) on the figures of the last tests/bench/bench.sh run
-# (tests/out/bench/results): one PASS or FAIL line per budget, with the figure and its limit,
-# then "N passed, M failed". A figure the results do not hold (no run, a run that failed and so
-# wrote none, a part left out with SIZES) fails its budget: it was not shown to hold.
+# (tests/out/bench/results) and of the generator suite's image-read benchmark
+# (tests/out/bench/results.generators): one PASS or FAIL line per budget, with the figure and its
+# limit, then "N passed, M failed". A figure the results do not hold (no run, a run that failed
+# and so wrote none, a part left out with SIZES) fails its budget: it was not shown to hold.
 # Usage: budget.sh [RESULTS [BUDGETS]]; exit 0 when every budget holds.
 set -u
 export LC_ALL=C
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-results=${1:-${BENCH_OUT:-$repo/tests/out/bench}/results}
+out=${BENCH_OUT:-$repo/tests/out/bench}
+results=${1:-$out/results}
+# The generator suite's figures beside the bench's (absent: their budgets fail as not measured).
+more=${1:+/dev/null}
+more=${more:-$out/results.generators}
 budgets=${2:-$here/budgets}
 
 [ -r "$budgets" ] || { echo "budget: cannot read $budgets" >&2; echo "0 passed, 1 failed"; exit 1; }
 [ -r "$results" ] || echo "budget: no results at $results (run tests/bench/bench.sh first)" >&2
 
 # Every line of the budgets file, judged against the results; awk does the arithmetic.
-awk -v results="$results" '
-	BEGIN {
-		while ((getline line < results) > 0) {
+awk -v results="$results" -v more="$more" '
+	function load(file,   line, n, f) {
+		while ((getline line < file) > 0) {
 			n = split(line, f, " ")
 			if (n >= 2) value[f[1]] = f[2]
 		}
-		close(results)
+		close(file)
 	}
+	BEGIN { load(results); load(more) }
 	function num(s) { return s ~ /^-?[0-9]+(\.[0-9]+)?$/ }
 	{ sub(/#.*/, "") }
 	NF == 0 { next }

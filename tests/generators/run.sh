@@ -365,6 +365,7 @@ done
 # each with its children (tests/bench/cputime.c). The median ratio goes to the bench results,
 # which tests/bench/budget.sh checks against tests/bench/budgets.
 img=$(gen_image_path its main)
+rm -f "$REPO_DIR/tests/out/bench/results.generators"
 if selected its-image-read-bench && [ -f "$img" ] && cc -O2 -o "$GEN_OUT/cputime" "$REPO_DIR/tests/bench/cputime.c" 2>/dev/null; then
     cp "$img" "$GEN_ROOT/var/tmp/vfiotest-bench.img"
     ratios=()
