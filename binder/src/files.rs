@@ -312,17 +312,19 @@ fn require_regular(file: &File, path: &Path) -> Result<usize, SysError> {
     Ok(usize::try_from(st.st_size).unwrap_or(0))
 }
 
-/// Lines of a regular file of any size, through one buffer of `LINE_BUFFER` bytes: the memory
-/// stays bounded however long the file (`/proc/iomem` and `/proc/bus/pci/devices` grow with the
-/// bus). A line longer than the buffer is passed in pieces; `f` gets each line without its `\n`.
-pub fn for_each_line(
+/// A regular file of any size through one buffer of `LINE_BUFFER` bytes: the memory stays
+/// bounded however long the file (`/proc/iomem` and `/proc/bus/pci/devices` grow with the bus).
+/// `f(data, last)` takes what it can of `data` (whole lines; everything when `last`) and says how
+/// many bytes; the rest is kept for the next call. Data `f` cannot take from a full buffer (a
+/// line longer than it) is passed again with `last`, so it is taken in pieces.
+pub fn for_each_chunk(
     mut file: File,
     path: &Path,
-    mut f: impl FnMut(&[u8]),
+    mut f: impl FnMut(&[u8], bool) -> usize,
 ) -> Result<(), SysError> {
     require_regular(&file, path)?;
     let mut buf = vec![0u8; LINE_BUFFER];
-    // Bytes of an unfinished line kept at the front.
+    // Bytes not taken yet, kept at the front.
     let mut kept = 0;
     loop {
         let n = match file.read(&mut buf[kept..]) {
@@ -337,25 +339,33 @@ pub fn for_each_line(
         };
         let end = kept + n;
         if n == 0 {
-            if kept > 0 {
-                f(&buf[..kept]);
-            }
+            f(&buf[..end], true);
             return Ok(());
         }
+        let mut taken = f(&buf[..end], false).min(end);
+        if taken == 0 && end == buf.len() {
+            taken = f(&buf[..end], true).min(end);
+        }
+        buf.copy_within(taken..end, 0);
+        kept = end - taken;
+    }
+}
+
+/// Lines of a regular file of any size ([`for_each_chunk`]); `f` gets each line without its
+/// `\n`, a line longer than the buffer in pieces.
+pub fn for_each_line(file: File, path: &Path, mut f: impl FnMut(&[u8])) -> Result<(), SysError> {
+    for_each_chunk(file, path, |data, last| {
         let mut start = 0;
-        while let Some(nl) = find_byte(b'\n', &buf[start..end]) {
-            f(&buf[start..start + nl]);
+        while let Some(nl) = find_byte(b'\n', &data[start..]) {
+            f(&data[start..start + nl]);
             start += nl + 1;
         }
-        if start == 0 && end == buf.len() {
-            // One line fills the buffer: pass it as it is.
-            f(&buf[..end]);
-            kept = 0;
-        } else {
-            buf.copy_within(start..end, 0);
-            kept = end - start;
+        if last && start < data.len() {
+            f(&data[start..]);
+            start = data.len();
         }
-    }
+        start
+    })
 }
 
 /// The first `needle` in `hay`, eight bytes a step (std keeps its memchr to itself): the line

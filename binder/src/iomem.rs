@@ -88,54 +88,81 @@ fn is_device_name(n: &[u8]) -> bool {
 /// substring search, no number it does not need; a BAR line (most lines) is recognised by its
 /// fixed length, without looking for its end.
 pub fn framebuffers(iomem: &[u8]) -> heapless::Vec<Framebuffer, MAX_FRAMEBUFFERS> {
-    let mut out = heapless::Vec::new();
-    // The open ancestors of the current line: (indent, the device a line names).
-    let mut above: heapless::Vec<(usize, Option<Name>), MAX_DEPTH> = heapless::Vec::new();
-    let mut at = 0;
-    while at < iomem.len() {
-        let line = &iomem[at..];
-        let indent = line.iter().take_while(|&&b| b == b' ').count();
-        let rest = &line[indent..];
-        // The range holds no space: it ends at the first one (checked as hex only when used).
-        let parsed = crate::files::find_byte(b' ', rest).and_then(|r| match &rest[r..] {
-            // Byte patterns, not slice equality: that is a memcmp call per line.
-            [b' ', b':', b' ', name @ ..] if r > 0 => Some((&rest[..r], name, indent + r + 3)),
-            _ => None,
-        });
-        let Some((range_text, tail, name_at)) = parsed else {
-            at += crate::files::find_byte(b'\n', line).map_or(line.len(), |n| n + 1);
-            continue;
-        };
-        let (name, next) = if tail.get(12) == Some(&b'\n') && is_device_name(&tail[..12]) {
-            (&tail[..12], name_at + 13)
-        } else {
-            let n = crate::files::find_byte(b'\n', tail).unwrap_or(tail.len());
-            (tail[..n].trim_ascii_end(), name_at + n + 1)
-        };
-        at += next;
-        while above.last().is_some_and(|&(i, _)| i >= indent) {
-            above.pop();
-        }
-        if is_framebuffer(name) {
-            // The nearest device above it; a line too deep to track has no known owner.
-            let owner = match above.is_full() {
-                true => None,
-                false => above
-                    .iter()
-                    .rev()
-                    .find_map(|(_, n)| *n)
-                    .and_then(|n| core::str::from_utf8(&n).ok().and_then(Bdf::parse)),
-            };
-            let (start, end) = range(range_text).unwrap_or((0, 0));
-            // Kept even with no owner and a zero range (what unprivileged readers see): it says
-            // a framebuffer exists that only root can place. Past the capacity: dropped.
-            let _ = out.push(Framebuffer { start, end, owner });
-        }
-        let device = is_device_name(name).then(|| name.try_into().ok()).flatten();
-        // Over the depth kept, the line is dropped: its children then find no owner through it.
-        let _ = above.push((indent, device));
+    let mut s = Scanner::default();
+    s.feed(iomem, true);
+    s.finish()
+}
+
+/// [`framebuffers`] a piece at a time (the file is read through a bounded buffer).
+#[derive(Default)]
+pub struct Scanner {
+    out: heapless::Vec<Framebuffer, MAX_FRAMEBUFFERS>,
+    /// The open ancestors of the current line: (indent, the device a line names).
+    above: heapless::Vec<(usize, Option<Name>), MAX_DEPTH>,
+}
+
+impl Scanner {
+    pub fn finish(self) -> heapless::Vec<Framebuffer, MAX_FRAMEBUFFERS> {
+        self.out
     }
-    out
+
+    /// Scans the whole lines of `iomem` (all of it when `last`); returns the bytes taken.
+    pub fn feed(&mut self, iomem: &[u8], last: bool) -> usize {
+        let (out, above) = (&mut self.out, &mut self.above);
+        let mut at = 0;
+        while at < iomem.len() {
+            let line = &iomem[at..];
+            let indent = line.iter().take_while(|&&b| b == b' ').count();
+            let rest = &line[indent..];
+            // The range holds no space: it ends at the first one (checked as hex only when used).
+            let parsed = crate::files::find_byte(b' ', rest).and_then(|r| match &rest[r..] {
+                // Byte patterns, not slice equality: that is a memcmp call per line.
+                [b' ', b':', b' ', name @ ..] if r > 0 => Some((&rest[..r], name, indent + r + 3)),
+                _ => None,
+            });
+            let Some((range_text, tail, name_at)) = parsed else {
+                match crate::files::find_byte(b'\n', line) {
+                    Some(n) => at += n + 1,
+                    // The rest of this line is in the next piece.
+                    None if !last => return at,
+                    None => at = iomem.len(),
+                }
+                continue;
+            };
+            let (name, next) = if tail.get(12) == Some(&b'\n') && is_device_name(&tail[..12]) {
+                (&tail[..12], name_at + 13)
+            } else {
+                match crate::files::find_byte(b'\n', tail) {
+                    Some(n) => (tail[..n].trim_ascii_end(), name_at + n + 1),
+                    None if !last => return at,
+                    None => (tail.trim_ascii_end(), name_at + tail.len()),
+                }
+            };
+            at += next;
+            while above.last().is_some_and(|&(i, _)| i >= indent) {
+                above.pop();
+            }
+            if is_framebuffer(name) {
+                // The nearest device above it; a line too deep to track has no known owner.
+                let owner = match above.is_full() {
+                    true => None,
+                    false => above
+                        .iter()
+                        .rev()
+                        .find_map(|(_, n)| *n)
+                        .and_then(|n| core::str::from_utf8(&n).ok().and_then(Bdf::parse)),
+                };
+                let (start, end) = range(range_text).unwrap_or((0, 0));
+                // Kept even with no owner and a zero range (what unprivileged readers see): it says
+                // a framebuffer exists that only root can place. Past the capacity: dropped.
+                let _ = out.push(Framebuffer { start, end, owner });
+            }
+            let device = is_device_name(name).then(|| name.try_into().ok()).flatten();
+            // Over the depth kept, the line is dropped: its children then find no owner through it.
+            let _ = above.push((indent, device));
+        }
+        at.min(iomem.len())
+    }
 }
 
 /// Whether a framebuffer lies in this device: listed under it, or (with no owner listed) inside
@@ -228,6 +255,26 @@ fe000000-fe0fffff : efifb
         let fbs = framebuffers(text.as_bytes());
         assert_eq!(fbs[0].owner, None, "BOOTFB sits beside the BAR, not in it");
         assert!(shows(&fbs, &bdf("01:00.1"), &[(0x8100_0000, 0x81ff_ffff)]));
+    }
+
+    #[test]
+    fn pieces_of_any_size_read_as_the_whole() {
+        let text = format!(
+            "{IOMEM}  c0000000-c0ffffff : 0000:00:03.0\n    c0000000-c07fffff : simplefb\n"
+        );
+        let whole = framebuffers(text.as_bytes());
+        for piece in 1..text.len() {
+            // As files::for_each_chunk feeds it: what is not taken comes again with more.
+            let mut s = Scanner::default();
+            let mut kept: Vec<u8> = Vec::new();
+            for chunk in text.as_bytes().chunks(piece) {
+                kept.extend_from_slice(chunk);
+                let taken = s.feed(&kept, false);
+                kept.drain(..taken);
+            }
+            s.feed(&kept, true);
+            assert_eq!(s.finish(), whole, "pieces of {piece}");
+        }
     }
 
     #[test]

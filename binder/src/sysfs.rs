@@ -188,24 +188,21 @@ pub fn read_lines(path: &Path, f: impl FnMut(&[u8])) -> Result<bool, SysError> {
     }
 }
 
-/// `/proc/iomem` is about 80 bytes a BAR (320 KiB at 4096 devices); one far past that is cut.
-pub const IOMEM_CAP: usize = 16 << 20;
-
-/// Framebuffers in `/proc/iomem` (absent: none). Read whole and scanned once; a file over the
-/// cap is an error, never a silent cut (a framebuffer line could be in the part not read).
+/// Framebuffers in `/proc/iomem` (absent: none), read whole through one bounded buffer (it is
+/// about 80 bytes a BAR, 320 KiB at 4096 devices: nothing is cut, and few pages are touched).
 pub fn framebuffers(
     root: &Root,
 ) -> Result<heapless::Vec<crate::iomem::Framebuffer, { crate::iomem::MAX_FRAMEBUFFERS }>, SysError>
 {
     let path = root.path("proc/iomem");
-    match read_input_optional(&path, IOMEM_CAP)? {
-        None => Ok(heapless::Vec::new()),
-        Some(input) if input.cut => Err(SysError::Malformed {
-            path,
-            what: "longer than 16 MiB: not read, so a firmware framebuffer cannot be placed",
-        }),
-        Some(input) => Ok(crate::iomem::framebuffers(&input.bytes)),
-    }
+    let file = match open_ro(&path, nix::fcntl::OFlag::O_NONBLOCK) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(heapless::Vec::new()),
+        Err(e) => return Err(io_err(&path)(e)),
+    };
+    let mut s = crate::iomem::Scanner::default();
+    crate::files::for_each_chunk(file, &path, |data, last| s.feed(data, last))?;
+    Ok(s.finish())
 }
 
 /// Reads a small attribute into a stack buffer (one open, one or two reads, no allocation);
