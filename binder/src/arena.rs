@@ -20,7 +20,9 @@ pub struct Arena<const N: usize> {
     top: AtomicUsize,
 }
 
-// SAFETY: every access to `mem` is to a range handed out once, by an atomic bump of `top`.
+// SAFETY: a range of `mem` belongs to one block at a time: handed out by an atomic bump of `top`,
+// handed out again only after the newest block was given back (Acquire/Release on `top` order the
+// last owner's writes before the next owner's).
 unsafe impl<const N: usize> Sync for Arena<N> {}
 
 impl<const N: usize> Arena<N> {
@@ -56,7 +58,7 @@ impl<const N: usize> Default for Arena<N> {
 unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let base = self.base();
-        let mut top = self.top.load(Ordering::Relaxed);
+        let mut top = self.top.load(Ordering::Acquire);
         loop {
             let start = (base + top).next_multiple_of(layout.align()) - base;
             let Some(end) = start.checked_add(layout.size()).filter(|&e| e <= N) else {
@@ -64,7 +66,7 @@ unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
             };
             match self
                 .top
-                .compare_exchange(top, end, Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange(top, end, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => return (base + start) as *mut u8,
                 Err(now) => top = now,
@@ -81,7 +83,7 @@ unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
         let _ = self.top.compare_exchange(
             start + layout.size(),
             start,
-            Ordering::Relaxed,
+            Ordering::AcqRel,
             Ordering::Relaxed,
         );
     }
@@ -94,7 +96,7 @@ unsafe impl<const N: usize> GlobalAlloc for Arena<N> {
             if let Some(new_end) = start.checked_add(new_size).filter(|&e| e <= N) {
                 if self
                     .top
-                    .compare_exchange(end, new_end, Ordering::Relaxed, Ordering::Relaxed)
+                    .compare_exchange(end, new_end, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
                 {
                     return ptr;

@@ -280,13 +280,14 @@ fn devices(next: &NextBoot, state: &BootState, f: &mut Findings) {
         // A firmware framebuffer is gone from /proc/iomem once the native driver runs: this
         // boot's binder saw it, so its state file says.
         let display = item.dev.as_ref().is_some_and(|d| d.class.is_display());
-        if display && matches!(item.decision, Decision::Bind { .. }) {
+        // With +boot-vga the console is given up on purpose: nothing to find.
+        if display && !item.flags.boot_vga && matches!(item.decision, Decision::Bind { .. }) {
             match state.record(&item.bdf) {
                 Some(r) if r.detail.contains("firmware framebuffer") => f.add(
                     Level::Error,
                     "framebuffer",
                     format!("{}: this boot found a firmware framebuffer in its BAR: {}", item.bdf, r.detail),
-                    Some(format!("keep the host console off it (video=efifb:off, or the firmware's primary display setting), or `sudo vfio-early add {}+boot-vga`", item.bdf)),
+                    Some(format!("keep the host console off it (video=efifb:off, or the firmware's primary display setting), or `sudo vfio-early remove {0} && sudo vfio-early add {0}+boot-vga` (the host console goes dark)", item.bdf)),
                 ),
                 Some(_) => f.add(
                     Level::Ok,

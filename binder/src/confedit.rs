@@ -14,7 +14,7 @@ use crate::files::{Dir, Replace};
 use crate::generator;
 use crate::nextboot;
 use crate::pci::Bdf;
-use crate::plan::{Decision, Why};
+use crate::plan::{Decision, Refusal, Why};
 use crate::run::{CONFIG_CAP, CONFIG_FILE};
 use crate::status::{line as device_line, pinned_entry};
 use crate::sysfs::{self, Root};
@@ -87,10 +87,24 @@ fn write(root: &Root, old: &str, text: &str) -> Result<(), String> {
         ));
     }
     let path = root.path(CONFIG_FILE);
+    // The file keeps its permission bits; a symlink (config management) is not replaced by a
+    // file behind its back.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(format!(
+                "{} is a symlink: edit what it points to (`--dry-run` shows the change)",
+                path.display()
+            ))
+        }
+        Ok(m) if !m.is_file() => return Err(format!("{} is not a regular file", path.display())),
+        Ok(m) => m.permissions().mode() & 0o7777,
+        Err(_) => 0o644,
+    };
     let (dir, name) = Dir::of_user_path(&path).map_err(|e| e.to_string())?;
     // A run killed before its rename left its temporary file; under the lock none is live.
     let _ = dir.remove_stale_temps();
-    dir.write(&name, text.as_bytes(), Replace::Yes)
+    dir.write_mode(&name, text.as_bytes(), Replace::Yes, mode)
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -142,19 +156,27 @@ fn add_inner(root: &Root, words: &[String], dry_run: bool) -> Result<i32, String
     }
     let (_dir, _guard) = locked(root)?;
     let old = read(root)?;
-    let current = line_entries(&old);
+    // What the next boot reads: the file, dracut's cmdline.d and the command line together.
+    let before = nextboot::plan(root, None);
     let mut added = Vec::new();
     for w in words {
         let (addr, flags) = w.split_once('+').map_or((w.as_str(), ""), |(a, f)| (a, f));
         let bdf = Bdf::parse(addr).ok_or_else(|| {
             format!("\"{w}\" is not a PCI address with optional +flags (e.g. 01:00.0+unbind)")
         })?;
-        if let Some(e) = current.iter().find(|e| e.selects(&bdf, &id_of(root, &bdf))) {
-            outln!(
-                "{bdf}: already taken by the entry \"{}\": nothing to add",
-                e.text
-            );
-            continue;
+        if let Some(item) = before.plan.items.iter().find(|i| i.bdf == bdf) {
+            let line = device_line(&before, item);
+            match (&item.decision, item.why) {
+                (d, _) if d.takes() => {
+                    outln!("{bdf} is taken already: {line}; nothing to add");
+                    continue;
+                }
+                (_, Why::Listed(_)) => {
+                    errln!("vfio-early add: an entry names {bdf} already, and the next boot would refuse it: {line}; `vfio-early remove {bdf}` first (or fix the command line)");
+                    return Ok(1);
+                }
+                _ => {}
+            }
         }
         let dev = sysfs::read_device(root, &bdf, None)
             .map_err(|e| e.to_string())?
@@ -173,8 +195,8 @@ fn add_inner(root: &Root, words: &[String], dry_run: bool) -> Result<i32, String
     if added.is_empty() {
         return Ok(0);
     }
-    // Judged as the next boot would judge the file with these entries in it.
-    let mut entries = current.clone();
+    // Judged as the next boot would judge every source with these entries added.
+    let mut entries = before.input.settings.entries.clone();
     for (_, text) in &added {
         let e = entry::parse(text).map_err(|e| e.to_string())?;
         entries
@@ -187,6 +209,11 @@ fn add_inner(root: &Root, words: &[String], dry_run: bool) -> Result<i32, String
         let ours = added.iter().any(|(b, _)| *b == item.bdf);
         let follows = matches!(item.why, Why::Companion(l) | Why::GroupMember(l) if added.iter().any(|(b, _)| *b == l));
         match &item.decision {
+            // With the IOMMU off every device is refused for it: the entry is written, and the
+            // argument that turns the IOMMU on is printed with the next steps.
+            Decision::Refuse(Refusal::NoGroup { iommu_off: true }) if ours || follows => {
+                errln!("vfio-early: {}", device_line(&next, item));
+            }
             Decision::Refuse(_) if ours || follows => {
                 errln!(
                     "vfio-early: the next boot would refuse {}",

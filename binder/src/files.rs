@@ -67,7 +67,7 @@ impl Dir {
         } else {
             base
         };
-        // Our own constants have at most four components.
+        // Our own constants have a few components; more than 8 is refused.
         let mut names: heapless::Vec<&std::ffi::OsStr, 8> = heapless::Vec::new();
         for part in Path::new(rel).components() {
             let kept = match part {
@@ -164,6 +164,17 @@ impl Dir {
 
     /// Writes `data` as `name`, atomically (see the module's doc).
     pub fn write(&self, name: &str, data: &[u8], replace: Replace) -> Result<(), SysError> {
+        self.write_mode(name, data, replace, 0o644)
+    }
+
+    /// [`Dir::write`] with the file's permission bits (a replaced config keeps its own).
+    pub fn write_mode(
+        &self,
+        name: &str,
+        data: &[u8],
+        replace: Replace,
+        mode: u32,
+    ) -> Result<(), SysError> {
         let at = Some(self.fd.as_raw_fd());
         let flags =
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
@@ -172,7 +183,7 @@ impl Dir {
         let (temp, fd) = loop {
             let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
             let temp = format!(".{name}.{}-{seq}{TEMP_SUFFIX}", std::process::id());
-            match openat(at, temp.as_str(), flags, Mode::from_bits_truncate(0o644)) {
+            match openat(at, temp.as_str(), flags, Mode::from_bits_truncate(mode)) {
                 Ok(fd) => break (temp, fd),
                 Err(Errno::EEXIST) if tries < 8 => tries += 1,
                 Err(e) => return Err(err(&self.child(&temp), e)),

@@ -42,8 +42,8 @@ impl Generator {
     /// The command that rebuilds the running kernel's image.
     pub fn rebuild(self) -> &'static str {
         match self {
-            Generator::InitramfsTools => "sudo update-initramfs -u",
-            Generator::Dracut => "sudo dracut -f",
+            Generator::InitramfsTools => "sudo update-initramfs -u -k \"$(uname -r)\"",
+            Generator::Dracut => "sudo dracut -f --kver \"$(uname -r)\"",
             Generator::Mkinitcpio => "sudo mkinitcpio -P",
         }
     }

@@ -125,6 +125,25 @@ fn archive(r: &mut impl Read, want: &[&str], out: &mut Listing) -> io::Result<u6
     }
 }
 
+/// Every archive of one stream, the NUL padding between them skipped (the kernel's unpacker takes
+/// archives one after another, and a later one overrides an earlier one's files).
+fn archives(r: &mut impl io::BufRead, want: &[&str], out: &mut Listing) -> io::Result<()> {
+    loop {
+        let zeros = {
+            let buf = r.fill_buf()?;
+            if buf.is_empty() {
+                return Ok(());
+            }
+            buf.iter().take_while(|&&b| b == 0).count()
+        };
+        if zeros > 0 {
+            r.consume(zeros);
+            continue;
+        }
+        archive(r, want, out)?;
+    }
+}
+
 /// Lists the image at `path`, keeping the bytes of the members named in `want`.
 pub fn read(path: &Path, want: &[&str]) -> Result<Listing, String> {
     let fail = |e: io::Error| format!("{}: {e}", path.display());
@@ -154,7 +173,8 @@ pub fn read(path: &Path, want: &[&str]) -> Result<Listing, String> {
                 path.display()
             ));
         };
-        // The rest of the file is one compressed stream (the kernel takes nothing after it).
+        // The rest of the file goes to the decompressor: it stops at its stream's end (what
+        // follows a compressed part is not taken here; generators write nothing there).
         let mut child = Command::new(argv[0])
             .args(&argv[1..])
             .stdin(Stdio::from(file.try_clone().map_err(fail)?))
@@ -169,8 +189,8 @@ pub fn read(path: &Path, want: &[&str]) -> Result<Listing, String> {
                 )
             })?;
         let mut r = BufReader::with_capacity(1 << 16, child.stdout.take().ok_or("no pipe")?);
-        let listed = archive(&mut r, want, &mut out);
-        // Whatever follows the trailer (padding) is drained, so the decompressor can finish.
+        let listed = archives(&mut r, want, &mut out);
+        // Whatever is left is drained, so the decompressor can finish.
         let _ = io::copy(&mut r, &mut io::sink());
         let status = child.wait().map_err(fail)?;
         listed.map_err(|e| format!("{}: {kind} part: {e}", path.display()))?;
@@ -227,7 +247,12 @@ mod tests {
             ("lib", 0o120777, b"usr/lib"),
         ]);
         let raw = t.path().join("main.cpio");
-        std::fs::write(&raw, &main).unwrap();
+        // Two archives in one compressed stream: the second's files count too.
+        let second = cpio(&[("etc/late.conf", 0o100644, b"late")]);
+        let mut both = main.clone();
+        both.extend_from_slice(&[0; 8]);
+        both.extend_from_slice(&second);
+        std::fs::write(&raw, &both).unwrap();
         let gz = Command::new("gzip")
             .args(["-c"])
             .arg(&raw)
@@ -247,6 +272,7 @@ mod tests {
         assert_eq!(l.members["lib"], 0o120777);
         assert_eq!(l.files["etc/vfio-early.conf"], b"devices = 01:00.0\n");
         assert_eq!(l.ending("vfio-early").count(), 1);
+        assert!(l.has("etc/late.conf"), "the stream's second archive");
 
         // Damaged images are named, not a crash.
         std::fs::write(&img, &image[..image.len() - 20]).unwrap();

@@ -72,12 +72,20 @@ fn range(text: &[u8]) -> Option<(u64, u64)> {
     (a == dash && a > 0 && b > 0 && dash + 1 + b == text.len()).then_some((start, end))
 }
 
-/// A BAR's name, `DDDD:BB:DD.F` as pci_name() spells it (the domain always there), kept as bytes:
-/// it is parsed only if a framebuffer below it needs an owner.
-type Name = [u8; 12];
+/// A BAR's name as pci_name() spells it, kept as bytes: parsed only if a framebuffer below it
+/// needs an owner (`DDDD:BB:DD.F`; VMD domains have five digits).
+type Name = heapless::Vec<u8, 16>;
 
 fn is_device_name(n: &[u8]) -> bool {
     matches!(n, [_, _, _, _, b':', _, _, b':', _, _, b'.', _])
+}
+
+/// Any BAR's name: `pci_name()` with a domain of any width (VMD's are five digits).
+fn device(n: &[u8]) -> Option<Bdf> {
+    let text = core::str::from_utf8(n).ok()?;
+    (text.matches(':').count() == 2)
+        .then(|| Bdf::parse(text))
+        .flatten()
 }
 
 /// Every firmware framebuffer listed in `/proc/iomem` (`<indent>start-end : name` lines, two
@@ -116,8 +124,13 @@ impl Scanner {
             let rest = &line[indent..];
             // The range holds no space: it ends at the first one (checked as hex only when used).
             let parsed = crate::files::find_byte(b' ', rest).and_then(|r| match &rest[r..] {
-                // Byte patterns, not slice equality: that is a memcmp call per line.
-                [b' ', b':', b' ', name @ ..] if r > 0 => Some((&rest[..r], name, indent + r + 3)),
+                // Byte patterns, not slice equality: that is a memcmp call per line. A range
+                // holding a newline is a blank or broken line running into the next.
+                [b' ', b':', b' ', name @ ..]
+                    if r > 0 && crate::files::find_byte(b'\n', &rest[..r]).is_none() =>
+                {
+                    Some((&rest[..r], name, indent + r + 3))
+                }
                 _ => None,
             });
             let Some((range_text, tail, name_at)) = parsed else {
@@ -143,23 +156,25 @@ impl Scanner {
                 above.pop();
             }
             if is_framebuffer(name) {
-                // The nearest device above it; a line too deep to track has no known owner.
+                // Its owner is the BAR it sits in: its direct parent, when that line names a
+                // device. Anything else (a bus window between, a line too deep to track) leaves
+                // it without one, and the BARs of the displays decide.
                 let owner = match above.is_full() {
                     true => None,
-                    false => above
-                        .iter()
-                        .rev()
-                        .find_map(|(_, n)| *n)
-                        .and_then(|n| core::str::from_utf8(&n).ok().and_then(Bdf::parse)),
+                    false => above.last().and_then(|(_, n)| device(n.as_deref()?)),
                 };
                 let (start, end) = range(range_text).unwrap_or((0, 0));
                 // Kept even with no owner and a zero range (what unprivileged readers see): it says
                 // a framebuffer exists that only root can place. Past the capacity: dropped.
                 let _ = out.push(Framebuffer { start, end, owner });
             }
-            let device = is_device_name(name).then(|| name.try_into().ok()).flatten();
+            // Cheap shape checks only: most lines are BARs, parsed only under a framebuffer.
+            let dev = match is_device_name(name) || (name.len() <= 16 && name.contains(&b'.')) {
+                true => Name::from_slice(name).ok(),
+                false => None,
+            };
             // Over the depth kept, the line is dropped: its children then find no owner through it.
-            let _ = above.push((indent, device));
+            let _ = above.push((indent, dev));
         }
         at.min(iomem.len())
     }
@@ -275,6 +290,29 @@ fe000000-fe0fffff : efifb
             s.feed(&kept, true);
             assert_eq!(s.finish(), whole, "pieces of {piece}");
         }
+    }
+
+    #[test]
+    fn the_owner_is_the_bar_it_sits_in() {
+        // A VMD child (five-digit domain) under the VMD controller's BAR: the child owns it.
+        let text = "a0000000-afffffff : 0000:00:0e.0\n  a0000000-a7ffffff : PCI Bus 10000:e1\n    a0000000-a0ffffff : 10000:e1:00.0\n      a0000000-a07fffff : BOOTFB\n";
+        let fbs = framebuffers(text.as_bytes());
+        assert_eq!(
+            fbs[0].owner.map(|b| b.to_string()).as_deref(),
+            Some("10000:e1:00.0")
+        );
+        // Under a bus window with no BAR line: no owner, never the device above the window.
+        let text = "a0000000-afffffff : 0000:00:0e.0\n  a0000000-a7ffffff : PCI Bus 10000:e1\n    a0000000-a07fffff : BOOTFB\n";
+        let fbs = framebuffers(text.as_bytes());
+        assert_eq!(fbs[0].owner, None);
+        assert!(shows(
+            &fbs,
+            &bdf("10000:e1:00.0"),
+            &[(0xa000_0000, 0xa0ff_ffff)]
+        ));
+        // A blank line does not swallow the next.
+        let fbs = framebuffers(b"\nfe000000-fe0fffff : efifb\n");
+        assert_eq!((fbs[0].start, fbs[0].end), (0xfe00_0000, 0xfe0f_ffff));
     }
 
     #[test]

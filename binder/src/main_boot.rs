@@ -15,7 +15,8 @@ use vfio_early::arena::Arena;
 use vfio_early::run::{self, Mode, Options, EXIT_USAGE};
 
 /// A boot run's heap: 1 MiB of `.bss` (pages the kernel maps at exec, touched only as used;
-/// the largest user is /proc/iomem, read up to 256 KiB); past it, the system allocator.
+/// the largest users are the 64 KiB buffer files are streamed through and the state file); past
+/// it, the system allocator.
 #[global_allocator]
 static HEAP: Arena<{ 1 << 20 }> = Arena::new();
 use vfio_early::{errln, out, outln};

@@ -592,6 +592,10 @@ pub fn argument(root: &Root, words: &[String]) -> Result<Argument, String> {
     for item in &next.plan.items {
         let listed = matches!(item.why, crate::plan::Why::Listed(_));
         match (&item.decision, listed) {
+            // Every device is refused for that with the IOMMU off: the argument turns it on.
+            (Decision::Refuse(crate::plan::Refusal::NoGroup { iommu_off: true }), _) => {
+                notes.push(line(&next, item))
+            }
             (Decision::Refuse(_), _) => refused.push(line(&next, item)),
             (_, false) => notes.push(format!("{} comes along: {}", item.bdf, line(&next, item))),
             _ => {}

@@ -296,6 +296,17 @@ fn a_framebuffer_this_boot_saw_is_an_error_and_no_record_is_said() {
         "this boot found a firmware framebuffer",
         "video=efifb:off",
     );
+    // With +boot-vga the console is given up on purpose: no framebuffer finding.
+    t.file(
+        "etc/vfio-early.conf",
+        "devices = 0000:01:00.0@1234:1111:1af4:1100+boot-vga\n",
+    );
+    let (_, f) = findings(&t);
+    assert!(!f.iter().any(|x| x.1 == "framebuffer"), "{f:#?}");
+    t.file(
+        "etc/vfio-early.conf",
+        "devices = 0000:01:00.0@1234:1111:1af4:1100\n",
+    );
     t.remove("run/vfio-early/state.json");
     let (_, f) = findings(&t);
     has(

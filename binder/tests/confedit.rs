@@ -37,7 +37,7 @@ fn add_writes_a_pinned_entry_the_boot_takes() {
         "{out}"
     );
     assert!(
-        out.contains("rebuild it with `sudo update-initramfs -u`"),
+        out.contains("rebuild it with `sudo update-initramfs -u -k \"$(uname -r)\"`"),
         "{out}"
     );
     assert!(err.contains("0000:01:00.1 comes along"), "{err}");
@@ -48,7 +48,7 @@ fn add_writes_a_pinned_entry_the_boot_takes() {
     let (code, out, _) = run(&t, &["add", "01:00.0"]);
     assert_eq!(code, 0);
     assert!(
-        out.contains("already taken by the entry \"0000:01:00.0@1234:1111:1af4:1100\""),
+        out.contains("0000:01:00.0 is taken already: 0000:01:00.0 [1234:1111]"),
         "{out}"
     );
     assert_eq!(t.read(CONF).lines().count(), 1);
@@ -238,4 +238,59 @@ fn a_killed_add_never_leaves_a_half_written_file() {
     }
     // The kills must land inside runs, or this proves nothing.
     assert!(cut >= 10, "only {cut} of 120 kills cut a run short");
+}
+
+/// The next boot reads every source: an entry on the command line counts, and an entry the boot
+/// would refuse is named instead of called "taken".
+#[test]
+fn add_judges_every_source_as_the_boot_does() {
+    let t = machine();
+    t.cmdline("vfio-early.devices=01:00.0+unbind");
+    let (code, out, _) = run(&t, &["add", "01:00.0"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("0000:01:00.0 is taken already") && out.contains("entry 01:00.0+unbind"),
+        "{out}"
+    );
+    assert!(
+        !t.exists(CONF),
+        "nothing written: the command line's entry (with its flag) stays the one"
+    );
+    t.cmdline("");
+    t.file(CONF, "devices = 02:00.0@10de:aaaa\n");
+    let (code, _, err) = run(&t, &["add", "02:00.0"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("the next boot would refuse it") && err.contains("its ID does not match"),
+        "{err}"
+    );
+    assert_eq!(t.read(CONF), "devices = 02:00.0@10de:aaaa\n");
+}
+
+/// A replaced file keeps its permission bits; a symlinked one is not replaced.
+#[test]
+fn the_file_keeps_its_mode_and_a_symlink_stays() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = machine();
+    t.file(CONF, "# private\n");
+    std::fs::set_permissions(t.path(CONF), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, _, err) = run(&t, &["add", "01:00.0"]);
+    assert_eq!(code, 0, "{err}");
+    let mode = std::fs::metadata(t.path(CONF))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    t.file("etc/managed.conf", "# from config management\n")
+        .remove(CONF)
+        .symlink(CONF, "managed.conf");
+    let (code, _, err) = run(&t, &["add", "02:00.0"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("is a symlink"), "{err}");
+    assert!(std::fs::symlink_metadata(t.path(CONF))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(t.read("etc/managed.conf"), "# from config management\n");
 }
