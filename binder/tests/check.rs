@@ -98,7 +98,10 @@ fn image(t: &FakeTree, skip: &[&str]) {
     }
     let out = Command::new("sh")
         .arg("-c")
-        .arg("cd \"$1\" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1")
+        .arg(
+            "command -v cpio >/dev/null || { echo 'cpio is missing (tests/setup-host.sh installs it)' >&2; exit 1; }
+             cd \"$1\" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1",
+        )
         .arg("sh")
         .arg(stage.path())
         .output()

@@ -189,7 +189,7 @@ fn a_killed_add_never_leaves_a_half_written_file() {
     let t = machine();
     let old = format!("# {}\ngroup = companions\n", "pad ".repeat(1000));
     let new = format!("{old}devices = 0000:01:00.0@1234:1111:1af4:1100\n");
-    let mut cut = 0;
+    let mut mid_write = 0;
     for trial in 0..120u64 {
         t.file(CONF, &old);
         let mut child = Command::new(exe::HOST)
@@ -213,7 +213,9 @@ fn a_killed_add_never_leaves_a_half_written_file() {
             "trial {trial}: a partial file: {} bytes",
             text.len()
         );
-        cut += usize::from(!status.success() && text == old);
+        // A kill counts only if it landed while the new text was being written: its
+        // temporary file is still there.
+        mid_write += usize::from(!status.success() && temps(&t) > 0);
         let (code, _, err) = run(&t, &["add", "01:00.0"]);
         assert_eq!(code, 0, "trial {trial}: {err}");
         assert_eq!(
@@ -221,23 +223,32 @@ fn a_killed_add_never_leaves_a_half_written_file() {
             new,
             "trial {trial}: the next run completes it"
         );
-        let temps = std::fs::read_dir(t.path("etc"))
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .ends_with(".vetmp")
-            })
-            .count();
         assert_eq!(
-            temps, 0,
+            temps(&t),
+            0,
             "trial {trial}: a temporary file survived the next run"
         );
     }
-    // The kills must land inside runs, or this proves nothing.
-    assert!(cut >= 10, "only {cut} of 120 kills cut a run short");
+    eprintln!("{mid_write} of 120 kills landed mid-write");
+    // The kills must land inside the write, or this proves nothing.
+    assert!(
+        mid_write >= 3,
+        "only {mid_write} of 120 kills landed mid-write"
+    );
+}
+
+/// Temporary files `add` left in /etc.
+fn temps(t: &FakeTree) -> usize {
+    std::fs::read_dir(t.path("etc"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".vetmp")
+        })
+        .count()
 }
 
 /// The next boot reads every source: an entry on the command line counts, and an entry the boot

@@ -72,6 +72,8 @@ def main():
         bad.append("no STATUSJSON line: `vfio-early status --json` did not run or print")
     if state is None:
         bad.append("no STATE line: the binder wrote no state file")
+    if not any(c.startswith("0x03") or c.startswith("0x0403") for _, c, _ in drivers.values()):
+        bad.append("no REPORT line for a display or audio function: the guest's sysfs walk printed nothing to compare")
     if bad:
         print("\n".join(bad))
         return 1
