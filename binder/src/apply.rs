@@ -221,6 +221,9 @@ pub enum Outcome {
     NotDone,
     /// modprobe was still running at the deadline: whether vfio-pci takes it is not known.
     Unknown,
+    /// Fenced; the rest of the run (load, verify) has not reported yet (the state file between
+    /// the two phases).
+    Pending,
 }
 
 /// Why a device is not on vfio-pci.
@@ -364,8 +367,42 @@ fn failed<K: Kernel>(ctx: &Ctx<'_, K>, bdf: &Bdf, reason: Failure, left: Left) -
 pub fn apply_with<K: Kernel>(
     ctx: &mut Ctx<'_, K>,
     plan: &Plan,
-    mut fenced_hook: impl FnMut(&mut Ctx<'_, K>, &[usize]),
+    fenced_hook: impl FnMut(&mut Ctx<'_, K>, &[usize]),
 ) -> Outcomes {
+    let fenced = fence(ctx, plan, fenced_hook);
+    finish(ctx, plan, fenced)
+}
+
+/// What the fence leaves for the rest of the run.
+#[derive(Clone, Debug)]
+pub struct Fenced {
+    /// Outcomes so far: the fenced items are still `AsPlanned`.
+    pub out: Outcomes,
+    /// The items whose override is written (and unbound where asked), in plan order.
+    pub items: heapless::Vec<usize, MAX_DEVICES>,
+    /// The deadline stopped the fence.
+    stopped: bool,
+}
+
+impl Fenced {
+    /// The outcomes as the state file shows them between the two phases.
+    pub fn pending(&self) -> Outcomes {
+        let mut out = self.out.clone();
+        for &n in &self.items {
+            out[n] = Outcome::Pending;
+        }
+        out
+    }
+}
+
+/// Step 1, the part that must precede udev: every override written, unbound where allowed,
+/// then `fenced_hook` (the ROM reads). Once an override is written the PCI core gives that
+/// device to no driver but vfio-pci, so the rest ([`finish`]) may run beside udev.
+pub fn fence<K: Kernel>(
+    ctx: &mut Ctx<'_, K>,
+    plan: &Plan,
+    mut fenced_hook: impl FnMut(&mut Ctx<'_, K>, &[usize]),
+) -> Fenced {
     let mut out: Outcomes = plan.items.iter().map(|_| Outcome::AsPlanned).collect();
     let mut fenced: heapless::Vec<usize, MAX_DEVICES> = heapless::Vec::new();
     let mut stopped = false;
@@ -417,6 +454,21 @@ pub fn apply_with<K: Kernel>(
     }
     // Called even when nothing was fenced: the hook also says why it read nothing.
     fenced_hook(ctx, &fenced);
+    Fenced {
+        out,
+        items: fenced,
+        stopped,
+    }
+}
+
+/// Steps 2-4: load or probe vfio-pci, verify every fenced item, settle what it did not take;
+/// within the same deadline as the fence.
+pub fn finish<K: Kernel>(ctx: &mut Ctx<'_, K>, plan: &Plan, fenced: Fenced) -> Outcomes {
+    let Fenced {
+        mut out,
+        items: fenced,
+        mut stopped,
+    } = fenced;
     if fenced.is_empty() {
         return out;
     }

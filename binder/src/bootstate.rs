@@ -40,6 +40,9 @@ pub enum BootState {
     /// Not the binder's JSON.
     Garbage(String),
     Read {
+        /// `done`; `pending` while a split run's second phase has not reported; `incomplete`
+        /// when it was stopped at the switch to the real root (files before it have none: done).
+        stage: String,
         off: bool,
         dry_run: bool,
         problems: Vec<String>,
@@ -85,22 +88,33 @@ pub fn parse(bytes: &[u8]) -> BootState {
     let Some(list) = v.get("devices").and_then(Value::as_array) else {
         return BootState::Garbage("no \"devices\" list".into());
     };
+    let stage = v
+        .get("stage")
+        .and_then(Value::as_str)
+        .unwrap_or("done")
+        .to_string();
     let mut devices = Vec::new();
     for d in list {
         let bdf = text(d, "bdf");
         if Bdf::parse(&bdf).is_none() {
             return BootState::Garbage(format!("a device record without an address: {d}"));
         }
+        let (mut result, mut detail) = (text(d, "result"), text(d, "detail"));
+        if stage == "incomplete" && result == "pending" {
+            result = "incomplete".into();
+            detail = INCOMPLETE.into();
+        }
         devices.push(Record {
             bdf,
-            result: text(d, "result"),
+            result,
             why: text(d, "why"),
-            detail: text(d, "detail"),
+            detail,
             driver_now: text(d, "driver_now"),
             left: d.get("left").and_then(Value::as_str).map(str::to_string),
         });
     }
     BootState::Read {
+        stage,
         off: v.get("off").and_then(Value::as_bool).unwrap_or(false),
         dry_run: v.get("dry_run").and_then(Value::as_bool).unwrap_or(false),
         problems: texts(&v, "problems"),
@@ -108,6 +122,9 @@ pub fn parse(bytes: &[u8]) -> BootState {
         devices,
     }
 }
+
+/// What a device fenced by a split run that never reported is left as.
+pub const INCOMPLETE: &str = "fenced, but loading vfio-pci and checking the bind had not finished at the deadline and were stopped before the switch to the real root: it stays fenced with no driver; hint: `modprobe vfio-pci` binds it now, vfio-early.sync does it all before udev";
 
 /// Reads `/run/vfio-early/state.json` under the root.
 pub fn read(root: &Root) -> BootState {
@@ -152,6 +169,7 @@ impl fmt::Display for BootState {
             }
             BootState::Garbage(why) => write!(f, "/{STATE_FILE} is not vfio-early's: {why}"),
             BootState::Read {
+                stage,
                 off,
                 dry_run,
                 devices,
@@ -163,9 +181,15 @@ impl fmt::Display for BootState {
                     "this boot: {} devices considered, {bound} bound",
                     devices.len()
                 )?;
-                match (off, dry_run) {
-                    (true, _) => f.write_str(" (vfio-early.off was set)"),
-                    (_, true) => f.write_str(" (a dry run)"),
+                match (off, dry_run, stage.as_str()) {
+                    (true, _, _) => f.write_str(" (vfio-early.off was set)"),
+                    (_, true, _) => f.write_str(" (a dry run)"),
+                    (_, _, "incomplete") => {
+                        f.write_str(" (incomplete: loading vfio-pci was stopped at the deadline)")
+                    }
+                    (_, _, "pending") => {
+                        f.write_str(" (pending: loading vfio-pci has not reported yet)")
+                    }
                     _ => Ok(()),
                 }
             }
@@ -187,6 +211,19 @@ mod tests {
             ("bound", "vfio-pci")
         );
         assert!(s.to_string().contains("1 bound"));
+        // A split run stopped before it reported: its fenced devices say so.
+        let stopped = br#"{"version":1,"stage":"incomplete","devices":[{"bdf":"0000:01:00.0","result":"pending","detail":"fenced"}]}"#;
+        let s = parse(stopped);
+        let r = s.record(&Bdf::parse("01:00.0").unwrap()).unwrap();
+        assert_eq!(
+            (r.result.as_str(), r.detail.as_str()),
+            ("incomplete", INCOMPLETE)
+        );
+        assert!(
+            s.to_string()
+                .contains("incomplete: loading vfio-pci was stopped"),
+            "{s}"
+        );
         assert!(matches!(
             parse(br#"{"version":2,"devices":[]}"#),
             BootState::OtherVersion(_)

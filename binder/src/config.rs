@@ -75,6 +75,8 @@ pub struct Settings {
     pub on_fail: OnFail,
     pub timeout_ms: u32,
     pub dry_run: bool,
+    /// The whole run before the init system goes on (`vfio-early.sync`): no second phase.
+    pub sync: bool,
     pub debug: bool,
     /// Read by the initramfs generator hooks, not at boot: a missing piece fails the image build.
     pub build_strict: bool,
@@ -90,6 +92,7 @@ impl Default for Settings {
             on_fail: OnFail::default(),
             timeout_ms: DEFAULT_TIMEOUT_MS,
             dry_run: false,
+            sync: false,
             debug: false,
             build_strict: false,
             rom: RomWant::None,
@@ -123,7 +126,7 @@ impl fmt::Display for Origin {
 pub enum InputError {
     #[error("bad device entry \"{token}\": {why}")]
     Entry { token: Token, why: EntryError },
-    #[error("unknown key \"{0}\" (known: devices, off, group, on-fail, timeout, dry-run, debug, rom, build-strict)")]
+    #[error("unknown key \"{0}\" (known: devices, off, group, on-fail, timeout, dry-run, sync, debug, rom, build-strict)")]
     UnknownKey(Token),
     #[error("bad value \"{value}\" for {key}: expected {expected}")]
     Value {
@@ -300,6 +303,8 @@ impl Settings {
             self.off = off;
         } else if param_eq(k, b"dry-run") {
             self.dry_run = boolean("dry-run", value)?;
+        } else if param_eq(k, b"sync") {
+            self.sync = boolean("sync", value)?;
         } else if param_eq(k, b"debug") {
             self.debug = boolean("debug", value)?;
         } else if param_eq(k, b"rom") {
@@ -429,6 +434,7 @@ impl fmt::Display for FileForm<'_> {
         writeln!(f, "on-fail = {on_fail}")?;
         writeln!(f, "timeout = {}", s.timeout_ms / 1000)?;
         writeln!(f, "dry-run = {}", yn(s.dry_run))?;
+        writeln!(f, "sync = {}", yn(s.sync))?;
         writeln!(f, "debug = {}", yn(s.debug))?;
         match &s.rom {
             RomWant::None => writeln!(f, "rom = none")?,

@@ -39,6 +39,7 @@ pub mod romread;
 pub mod romstore;
 pub mod run;
 pub mod scan;
+pub mod split;
 pub mod state;
 pub mod status;
 pub mod sysfs;

@@ -25,7 +25,12 @@ const HELP: &str = "\
 vfio-early (boot build): bind chosen PCI devices to vfio-pci from the initramfs
 
 Usage:
-  vfio-early [bind] [--root DIR]   act (inside an initramfs only; always exits 0 there)
+  vfio-early [bind] [--root DIR]   the whole run (systemd initrds; inside an initramfs only,
+                                   always exits 0 there)
+  vfio-early fence [--root DIR]    shell inits, before udev: write the overrides, then load
+                                   vfio-pci and check the binds in a process of its own
+  vfio-early wait [--root DIR]     shell inits, before the switch to the real root: wait for
+                                   that process up to the deadline, stop it past it
   vfio-early --help | --version
 
 The devices come from vfio-early.devices= on the kernel command line or /etc/vfio-early.conf;
@@ -57,7 +62,7 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int 
 fn bind(args: impl Iterator<Item = String>) -> c_int {
     let mut root = PathBuf::from("/");
     let mut args = args;
-    let mut command = false;
+    let mut command = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "-h" | "--help" => {
@@ -72,14 +77,20 @@ fn bind(args: impl Iterator<Item = String>) -> c_int {
                 Some(dir) => root = dir.into(),
                 None => return usage("--root needs a directory"),
             },
-            "bind" if !command => command = true,
+            "bind" | "fence" | "wait" if command.is_none() => command = Some(arg),
             other => return usage(&format!("unknown argument \"{other}\"")),
         }
+    }
+    if command.as_deref() == Some("wait") {
+        return exit(vfio_early::split::wait(&vfio_early::sysfs::Root::new(
+            &root,
+        )));
     }
     let opts = Options {
         root,
         mode: Mode::Boot,
         cmdline: None,
+        split: command.as_deref() == Some("fence"),
     };
     exit(run::run(&opts))
 }

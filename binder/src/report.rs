@@ -27,6 +27,9 @@ pub enum Verdict {
     Failed,
     NotDone,
     Unknown,
+    /// Fenced, the rest of the run not done yet (between the phases; `incomplete` if it never
+    /// reported).
+    Pending,
 }
 
 impl Verdict {
@@ -41,6 +44,7 @@ impl Verdict {
             Verdict::Failed => "failed",
             Verdict::NotDone => "not-done",
             Verdict::Unknown => "unknown",
+            Verdict::Pending => "pending",
         }
     }
 
@@ -61,6 +65,7 @@ impl DeviceReport<'_> {
             (_, Outcome::Failed { .. }) => Verdict::Failed,
             (_, Outcome::NotDone) => Verdict::NotDone,
             (_, Outcome::Unknown) => Verdict::Unknown,
+            (_, Outcome::Pending) => Verdict::Pending,
             (Decision::Already, _) => Verdict::Already,
             (Decision::Refuse(_), _) => Verdict::Refused,
             (Decision::Bind { .. }, Outcome::AsPlanned) => Verdict::Planned,
@@ -119,6 +124,9 @@ impl fmt::Display for Detail<'_, '_> {
                 "not handled: the deadline ({} s, vfio-early.timeout) passed first; nothing written for it",
                 r.settings.timeout_ms / 1000
             ),
+            (_, Outcome::Pending) => f.write_str(
+                "fenced (driver_override = vfio-pci); loading vfio-pci and checking the bind follow beside udev",
+            ),
             (Decision::Already, _) => f.write_str("already on vfio-pci; nothing to do"),
             (Decision::Refuse(why), _) => write!(f, "refused: {why}"),
             (Decision::Bind { .. }, _) => f.write_str("to be bound to vfio-pci"),
@@ -161,6 +169,8 @@ pub struct Counts {
     pub failed: usize,
     /// modprobe still running at the deadline: not known.
     pub unknown: usize,
+    /// Fenced, the rest of the run still to come.
+    pub pending: usize,
 }
 
 impl Counts {
@@ -171,6 +181,7 @@ impl Counts {
             Verdict::Refused => self.refused += 1,
             Verdict::Failed | Verdict::NotDone => self.failed += 1,
             Verdict::Unknown => self.unknown += 1,
+            Verdict::Pending => self.pending += 1,
         }
     }
 }

@@ -43,6 +43,28 @@ pub struct Options {
     pub mode: Mode,
     /// Used instead of `/proc/cmdline` (`plan --cmdline`).
     pub cmdline: Option<String>,
+    /// Boot mode, `vfio-early fence`: once every override is written, the rest of the run goes
+    /// on in the process the handover names, and this one returns to the init system (the
+    /// `sync` setting turns it off).
+    pub split: bool,
+}
+
+/// Where the rest of a split run goes on after the fence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handover {
+    /// In this process (the forked child, a test, or a fork that failed).
+    Finish,
+    /// Elsewhere: this process is done and the boot goes on.
+    Return,
+}
+
+/// What the handover knows of a fenced run.
+pub struct Pending<'a> {
+    /// The run's directory (`/run/vfio-early`).
+    pub dir: &'a Dir,
+    pub deadline: Deadline,
+    /// The addresses fenced, in plan order.
+    pub fenced: &'a [crate::pci::Bdf],
 }
 
 /// Exit codes of `plan` (boot mode exits 0 inside an initramfs).
@@ -246,7 +268,9 @@ fn warn_legacy(root: &Root, input: &Input) {
 /// The whole run; returns the exit code.
 pub fn run(opts: &Options) -> i32 {
     let mut kernel = RealKernel::new(&Root::new(&opts.root));
-    run_with(opts, &mut kernel)
+    run_split_with(opts, &mut kernel, |_, pending| {
+        crate::split::fork_rest(pending)
+    })
 }
 
 /// What every step of one run shares.
@@ -256,25 +280,43 @@ struct Run<'a> {
     start: Instant,
     /// `/run/vfio-early` in boot mode, opened once: the state file and modprobe's log.
     dir: Option<Result<Dir, SysError>>,
+    /// The run went on after a handover: udev may have changed what the plan read.
+    split: bool,
 }
 
-/// `run` with the given kernel interface (tests inject faults through it).
+/// Log records go to the kernel log (stderr where printk_devkmsg=off swallows them).
+pub fn boot_logger(root: &Root) {
+    let devkmsg = sysfs::read_attr::<64>(&root.path("proc/sys/kernel/printk_devkmsg"))
+        .ok()
+        .flatten();
+    kmsg::init(
+        kmsg::Target::Kmsg {
+            path: &root.path("dev/kmsg"),
+            printk_devkmsg: devkmsg.as_deref(),
+        },
+        LevelFilter::Info,
+    );
+}
+
+/// `run` with the given kernel interface (tests inject faults through it); a split run goes on
+/// in this process.
 pub fn run_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
+    run_split_with(opts, kernel, |_, _| Handover::Finish)
+}
+
+/// `run_with`, where `handover` decides, once a split run has fenced, which process does the
+/// rest (it may change the kernel in between: tests play udev there).
+pub fn run_split_with<K: Kernel>(
+    opts: &Options,
+    kernel: &mut K,
+    handover: impl FnOnce(&mut K, &Pending<'_>) -> Handover,
+) -> i32 {
     let start = kernel.now();
     let root = Root::new(&opts.root);
     let mut dir = None;
     match opts.mode {
         Mode::Boot => {
-            let devkmsg = sysfs::read_attr::<64>(&root.path("proc/sys/kernel/printk_devkmsg"))
-                .ok()
-                .flatten();
-            kmsg::init(
-                kmsg::Target::Kmsg {
-                    path: &root.path("dev/kmsg"),
-                    printk_devkmsg: devkmsg.as_deref(),
-                },
-                LevelFilter::Info,
-            );
+            boot_logger(&root);
             if !root.in_initrd() {
                 error!("not inside an initramfs (no /etc/initrd-release): boot mode refuses to act on a running system; use `vfio-early plan` to see what it would do");
                 return EXIT_REFUSED;
@@ -285,11 +327,12 @@ pub fn run_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
         }
         Mode::Plan => kmsg::init(kmsg::Target::Stderr, LevelFilter::Info),
     }
-    let run = Run {
+    let mut run = Run {
         opts,
         root,
         start,
         dir,
+        split: false,
     };
     let root = &run.root;
 
@@ -308,14 +351,14 @@ pub fn run_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
 
     if settings.off {
         info!("disabled by vfio-early.off; nothing done");
-        return finish(&run, &input, None, bad);
+        return tell(&run, &input, None, bad);
     }
     if input.problems.blocked {
         error!("the settings were not read whole (see above): nothing is bound in this boot");
-        return finish(&run, &input, None, bad);
+        return tell(&run, &input, None, bad);
     }
     if settings.entries.is_empty() {
-        return finish(&run, &input, None, bad);
+        return tell(&run, &input, None, bad);
     }
     warn_legacy(root, &input);
 
@@ -326,7 +369,45 @@ pub fn run_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
     let plan = plan::plan(settings, &inv);
     let act = opts.mode == Mode::Boot && !settings.dry_run;
     let outcomes = if act {
-        apply_plan(&run, kernel, settings, &plan)
+        let fenced = apply_fence(&run, kernel, settings, &plan);
+        let split = opts.split && !settings.sync && !fenced.items.is_empty();
+        if let (true, Some(Ok(dir))) = (split, &run.dir) {
+            let bdfs: heapless::Vec<crate::pci::Bdf, { crate::device::MAX_DEVICES }> =
+                fenced.items.iter().map(|&n| plan.items[n].bdf).collect();
+            let ms = run.start.elapsed().as_millis();
+            write_state(
+                &run,
+                &input,
+                Some((&plan, &fenced.pending())),
+                Stage::Pending,
+                ms,
+            );
+            info!(
+                "fenced {} device{} in {ms} ms; loading vfio-pci and checking the binds follow beside udev",
+                bdfs.len(),
+                plural(bdfs.len())
+            );
+            let pending = Pending {
+                dir,
+                deadline: deadline(&run, settings),
+                fenced: &bdfs,
+            };
+            if handover(kernel, &pending) == Handover::Return {
+                return EXIT_OK;
+            }
+            run.split = true;
+        }
+        let mut ctx = ctx(&run, kernel, settings);
+        let mut out = apply::finish(&mut ctx, &plan, fenced);
+        if run.split {
+            // Failed in the fence, settled before udev ran: where it is now.
+            for (item, o) in plan.items.iter().zip(out.iter_mut()) {
+                if let Outcome::Failed { now, .. } = o {
+                    *now = run.root.driver_of(&item.bdf);
+                }
+            }
+        }
+        out
     } else {
         plan.items
             .iter()
@@ -343,23 +424,37 @@ pub fn run_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
         info!("dry run (vfio-early.dry-run): nothing written");
     }
     let scan_errors = errors.kept.len() + errors.dropped;
-    finish(&run, &input, Some((&plan, &outcomes)), bad + scan_errors)
+    tell(&run, &input, Some((&plan, &outcomes)), bad + scan_errors)
 }
 
-fn apply_plan<K: Kernel>(run: &Run, kernel: &mut K, settings: &Settings, plan: &Plan) -> Outcomes {
-    let root = &run.root;
-    let mut ctx = apply::Ctx {
-        root,
+fn deadline(run: &Run, settings: &Settings) -> Deadline {
+    Deadline {
+        start: run.start,
+        limit: Duration::from_millis(settings.timeout_ms.into()),
+    }
+}
+
+fn ctx<'a, K: Kernel>(run: &'a Run, kernel: &'a mut K, settings: &Settings) -> apply::Ctx<'a, K> {
+    apply::Ctx {
+        root: &run.root,
         kernel,
-        deadline: Deadline {
-            start: run.start,
-            limit: Duration::from_millis(settings.timeout_ms.into()),
-        },
+        deadline: deadline(run, settings),
         on_fail: settings.on_fail,
         log_dir: run.dir.as_ref().and_then(|d| d.as_ref().ok()),
-    };
+    }
+}
+
+/// The fence, with the ROM reads asked for.
+fn apply_fence<K: Kernel>(
+    run: &Run,
+    kernel: &mut K,
+    settings: &Settings,
+    plan: &Plan,
+) -> apply::Fenced {
+    let root = &run.root;
+    let mut ctx = ctx(run, kernel, settings);
     if settings.rom == RomWant::None {
-        return apply::apply(&mut ctx, plan);
+        return apply::fence(&mut ctx, plan, |_, _| {});
     }
     // Built into the image by the hooks: the captures already stored in /var/lib.
     let known = sysfs::read_input_optional(&root.path(romread::KNOWN_FILE), 64 * 1024)
@@ -370,14 +465,48 @@ fn apply_plan<K: Kernel>(run: &Run, kernel: &mut K, settings: &Settings, plan: &
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
-    apply::apply_with(&mut ctx, plan, |ctx, fenced| {
+    apply::fence(&mut ctx, plan, |ctx, fenced| {
         romread::capture_fenced(ctx, plan, fenced, &settings.rom, &known, &release)
     })
 }
 
+/// Where a boot's run stands, as the state file says (`stage`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Fenced; the rest of a split run has not reported yet.
+    Pending,
+    /// The run reported.
+    Done,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Pending => "pending",
+            Stage::Done => "done",
+        }
+    }
+}
+
+/// Writes the state file (boot mode only).
+fn write_state(run: &Run, input: &Input, done: Option<(&Plan, &Outcomes)>, stage: Stage, ms: u128) {
+    let Some(dir) = &run.dir else {
+        return;
+    };
+    let doc = state_json(run, input, done, stage, ms);
+    let written = dir
+        .as_ref()
+        .map(|d| d.write(STATE_NAME, doc.as_bytes(), Replace::Yes));
+    match &written {
+        Ok(Ok(())) => {}
+        Err(e) => warn!("state file not written: {e}"),
+        Ok(Err(e)) => warn!("state file not written: {e}"),
+    }
+}
+
 /// Per-device lines, the state file and the summary; returns the exit code.
-fn finish(run: &Run, input: &Input, done: Option<(&Plan, &Outcomes)>, bad: usize) -> i32 {
-    let (opts, root) = (run.opts, &run.root);
+fn tell(run: &Run, input: &Input, done: Option<(&Plan, &Outcomes)>, bad: usize) -> i32 {
+    let opts = run.opts;
     let settings = &input.settings;
     let mut counts = Counts::default();
     let mut unmatched = 0;
@@ -404,17 +533,7 @@ fn finish(run: &Run, input: &Input, done: Option<(&Plan, &Outcomes)>, bad: usize
         }
     }
     let ms = run.start.elapsed().as_millis();
-    if let Some(dir) = &run.dir {
-        let doc = state_json(root, input, done, ms);
-        let written = dir
-            .as_ref()
-            .map(|d| d.write(STATE_NAME, doc.as_bytes(), Replace::Yes));
-        match &written {
-            Ok(Ok(())) => {}
-            Err(e) => warn!("state file not written: {e}"),
-            Ok(Err(e)) => warn!("state file not written: {e}"),
-        }
-    }
+    write_state(run, input, done, Stage::Done, ms);
     let what = if settings.off {
         "disabled"
     } else if input.problems.blocked {
@@ -484,7 +603,13 @@ fn unmatched_texts<'a>(plan: &'a Plan, settings: &'a Settings) -> impl Iterator<
         .map(|e| e.text.as_str())
 }
 
-fn state_json(root: &Root, input: &Input, done: Option<(&Plan, &Outcomes)>, ms: u128) -> String {
+fn state_json(
+    run: &Run,
+    input: &Input,
+    done: Option<(&Plan, &Outcomes)>,
+    stage: Stage,
+    ms: u128,
+) -> String {
     let s = &input.settings;
     let mut j = Json::default();
     // About 300 bytes a device: one allocation, not a series of doublings.
@@ -492,6 +617,7 @@ fn state_json(root: &Root, input: &Input, done: Option<(&Plan, &Outcomes)>, ms: 
         .reserve(1024 + 320 * done.map_or(0, |(p, _)| p.items.len()));
     j.open(None, '{')
         .raw(Some("version"), 1)
+        .str(Some("stage"), stage.as_str())
         .raw(Some("off"), s.off)
         .raw(Some("dry_run"), s.dry_run)
         .raw(Some("elapsed_ms"), ms);
@@ -535,11 +661,11 @@ fn state_json(root: &Root, input: &Input, done: Option<(&Plan, &Outcomes)>, ms: 
                 j.str(Some("left"), left.as_str());
             }
             // What the run last saw: the verified link, or the plan's reading where nothing was
-            // written; read again only when modprobe may still be changing it.
+            // written; read again when modprobe or udev (a split run) may have changed it.
             let now = match outcome {
                 Outcome::Bound { .. } => Some(plan::VFIO.try_into().unwrap_or_default()),
                 Outcome::Failed { now, .. } => now.clone(),
-                Outcome::Unknown => root.driver_of(&item.bdf),
+                _ if run.split || *outcome == Outcome::Unknown => run.root.driver_of(&item.bdf),
                 _ => item.dev.as_ref().and_then(|d| d.driver.clone()),
             };
             j.str(Some("detail"), r.detail())

@@ -46,7 +46,8 @@ pub fn wait_until(child: &mut Child, until: Instant) -> io::Result<Option<ExitSt
     }
 }
 
-fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+/// A pidfd for `pid`; `None` when it is gone or the kernel has no pidfd_open (before 5.3).
+pub fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     let pid = nix::libc::pid_t::try_from(pid).ok()?;
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };

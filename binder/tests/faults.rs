@@ -3,8 +3,10 @@
 //! (ENODEV, EBUSY, EINVAL, EIO, ENOSPC) or blocks it past the deadline, at every position of a
 //! run, on generated machines and plans. Each device must end where the run says it left it,
 //! and only in a place the rules allow: on vfio-pci; back with the host; fenced only under
-//! `on-fail=fence`; "unknown" only after a hung modprobe. What the kernel really does is proven
-//! by the QEMU fault matrix (tests/qemu, rows 30*).
+//! `on-fail=fence`; "unknown" only after a hung modprobe. Half the machines run split (`fence`):
+//! between the phases udev loads every native driver, which takes every free device that is not
+//! fenced, and the state file says `pending`. What the kernel really does is proven by the QEMU
+//! fault matrix (tests/qemu, rows 30*).
 
 mod common;
 
@@ -19,7 +21,7 @@ use common::{full_bdf, Dev, FakeTree};
 use proptest::prelude::*;
 use vfio_early::apply::{Kernel, ModprobeError};
 use vfio_early::files::Dir;
-use vfio_early::run::{self, Mode, Options};
+use vfio_early::run::{self, Handover, Mode, Options};
 
 /// The logger is process-wide: one run at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -168,6 +170,8 @@ struct Machine {
     group_whole: bool,
     fence: bool,
     vfio_loaded: bool,
+    /// `vfio-early fence`: udev runs between the phases.
+    split: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -192,11 +196,12 @@ fn card() -> impl Strategy<Value = Card> {
 }
 
 fn machine() -> impl Strategy<Value = Machine> {
-    (prop::collection::vec(card(), 1..=3), any::<[bool; 3]>()).prop_map(|(cards, b)| Machine {
+    (prop::collection::vec(card(), 1..=3), any::<[bool; 4]>()).prop_map(|(cards, b)| Machine {
         cards,
         group_whole: b[0],
         fence: b[1],
         vfio_loaded: b[2],
+        split: b[3],
     })
 }
 
@@ -255,8 +260,21 @@ fn build(m: &Machine) -> (FakeTree, BTreeMap<String, SimDev>) {
     (t, devs)
 }
 
+/// udev's coldplug between the phases: every native module loads, and its driver takes every
+/// device with no driver whose override does not name another (a fenced one stays fenced).
+fn udev(sim: &mut Sim<'_>) {
+    for (bdf, dev) in sim.devs.iter_mut() {
+        dev.native_loaded = true;
+        sim.tree.driver_registered(dev.native);
+        let o = sim.tree.override_of(bdf);
+        if sim.tree.driver_of(bdf).is_none() && o.trim_end() != "vfio-pci" {
+            sim.tree.set_driver(bdf, Some(dev.native));
+        }
+    }
+}
+
 /// What one device looks like after a run.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct End {
     driver: Option<String>,
     fenced: bool,
@@ -294,21 +312,53 @@ fn run_once(m: &Machine, at: Option<usize>, fault: Fault) -> Result<Ran, TestCas
         root: t.root.clone(),
         mode: Mode::Boot,
         cmdline: None,
+        split: m.split,
     };
+    // Between the phases: what the state file said, and every device as udev left it.
+    let mut between = None;
     let code = {
         let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        run::run_with(&opts, &mut sim)
+        run::run_split_with(&opts, &mut sim, |sim, pending| {
+            let state = t.read("run/vfio-early/state.json");
+            let fenced: Vec<String> = pending.fenced.iter().map(|b| b.to_string()).collect();
+            udev(sim);
+            let ends: BTreeMap<String, End> =
+                devs.keys().map(|b| (b.clone(), end(&t, b))).collect();
+            between = Some((state, fenced, ends));
+            Handover::Finish
+        })
     };
     let ctx = format!("machine {m:?}, fault {fault:?} at {at:?} hit {:?}", sim.hit);
     prop_assert_eq!(code, 0, "boot mode exits 0; {}", ctx);
     let state: serde_json::Value = serde_json::from_str(&t.read("run/vfio-early/state.json"))
         .map_err(|e| TestCaseError::fail(format!("state.json: {e}; {ctx}")))?;
+    prop_assert_eq!(&state["stage"], "done", "{}", ctx);
+    // What no write of ours touched ends as udev left it in a split run.
+    let mut untouched = before.clone();
+    if let Some((doc, fenced, ends)) = &between {
+        prop_assert!(m.split, "a handover without a split; {}", ctx);
+        let doc: serde_json::Value = serde_json::from_str(doc)
+            .map_err(|e| TestCaseError::fail(format!("pending state.json: {e}; {ctx}")))?;
+        prop_assert_eq!(&doc["stage"], "pending", "{}", ctx);
+        let empty = Vec::new();
+        for d in doc["devices"].as_array().unwrap_or(&empty) {
+            let fenced_here = fenced.iter().any(|b| d["bdf"] == b.as_str());
+            prop_assert_eq!(
+                d["result"] == "pending",
+                fenced_here,
+                "pending record {:?}; {}",
+                d,
+                ctx
+            );
+        }
+        untouched = ends.iter().map(|(b, e)| (b.clone(), e.clone())).collect();
+    }
     let log = t.kmsg_lines();
     let hung = sim.hit.as_deref() == Some("modprobe") && fault == Fault::Block;
     let blocked = sim.hit.is_some() && fault == Fault::Block;
     let empty = Vec::new();
     let listed = state["devices"].as_array().unwrap_or(&empty);
-    for (bdf, was) in &before {
+    for (bdf, was) in &untouched {
         let now = end(&t, bdf);
         let rec = listed.iter().find(|d| d["bdf"] == bdf.as_str());
         let Some(rec) = rec else {
@@ -411,7 +461,8 @@ fn run_once(m: &Machine, at: Option<usize>, fault: Fault) -> Result<Ran, TestCas
         // A device that was free or on its native driver and is not bound now is back with
         // the host, unless a fault or the rules say otherwise.
         if result == "failed" && left == "released" {
-            let native = &devs[bdf];
+            // In a split run udev loaded every native driver before the release.
+            let native = &sim.devs[bdf];
             if native.native_loaded {
                 prop_assert_eq!(
                     now.driver.as_deref(),
@@ -445,11 +496,12 @@ fn run_once(m: &Machine, at: Option<usize>, fault: Fault) -> Result<Ran, TestCas
 fn a_fault_at_any_call_never_strands_a_device() {
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(64));
     let (machines, runs, calls_total) = (Cell::new(0), Cell::new(0), Cell::new(0));
-    let (devices, not_bound) = (Cell::new(0), Cell::new(0));
+    let (devices, not_bound, split) = (Cell::new(0), Cell::new(0), Cell::new(0));
     let add = |c: &Cell<usize>, n: usize| c.set(c.get() + n);
     let result = runner.run(&machine(), |m| {
         let clean = run_once(&m, None, Fault::Block)?;
         add(&machines, 1);
+        add(&split, usize::from(m.split));
         add(&runs, 1);
         add(&calls_total, clean.calls);
         for at in 0..clean.calls {
@@ -467,9 +519,10 @@ fn a_fault_at_any_call_never_strands_a_device() {
     }
     let (machines, runs) = (machines.get(), runs.get());
     eprintln!(
-        "fault injection: {machines} machines, {runs} runs, {} faults injected (one per run, \
+        "fault injection: {machines} machines ({} split, udev between the phases), {runs} runs, {} faults injected (one per run, \
          at each of {} calls x {} kinds), {} planned devices checked, {} left off vfio-pci by a \
          fault, none stranded (a stranded device fails the run)",
+        split.get(),
         runs - machines,
         calls_total.get(),
         FAULTS.len(),
@@ -477,4 +530,8 @@ fn a_fault_at_any_call_never_strands_a_device() {
         not_bound.get(),
     );
     assert!(runs > machines * 4, "faults were injected");
+    assert!(
+        split.get() > 0 && split.get() < machines,
+        "both whole and split runs"
+    );
 }

@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The split run of shell inits with the real boot build on fake trees: `fence` returns once
+//! the overrides are written while a process of its own loads vfio-pci; `wait` waits for that
+//! process up to the deadline, stops it past it and records `incomplete`; a pid that is not
+//! ours is never signalled. Real boots: tests/generators (initramfs-tools, dracut's shell init).
+
+mod common;
+#[path = "common/exe.rs"]
+mod exe;
+
+use std::process::Command;
+
+use common::{Dev, FakeTree};
+use exe::has;
+
+fn boot(t: &FakeTree, args: &[&str]) -> (i32, String) {
+    let (code, _, err) = exe::run(exe::BOOT, t, args);
+    (code, err)
+}
+
+/// A display and its audio function in one group; modprobe binds after `delay` seconds.
+fn machine(delay: u32, args: &str) -> FakeTree {
+    let t = FakeTree::new();
+    t.device(Dev::new("01:00.0", 0x1234, 0x1111, 0x030000).group(1))
+        .device(Dev::new("01:00.1", 0x8086, 0x293e, 0x040300).group(1))
+        .modprobe_binds()
+        .cmdline(&format!("vfio-early.devices=01:00.0 {args}"));
+    let script = t.read("sbin/modprobe");
+    let (shebang, body) = script.split_once('\n').unwrap();
+    t.script(
+        "sbin/modprobe",
+        &format!("{shebang}\nsleep {delay}\n{body}"),
+    );
+    t
+}
+
+fn state(t: &FakeTree) -> serde_json::Value {
+    serde_json::from_str(&t.read("run/vfio-early/state.json")).expect("state.json is JSON")
+}
+
+fn results(t: &FakeTree) -> Vec<String> {
+    let s = state(t);
+    s["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {}",
+                d["bdf"].as_str().unwrap(),
+                d["result"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+fn pid_of(t: &FakeTree) -> i32 {
+    let rec = t.read("run/vfio-early/finish.pid");
+    rec.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+/// Alive and not a zombie.
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, r)| !r.starts_with('Z')))
+        .unwrap_or(false)
+}
+
+#[test]
+fn fence_returns_fenced_and_the_rest_reports_before_wait_returns() {
+    let t = machine(3, "");
+    let (code, err) = boot(&t, &["fence"]);
+    assert_eq!(code, 0, "{err}");
+    // Returned while modprobe still sleeps: fenced, nothing bound yet, the state says pending.
+    assert_eq!(state(&t)["stage"], "pending");
+    assert_eq!(
+        results(&t),
+        ["0000:01:00.0 pending", "0000:01:00.1 pending"]
+    );
+    assert_eq!(t.override_of("01:00.0").trim(), "vfio-pci");
+    assert_eq!(t.driver_of("01:00.0"), None);
+    let pid = pid_of(&t);
+    assert!(running(pid), "the rest runs in process {pid}");
+    assert!(has(&t.kmsg_lines(), "fenced 2 devices in"));
+
+    let (code, err) = boot(&t, &["wait"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!running(pid), "wait returned before the rest ended");
+    assert_eq!(state(&t)["stage"], "done");
+    assert_eq!(results(&t), ["0000:01:00.0 bound", "0000:01:00.1 bound"]);
+    assert_eq!(t.driver_of("01:00.0").as_deref(), Some("vfio-pci"));
+    let log = t.kmsg_lines();
+    assert!(
+        has(&log, "0000:01:00.0 [1234:1111] display controller (entry 01:00.0): bound to vfio-pci via modprobe"),
+        "{log:#?}"
+    );
+    assert!(
+        has(&log, "summary: 2 bound, 0 refused, 0 failed"),
+        "{log:#?}"
+    );
+    assert!(!has(&log, "had not reported"), "{log:#?}");
+}
+
+#[test]
+fn a_rest_stuck_past_its_deadline_is_stopped_and_recorded_incomplete() {
+    // vfio-pci registered: the rest writes drivers_probe, here a FIFO nobody reads, so the
+    // write blocks as one stuck in a driver's probe does.
+    let t = machine(0, "vfio-early.timeout=1");
+    t.driver_registered("vfio-pci");
+    let probe = t.path("sys/bus/pci/drivers_probe");
+    std::fs::remove_file(&probe).unwrap();
+    let made = Command::new("mkfifo").arg(&probe).status().expect("mkfifo");
+    assert!(made.success());
+
+    let (code, err) = boot(&t, &["fence"]);
+    assert_eq!(code, 0, "{err}");
+    let pid = pid_of(&t);
+    assert!(running(pid));
+    let (code, err) = boot(&t, &["wait"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!running(pid), "the stuck rest was stopped");
+    let s = state(&t);
+    assert_eq!(s["stage"], "incomplete");
+    assert_eq!(
+        results(&t),
+        ["0000:01:00.0 pending", "0000:01:00.1 pending"]
+    );
+    let log = t.kmsg_lines();
+    assert!(
+        has(&log, "had not reported by its deadline: stopped before the switch to the real root; 0000:01:00.0 0000:01:00.1 stay fenced"),
+        "{log:#?}"
+    );
+}
+
+#[test]
+fn sync_keeps_the_whole_run_before_the_init_goes_on() {
+    let t = machine(1, "vfio-early.sync");
+    let (code, err) = boot(&t, &["fence"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(state(&t)["stage"], "done");
+    assert_eq!(t.driver_of("01:00.0").as_deref(), Some("vfio-pci"));
+    assert!(!t.exists("run/vfio-early/finish.pid"), "no second process");
+    let (code, _) = boot(&t, &["wait"]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn nothing_to_take_means_nothing_left_for_later() {
+    // The only listed device is refused (no IOMMU group): nothing is fenced, nothing forked.
+    let t = FakeTree::new();
+    t.device(Dev::new("01:00.0", 0x1234, 0x1111, 0x030000))
+        .cmdline("vfio-early.devices=01:00.0");
+    let (code, err) = boot(&t, &["fence"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(state(&t)["stage"], "done");
+    assert_eq!(results(&t), ["0000:01:00.0 refused"]);
+    assert!(!t.exists("run/vfio-early/finish.pid"));
+}
+
+#[test]
+fn wait_with_no_record_garbage_or_a_stranger_pid_never_blocks_or_kills() {
+    let t = FakeTree::new();
+    // No run in this boot: nothing to say.
+    assert_eq!(boot(&t, &["wait"]).0, 0);
+    assert!(t.kmsg_lines().is_empty(), "{:?}", t.kmsg_lines());
+
+    t.file(
+        "run/vfio-early/state.json",
+        "{\"version\":1,\"stage\":\"pending\",\"devices\":[]}\n",
+    );
+    for garbage in ["", "x y\n", "1 2\n", "123\n", "12 34\na\nb\n"] {
+        t.file("run/vfio-early/finish.pid", garbage);
+        assert_eq!(boot(&t, &["wait"]).0, 0);
+        assert!(
+            has(&t.kmsg_lines(), "finish.pid is not the fence's record"),
+            "{garbage:?}: {:?}",
+            t.kmsg_lines()
+        );
+        assert_eq!(state(&t)["stage"], "pending", "garbage changes nothing");
+    }
+
+    // A pending run whose pid is another program's (reused): never signalled, and the run is
+    // recorded incomplete at once.
+    let mut stranger = Command::new("sleep").arg("30").spawn().unwrap();
+    t.file(
+        "run/vfio-early/finish.pid",
+        &format!("{} 99999999999999999\n0000:01:00.0\n", stranger.id()),
+    );
+    assert_eq!(boot(&t, &["wait"]).0, 0);
+    assert!(
+        stranger.try_wait().unwrap().is_none(),
+        "a process that is not ours was signalled"
+    );
+    stranger.kill().unwrap();
+    let _ = stranger.wait();
+    assert_eq!(state(&t)["stage"], "incomplete");
+    assert!(has(&t.kmsg_lines(), "0000:01:00.0 stay fenced"));
+
+    // A FIFO for a record is not waited on.
+    t.remove("run/vfio-early/finish.pid");
+    let made = Command::new("mkfifo")
+        .arg(t.path("run/vfio-early/finish.pid"))
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    assert_eq!(boot(&t, &["wait"]).0, 0);
+}
+
+#[test]
+fn wait_outside_an_initramfs_refuses() {
+    let t = FakeTree::new();
+    t.remove("etc/initrd-release");
+    let (code, _) = boot(&t, &["wait"]);
+    assert_eq!(code, 1);
+}
