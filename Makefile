@@ -96,10 +96,12 @@ install-hooklib:
 install-initramfs-tools: install-hooklib
 	$(call install-subst,initramfs-tools-hook/hooks/vfio-early,$(INITRAMFSTOOLSDIR)/hooks/vfio-early,755)
 	$(call install-subst,initramfs-tools-hook/scripts/init-top/00-vfio-early,$(INITRAMFSTOOLSDIR)/scripts/init-top/00-vfio-early,755)
+	$(call install-subst,initramfs-tools-hook/scripts/init-bottom/vfio-early,$(INITRAMFSTOOLSDIR)/scripts/init-bottom/vfio-early,755)
 
 install-dracut: install-hooklib
 	$(call install-subst,dracut-module/50vfio-early/module-setup.sh,$(DRACUTDIR)/50vfio-early/module-setup.sh,755)
 	$(call install-subst,dracut-module/50vfio-early/vfio-early.sh,$(DRACUTDIR)/50vfio-early/vfio-early.sh,755)
+	$(call install-subst,dracut-module/50vfio-early/vfio-early-wait.sh,$(DRACUTDIR)/50vfio-early/vfio-early-wait.sh,755)
 
 install-mkinitcpio: install-hooklib
 	$(call install-subst,mkinitcpio-hook/install/vfio-early,$(INITCPIODIR)/install/vfio-early,644)

@@ -56,8 +56,10 @@ install() {
         ln_r "$systemdsystemunitdir/vfio-early.service" \
             "$systemdsystemunitdir/sysinit.target.wants/vfio-early.service"
     else
-        # cmdline 00: before rd.driver.pre's modprobes (cmdline 01) and before udevd.
+        # cmdline 00: before rd.driver.pre's modprobes (cmdline 01) and before udevd. The rest
+        # of the run goes on beside udev; pre-pivot 99 waits for it before switch_root.
         inst_hook cmdline 00 "$moddir/vfio-early.sh"
+        inst_hook pre-pivot 99 "$moddir/vfio-early-wait.sh"
     fi
     return 0
 }

@@ -654,13 +654,34 @@ gen_first_native() {
     gen_kevents "$1" | grep -E 'bochs-drm|snd_hda_intel 0000:0[12]|\[drm\] Found bochs' | head -n 1
 }
 
-# gen_order DIR: "before", "after" or "unknown: why": did the binder's last
-# record come before udevd's first?
+# Timestamp of a split run's fence record ("fenced N devices in M ms"), or nothing.
+gen_fence_ts() {
+    report_klog "$1" | sed -n 's/^\[ *\([0-9.]*\)\] vfio-early: fenced [0-9]* device.*/\1/p' | head -n 1
+}
+
+# The fence record's own figure (ms from the binder's start to its return), or nothing.
+gen_fence_ms() {
+    report_klog "$1" | sed -n 's/^\[ *[0-9.]*\] vfio-early: fenced [0-9]* devices\{0,1\} in \([0-9]*\) ms.*/\1/p' | head -n 1
+}
+
+# Timestamp of the binder's summary record, or nothing.
+gen_summary_ts() {
+    report_klog "$1" | sed -n 's/^\[ *\([0-9.]*\)\] vfio-early: summary: .*/\1/p' | tail -n 1
+}
+
+# Timestamp of the real root's first record (after switch_root), or nothing.
+gen_root_ts() {
+    report_text "$1" | sed -n 's/^KLOG \[ *\([0-9.]*\)\] vfio-early generator test: real root init.*/\1/p' | head -n 1
+}
+
+# gen_order DIR: "before", "after" or "unknown: why": did the binder's fence (a
+# split run's fence record, else its last record) come before udevd's first?
 gen_order() {
     local dir=$1 span last udev uts
     span=$(gen_binder_span "$dir")
     last=${span#* }
     last=${last% }
+    [ -z "$(gen_fence_ts "$dir")" ] || last=$(gen_fence_ts "$dir")
     [ -n "$last" ] || { echo "unknown: no binder records"; return; }
     udev=$(gen_first_udev "$dir")
     [ -n "$udev" ] || { echo "unknown: no udevd record in the kernel log"; return; }
@@ -677,7 +698,7 @@ gen_order() {
 # from "Starting vfio-early.service" to "Finished", and the gap from the
 # binder's last record to udevd's first.
 gen_timing() {
-    local dir=$1 line span last udev
+    local dir=$1 line span last udev what
     line=$(timing_line "$dir" | sed 's/, binder time n\/a//')
     span=$(gen_kevents "$dir" | awk '
         / systemd\[1\]: Starting vfio-early\.service/ { a = $1 }
@@ -687,9 +708,14 @@ gen_timing() {
     last=$(gen_binder_span "$dir")
     last=${last#* }
     last=${last% }
+    what="the summary"
+    if [ -n "$(gen_fence_ts "$dir")" ]; then
+        last=$(gen_fence_ts "$dir") what="the fence"
+        line+=", fence $(gen_fence_ms "$dir") ms"
+    fi
     udev=$(gen_first_udev "$dir")
     if [ -n "$last" ] && [ -n "$udev" ]; then
-        line+=", udevd starts $(awk -v a="$last" -v b="${udev%% *}" 'BEGIN { printf "%.0f", (b - a) * 1000 }') ms after the summary"
+        line+=", udevd starts $(awk -v a="$last" -v b="${udev%% *}" 'BEGIN { printf "%.0f", (b - a) * 1000 }') ms after $what"
     fi
     printf '%s\n' "$line"
 }

@@ -120,14 +120,25 @@ done
 # ---------------------------------------------------------------- checks
 # name | flavours | image | kernel arguments | expect (tests/qemu/lib.sh syntax) | binder log substrings | extra checks
 #   extra: ran (state file in /run), notran (no state file, no records), before-udev (binder's
-#   summary precedes udevd's first record), preloaded (the test hook loaded vfio-pci before the
-#   binder's first record), buildmsg (the build output names the missing binary).
+#   fence, or its summary in a whole run, precedes udevd's first record), preloaded (the test
+#   hook loaded vfio-pci before the binder's first record), buildmsg (the build output names the
+#   missing binary), split (shell inits: a fence record, then the rest reported before the real
+#   root: state stage done), whole (one phase: no fence record), beside-udev (the summary
+#   follows udevd's first record: the rest ran beside udev, and the waiter held the switch).
+#   test.vfio=slow|fail-native|fail: the test hooks make loading vfio-pci take 3 s, load the
+#   native drivers and fail (the release then binds them at once), or fail at once (the host's
+#   udev binds them later) (an install line in the image's modprobe.d).
 CARD1_VFIO="01:00.0=vfio-pci 01:00.1=vfio-pci"
 CARD2_NATIVE="02:00.0=bochs-drm 02:00.1=snd_hda_intel"
 CARD1_NATIVE="01:00.0=bochs-drm 01:00.1=snd_hda_intel"
 TABLE="
 control       | its dsd dsh | main  |                                                   | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | nothing configured                            | ran
-cmdline       | its dsd dsh | main  | vfio-early.devices=01:00.0                        | $CARD1_VFIO $CARD2_NATIVE               | (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound, 0 refused, 0 failed | ran before-udev
+cmdline       | its dsh     | main  | vfio-early.devices=01:00.0                        | $CARD1_VFIO $CARD2_NATIVE               | fenced 2 devices in; (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound, 0 refused, 0 failed | ran before-udev split
+cmdline       | dsd         | main  | vfio-early.devices=01:00.0                        | $CARD1_VFIO $CARD2_NATIVE               | (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound, 0 refused, 0 failed | ran before-udev whole
+sync          | its dsh     | main  | vfio-early.devices=01:00.0 vfio-early.sync        | $CARD1_VFIO $CARD2_NATIVE               | (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound, 0 refused, 0 failed | ran before-udev whole
+slow          | its dsh     | main  | vfio-early.devices=01:00.0 test.vfio=slow         | $CARD1_VFIO $CARD2_NATIVE               | fenced 2 devices in; (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound | ran before-udev split beside-udev
+fail-native   | its dsh     | main  | vfio-early.devices=01:00.0 test.vfio=fail-native  | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | loading vfio-pci failed; override cleared and re-probed so the host keeps it; now on bochs-drm; now on snd_hda_intel; summary: 0 bound, 0 refused, 2 failed | ran split
+fail          | its dsh     | main  | vfio-early.devices=01:00.0 test.vfio=fail         | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | loading vfio-pci failed; override cleared and re-probed so the host keeps it; summary: 0 bound, 0 refused, 2 failed | ran split
 conf          | its dsd dsh | conf  |                                                   | $CARD1_VFIO $CARD2_NATIVE               | (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound | ran before-udev
 preload       | its dsd dsh | main  | vfio-early.devices=01:00.0 test.preload=vfio-pci  | $CARD1_VFIO $CARD2_NATIVE               | bound to vfio-pci via drivers_probe; summary: 2 bound | ran before-udev preloaded
 rd-driver-pre | dsd dsh     | main  | vfio-early.devices=01:00.0 rd.driver.pre=vfio-pci | $CARD1_VFIO $CARD2_NATIVE               | bound to vfio-pci via; summary: 2 bound       | ran
@@ -189,6 +200,25 @@ for ((i = 0; i < ${#N[@]}; i++)); do
                     reasons+=$'\n'"preload failed: $pre"
                 elif [ -n "$first" ] && ! awk -v a="${pre%% *}" -v b="$first" 'BEGIN { exit !(a < b) }'; then
                     reasons+=$'\n'"preload at ${pre%% *} not before the binder's first record at $first"
+                fi
+                ;;
+            split)
+                fence=$(gen_fence_ts "$dir") summary=$(gen_summary_ts "$dir") rootts=$(gen_root_ts "$dir")
+                if [ -z "$fence" ]; then
+                    reasons+=$'\n'"no fence record: the run did not split"
+                elif [ -z "$summary" ] || [ -z "$rootts" ] || ! awk -v a="$summary" -v b="$rootts" 'BEGIN { exit !(a < b) }'; then
+                    reasons+=$'\n'"the summary (${summary:-none}) does not precede the real root's first record (${rootts:-none}): the rest of the run was not waited for"
+                fi
+                grep -q '"stage":"done"' <<<"$state" || reasons+=$'\n'"state.json does not say stage done: ${state:0:120}"
+                ;;
+            whole)
+                [ -z "$(gen_fence_ts "$dir")" ] || reasons+=$'\n'"a fence record: the run split although it should run whole"
+                grep -q '"stage":"done"' <<<"$state" || reasons+=$'\n'"state.json does not say stage done: ${state:0:120}"
+                ;;
+            beside-udev)
+                summary=$(gen_summary_ts "$dir") udev=$(gen_first_udev "$dir")
+                if [ -z "$summary" ] || [ -z "$udev" ] || ! awk -v a="${udev%% *}" -v b="$summary" 'BEGIN { exit !(a < b) }'; then
+                    reasons+=$'\n'"the summary (${summary:-none}) does not follow udevd's first record (${udev%% *}): the rest did not run beside udev"
                 fi
                 ;;
             dynlibs)

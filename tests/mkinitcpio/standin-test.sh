@@ -423,31 +423,36 @@ $(printf '%s\n' "$want" | sed 's/^/  /')"
     pass $n
 }
 
-# --- 12. runtime hook: only run_earlyhook, returns 0 with the binary absent, present or failing
+# --- 12. runtime hook: run_earlyhook (fence) and run_cleanuphook (wait), each returns 0 with the
+# binary absent, present or failing
 case_runtime() {
-    local n=runtime-hook why="" fns copy stub
+    local n=runtime-hook why="" fns copy stub fn want
     fns=$(awk '/^[[:space:]]*[[:alnum:]_]+[[:space:]]*\([[:space:]]*\)/ { print $1 }' "$runtime" | sed 's/().*//' | tr '\n' ' ')
-    [ "$fns" = "run_earlyhook " ] || why="$why functions are \"$fns\", want only run_earlyhook;"
+    [ "$fns" = "run_earlyhook run_cleanuphook " ] || why="$why functions are \"$fns\", want run_earlyhook run_cleanuphook;"
     grep -q '/usr/bin/vfio-early' "$runtime" || why="$why does not run /usr/bin/vfio-early;"
     # The path is absolute: run a copy with the path pointed at a stub, then the file itself.
     copy="$T/runtime-copy"
     stub="$T/stub/vfio-early"
     mkdir -p "$T/stub"
     sed "s|/usr/bin/vfio-early|$stub|g" "$runtime" >"$copy"
-    rm -f "$stub" "$T/stub/ran"
-    # shellcheck disable=SC2016 # $1 belongs to the inner shell
-    busybox ash -c '. "$1" && run_earlyhook' _ "$copy" || why="$why returns $? with the binary absent;"
-    printf '#!/bin/sh\necho ran >"%s"\nexit 3\n' "$T/stub/ran" >"$stub"
-    chmod 755 "$stub"
-    # shellcheck disable=SC2016
-    busybox ash -c '. "$1" && run_earlyhook' _ "$copy" || why="$why returns $? when the binary fails;"
-    [ -f "$T/stub/ran" ] || why="$why did not run the binary;"
-    if [ -e /usr/bin/vfio-early ]; then
-        skip runtime-hook-real-path "/usr/bin/vfio-early exists on this host: not run"
-    else
+    for fn in run_earlyhook run_cleanuphook; do
+        want=fence
+        [ "$fn" = run_earlyhook ] || want=wait
+        rm -f "$stub" "$T/stub/ran"
+        # shellcheck disable=SC2016 # $1 belongs to the inner shell
+        busybox ash -c '. "$1" && "$2"' _ "$copy" "$fn" || why="$why $fn returns $? with the binary absent;"
+        printf '#!/bin/sh\necho "$*" >"%s"\nexit 3\n' "$T/stub/ran" >"$stub"
+        chmod 755 "$stub"
         # shellcheck disable=SC2016
-        busybox ash -c '. "$1" && run_earlyhook' _ "$runtime" || why="$why the installed hook returns $? with /usr/bin/vfio-early absent;"
-    fi
+        busybox ash -c '. "$1" && "$2"' _ "$copy" "$fn" || why="$why $fn returns $? when the binary fails;"
+        [ "$(cat "$T/stub/ran" 2>/dev/null)" = "$want" ] || why="$why $fn did not run \`vfio-early $want\`;"
+        if [ -e /usr/bin/vfio-early ]; then
+            skip "runtime-hook-real-path-$fn" "/usr/bin/vfio-early exists on this host: not run"
+        else
+            # shellcheck disable=SC2016
+            busybox ash -c '. "$1" && "$2"' _ "$runtime" "$fn" || why="$why the installed $fn returns $? with /usr/bin/vfio-early absent;"
+        fi
+    done
     if [ -z "$why" ]; then pass $n; else fail $n "$why"; fi
 }
 

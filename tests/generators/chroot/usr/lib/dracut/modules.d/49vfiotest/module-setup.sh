@@ -15,5 +15,5 @@ install() {
     else
         inst_hook cmdline 00 "$moddir/aa-vfiotest-preload.sh"
     fi
-    inst_multiple modprobe
+    inst_multiple modprobe sleep false
 }
