@@ -109,6 +109,7 @@ install-mkinitcpio: install-hooklib
 
 install-systemd:
 	$(call install-subst,systemd/vfio-early.service,$(SYSTEMDUNITDIR)/vfio-early.service,644)
+	$(call install-subst,systemd/vfio-early-finish.service,$(SYSTEMDUNITDIR)/vfio-early-finish.service,644)
 	$(call install-subst,systemd/vfio-early-rom-persist.service,$(SYSTEMDUNITDIR)/vfio-early-rom-persist.service,644)
 
 install-openrc:

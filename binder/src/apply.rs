@@ -381,7 +381,7 @@ pub struct Fenced {
     /// The items whose override is written (and unbound where asked), in plan order.
     pub items: heapless::Vec<usize, MAX_DEVICES>,
     /// The deadline stopped the fence.
-    stopped: bool,
+    pub stopped: bool,
 }
 
 impl Fenced {

@@ -24,6 +24,7 @@ pub mod device;
 pub mod entry;
 pub mod files;
 pub mod generator;
+pub mod handoff;
 pub mod initrd;
 pub mod iomem;
 pub mod kmsg;

@@ -148,7 +148,7 @@ fn dispatch(a: Args) -> Result<i32, String> {
                 root: a.root,
                 mode,
                 cmdline,
-                split: false,
+                rest: run::Rest::Here,
             }))
         }
         "config" => {

@@ -12,7 +12,7 @@ use std::ffi::{c_char, c_int, CStr};
 use std::path::PathBuf;
 
 use vfio_early::arena::Arena;
-use vfio_early::run::{self, Mode, Options, EXIT_USAGE};
+use vfio_early::run::{self, Mode, Options, Rest, EXIT_USAGE};
 
 /// A boot run's heap: 1 MiB of `.bss` (pages the kernel maps at exec, touched only as used;
 /// the largest users are the 64 KiB buffer files are streamed through and the state file); past
@@ -27,10 +27,13 @@ vfio-early (boot build): bind chosen PCI devices to vfio-pci from the initramfs
 Usage:
   vfio-early [bind] [--root DIR]   the whole run (systemd initrds; inside an initramfs only,
                                    always exits 0 there)
-  vfio-early fence [--root DIR]    shell inits, before udev: write the overrides, then load
-                                   vfio-pci and check the binds in a process of its own
+  vfio-early fence [--handoff] [--root DIR]
+                                   before udev: write the overrides and return; the rest
+                                   (load vfio-pci, check the binds, report) is `finish`, spawned
+                                   now, or with --handoff left to vfio-early-finish.service
+  vfio-early finish [--root DIR]   the rest of a run `fence` handed off
   vfio-early wait [--root DIR]     shell inits, before the switch to the real root: wait for
-                                   that process up to the deadline, stop it past it
+                                   `finish` up to the deadline, stop it past it
   vfio-early --help | --version
 
 The devices come from vfio-early.devices= on the kernel command line or /etc/vfio-early.conf;
@@ -63,6 +66,7 @@ fn bind(args: impl Iterator<Item = String>) -> c_int {
     let mut root = PathBuf::from("/");
     let mut args = args;
     let mut command = None;
+    let mut handoff = false;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "-h" | "--help" => {
@@ -77,22 +81,27 @@ fn bind(args: impl Iterator<Item = String>) -> c_int {
                 Some(dir) => root = dir.into(),
                 None => return usage("--root needs a directory"),
             },
-            "bind" | "fence" | "wait" if command.is_none() => command = Some(arg),
+            "--handoff" if command.as_deref() == Some("fence") => handoff = true,
+            "bind" | "fence" | "finish" | "wait" if command.is_none() => command = Some(arg),
             other => return usage(&format!("unknown argument \"{other}\"")),
         }
     }
-    if command.as_deref() == Some("wait") {
-        return exit(vfio_early::split::wait(&vfio_early::sysfs::Root::new(
-            &root,
-        )));
-    }
+    let rest = match (command.as_deref(), handoff) {
+        (Some("fence"), true) => Rest::Unit,
+        (Some("fence"), false) => Rest::Spawn,
+        _ => Rest::Here,
+    };
     let opts = Options {
         root,
         mode: Mode::Boot,
         cmdline: None,
-        split: command.as_deref() == Some("fence"),
+        rest,
     };
-    exit(run::run(&opts))
+    exit(match command.as_deref() {
+        Some("wait") => vfio_early::split::wait(&vfio_early::sysfs::Root::new(&opts.root)),
+        Some("finish") => run::finish(&opts),
+        _ => run::run(&opts),
+    })
 }
 
 fn usage(msg: &str) -> c_int {

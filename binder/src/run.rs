@@ -43,10 +43,20 @@ pub struct Options {
     pub mode: Mode,
     /// Used instead of `/proc/cmdline` (`plan --cmdline`).
     pub cmdline: Option<String>,
-    /// Boot mode, `vfio-early fence`: once every override is written, the rest of the run goes
-    /// on in the process the handover names, and this one returns to the init system (the
-    /// `sync` setting turns it off).
-    pub split: bool,
+    /// Boot mode: where the rest of the run goes once every override is written (the `sync`
+    /// setting keeps it here).
+    pub rest: Rest,
+}
+
+/// Where the rest of a boot run (load vfio-pci, verify, settle, report) happens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rest {
+    /// In this run, before it returns (`vfio-early bind`).
+    Here,
+    /// `vfio-early finish`, spawned now and waited for by `vfio-early wait` (`fence`, shell inits).
+    Spawn,
+    /// `vfio-early finish` as `vfio-early-finish.service` (`fence --handoff`, systemd initrds).
+    Unit,
 }
 
 /// Where the rest of a split run goes on after the fence.
@@ -60,11 +70,29 @@ pub enum Handover {
 
 /// What the handover knows of a fenced run.
 pub struct Pending<'a> {
+    pub root: &'a std::path::Path,
     /// The run's directory (`/run/vfio-early`).
     pub dir: &'a Dir,
     pub deadline: Deadline,
     /// The addresses fenced, in plan order.
     pub fenced: &'a [crate::pci::Bdf],
+    pub settings: &'a Settings,
+    pub inv: &'a crate::device::Inventory,
+    pub state: &'a apply::Fenced,
+}
+
+impl Pending<'_> {
+    /// The handoff for `vfio-early finish`; `None` when it cannot be written whole.
+    pub fn handoff(&self) -> Option<String> {
+        crate::handoff::render(
+            self.settings,
+            self.inv,
+            self.state,
+            self.fenced,
+            crate::split::monotonic_ns(self.deadline.start),
+            crate::split::monotonic_ns(self.deadline.end()),
+        )
+    }
 }
 
 /// Exit codes of `plan` (boot mode exits 0 inside an initramfs).
@@ -268,9 +296,94 @@ fn warn_legacy(root: &Root, input: &Input) {
 /// The whole run; returns the exit code.
 pub fn run(opts: &Options) -> i32 {
     let mut kernel = RealKernel::new(&Root::new(&opts.root));
-    run_split_with(opts, &mut kernel, |_, pending| {
-        crate::split::fork_rest(pending)
+    run_split_with(opts, &mut kernel, |_, pending| match opts.rest {
+        Rest::Here => Handover::Finish,
+        Rest::Spawn => crate::split::spawn_rest(pending),
+        Rest::Unit => crate::split::hand_off(pending),
     })
+}
+
+/// `vfio-early finish`: the rest of a run the fence handed off.
+pub fn finish(opts: &Options) -> i32 {
+    let mut kernel = RealKernel::new(&Root::new(&opts.root));
+    finish_with(opts, &mut kernel)
+}
+
+/// `finish` with the given kernel interface: plans again on the fence's view of the bus, with
+/// its settings, and goes on where it stopped. Exits 0 inside an initramfs whatever it finds.
+pub fn finish_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
+    use crate::handoff;
+    let root = Root::new(&opts.root);
+    boot_logger(&root);
+    if !root.in_initrd() {
+        error!("not inside an initramfs (no /etc/initrd-release): finish acts only in the boot that fenced");
+        return EXIT_REFUSED;
+    }
+    // No directory, no handoff, or a run that reported already: nothing was left to do.
+    let Ok(dir) = Dir::open(&root.path("run"), "vfio-early", false).map(Dir::volatile) else {
+        return EXIT_OK;
+    };
+    let read = match dir.read(handoff::NAME, handoff::CAP) {
+        Ok(None) => return EXIT_OK,
+        Ok(Some(i)) if !i.cut => handoff::parse(&i.text()),
+        Ok(Some(_)) => Err(format!("longer than {} bytes", handoff::CAP)),
+        Err(e) => Err(e.to_string()),
+    };
+    if !crate::split::pending(&dir) {
+        return EXIT_OK;
+    }
+    let stop = |why: &str| {
+        error!("/run/vfio-early/{}: {why}: the rest of this boot's run cannot go on; the devices the fence took stay fenced (`modprobe vfio-pci` binds them)", handoff::NAME);
+        crate::split::mark_incomplete(&dir);
+        EXIT_OK
+    };
+    let h = match read {
+        Ok(h) => h,
+        Err(e) => return stop(&e),
+    };
+    let mut input = read_input(&root, None);
+    let fence_settings = h.settings();
+    let form = |s: &Settings| crate::config::FileForm(s).to_string();
+    if form(&input.settings) != form(&fence_settings) {
+        error!("the settings changed since the fence: the rest follows the fence's");
+        input.settings = fence_settings;
+    }
+    let plan = plan::plan(&input.settings, &h.inv);
+    let fenced = h.fenced_for(plan.items.len()).filter(|f| {
+        f.items
+            .iter()
+            .all(|&n| matches!(plan.items[n].decision, Decision::Bind { .. }))
+    });
+    let Some(fenced) = fenced else {
+        return stop("its items do not match the fence's plan");
+    };
+    // The fence's start, on this process's clock: the same deadline.
+    let ago = crate::split::now_ns().saturating_sub(h.start_ns);
+    let start = Instant::now()
+        .checked_sub(Duration::from_nanos(u64::try_from(ago).unwrap_or(u64::MAX)))
+        .unwrap_or_else(Instant::now);
+    let run = Run {
+        opts,
+        root,
+        start,
+        dir: Some(Ok(dir)),
+        split: true,
+    };
+    let settings = &input.settings;
+    let mut ctx = ctx(&run, kernel, settings);
+    let out = settle_rest(&run, &plan, apply::finish(&mut ctx, &plan, fenced));
+    let bad = input.problems.len();
+    tell(&run, &input, Some((&plan, &out)), bad)
+}
+
+/// After a split: what failed in the fence was settled before udev ran; where it is now.
+fn settle_rest(run: &Run, plan: &Plan, mut out: Outcomes) -> Outcomes {
+    for (item, o) in plan.items.iter().zip(out.iter_mut()) {
+        if let Outcome::Failed { now, .. } = o {
+            *now = run.root.driver_of(&item.bdf);
+        }
+    }
+    out
 }
 
 /// What every step of one run shares.
@@ -370,7 +483,7 @@ pub fn run_split_with<K: Kernel>(
     let act = opts.mode == Mode::Boot && !settings.dry_run;
     let outcomes = if act {
         let fenced = apply_fence(&run, kernel, settings, &plan);
-        let split = opts.split && !settings.sync && !fenced.items.is_empty();
+        let split = opts.rest != Rest::Here && !settings.sync && !fenced.items.is_empty();
         if let (true, Some(Ok(dir))) = (split, &run.dir) {
             let bdfs: heapless::Vec<crate::pci::Bdf, { crate::device::MAX_DEVICES }> =
                 fenced.items.iter().map(|&n| plan.items[n].bdf).collect();
@@ -388,9 +501,13 @@ pub fn run_split_with<K: Kernel>(
                 plural(bdfs.len())
             );
             let pending = Pending {
+                root: &opts.root,
                 dir,
                 deadline: deadline(&run, settings),
                 fenced: &bdfs,
+                settings,
+                inv: &inv,
+                state: &fenced,
             };
             if handover(kernel, &pending) == Handover::Return {
                 return EXIT_OK;
@@ -398,16 +515,12 @@ pub fn run_split_with<K: Kernel>(
             run.split = true;
         }
         let mut ctx = ctx(&run, kernel, settings);
-        let mut out = apply::finish(&mut ctx, &plan, fenced);
+        let out = apply::finish(&mut ctx, &plan, fenced);
         if run.split {
-            // Failed in the fence, settled before udev ran: where it is now.
-            for (item, o) in plan.items.iter().zip(out.iter_mut()) {
-                if let Outcome::Failed { now, .. } = o {
-                    *now = run.root.driver_of(&item.bdf);
-                }
-            }
+            settle_rest(&run, &plan, out)
+        } else {
+            out
         }
-        out
     } else {
         plan.items
             .iter()

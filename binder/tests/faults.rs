@@ -21,7 +21,7 @@ use common::{full_bdf, Dev, FakeTree};
 use proptest::prelude::*;
 use vfio_early::apply::{Kernel, ModprobeError};
 use vfio_early::files::Dir;
-use vfio_early::run::{self, Handover, Mode, Options};
+use vfio_early::run::{self, Handover, Mode, Options, Rest};
 
 /// The logger is process-wide: one run at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -172,6 +172,8 @@ struct Machine {
     vfio_loaded: bool,
     /// `vfio-early fence`: udev runs between the phases.
     split: bool,
+    /// ...and the rest is `vfio-early finish`, from the fence's handoff.
+    handoff: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -196,12 +198,13 @@ fn card() -> impl Strategy<Value = Card> {
 }
 
 fn machine() -> impl Strategy<Value = Machine> {
-    (prop::collection::vec(card(), 1..=3), any::<[bool; 4]>()).prop_map(|(cards, b)| Machine {
+    (prop::collection::vec(card(), 1..=3), any::<[bool; 5]>()).prop_map(|(cards, b)| Machine {
         cards,
         group_whole: b[0],
         fence: b[1],
         vfio_loaded: b[2],
         split: b[3],
+        handoff: b[3] && b[4],
     })
 }
 
@@ -312,7 +315,7 @@ fn run_once(m: &Machine, at: Option<usize>, fault: Fault) -> Result<Ran, TestCas
         root: t.root.clone(),
         mode: Mode::Boot,
         cmdline: None,
-        split: m.split,
+        rest: if m.split { Rest::Unit } else { Rest::Here },
     };
     // Between the phases: what the state file said, and every device as udev left it.
     let mut between = None;
@@ -325,8 +328,24 @@ fn run_once(m: &Machine, at: Option<usize>, fault: Fault) -> Result<Ran, TestCas
             let ends: BTreeMap<String, End> =
                 devs.keys().map(|b| (b.clone(), end(&t, b))).collect();
             between = Some((state, fenced, ends));
-            Handover::Finish
+            if m.handoff {
+                let h = pending
+                    .handoff()
+                    .expect("every fake tree's state fits a handoff");
+                t.file("run/vfio-early/handoff", &h);
+                Handover::Return
+            } else {
+                Handover::Finish
+            }
         })
+    };
+    // The rest from the handoff, in another "process" on the same kernel.
+    let code = match (code, m.handoff && t.exists("run/vfio-early/handoff")) {
+        (0, true) => {
+            let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+            run::finish_with(&opts, &mut sim)
+        }
+        (code, _) => code,
     };
     let ctx = format!("machine {m:?}, fault {fault:?} at {at:?} hit {:?}", sim.hit);
     prop_assert_eq!(code, 0, "boot mode exits 0; {}", ctx);
@@ -497,11 +516,13 @@ fn a_fault_at_any_call_never_strands_a_device() {
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(64));
     let (machines, runs, calls_total) = (Cell::new(0), Cell::new(0), Cell::new(0));
     let (devices, not_bound, split) = (Cell::new(0), Cell::new(0), Cell::new(0));
+    let handoffs = Cell::new(0);
     let add = |c: &Cell<usize>, n: usize| c.set(c.get() + n);
     let result = runner.run(&machine(), |m| {
         let clean = run_once(&m, None, Fault::Block)?;
         add(&machines, 1);
         add(&split, usize::from(m.split));
+        add(&handoffs, usize::from(m.handoff));
         add(&runs, 1);
         add(&calls_total, clean.calls);
         for at in 0..clean.calls {
@@ -519,10 +540,12 @@ fn a_fault_at_any_call_never_strands_a_device() {
     }
     let (machines, runs) = (machines.get(), runs.get());
     eprintln!(
-        "fault injection: {machines} machines ({} split, udev between the phases), {runs} runs, {} faults injected (one per run, \
+        "fault injection: {machines} machines ({} split, udev between the phases, {} of them \
+         finished from the handoff), {runs} runs, {} faults injected (one per run, \
          at each of {} calls x {} kinds), {} planned devices checked, {} left off vfio-pci by a \
          fault, none stranded (a stranded device fails the run)",
         split.get(),
+        handoffs.get(),
         runs - machines,
         calls_total.get(),
         FAULTS.len(),
@@ -533,5 +556,9 @@ fn a_fault_at_any_call_never_strands_a_device() {
     assert!(
         split.get() > 0 && split.get() < machines,
         "both whole and split runs"
+    );
+    assert!(
+        handoffs.get() > 0 && handoffs.get() < split.get(),
+        "split runs finished in the fence's process and from the handoff"
     );
 }

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The split run of shell inits with the real boot build on fake trees: `fence` returns once
-//! the overrides are written while a process of its own loads vfio-pci; `wait` waits for that
-//! process up to the deadline, stops it past it and records `incomplete`; a pid that is not
-//! ours is never signalled. Real boots: tests/generators (initramfs-tools, dracut's shell init).
+//! The split run with the real boot build on fake trees: `fence` returns once the overrides are
+//! written while `finish` (spawned, or a unit after `fence --handoff`) loads vfio-pci; `wait`
+//! waits for it up to the deadline, stops it past it and records `incomplete`; a pid that is
+//! not ours is never signalled; a handoff that does not read is named, never acted on. Real
+//! boots: tests/generators (every generator flavour).
 
 mod common;
 #[path = "common/exe.rs"]
@@ -159,34 +160,102 @@ fn nothing_to_take_means_nothing_left_for_later() {
 }
 
 #[test]
-fn wait_with_no_record_garbage_or_a_stranger_pid_never_blocks_or_kills() {
+fn a_systemd_fence_hands_off_and_finish_does_the_rest_once() {
+    let t = machine(0, "");
+    let (code, err) = boot(&t, &["fence", "--handoff"]);
+    assert_eq!(code, 0, "{err}");
+    // Nothing spawned: the unit does the rest.
+    assert!(!t.exists("run/vfio-early/finish.pid"));
+    assert!(t.exists("run/vfio-early/handoff"));
+    assert_eq!(state(&t)["stage"], "pending");
+    assert_eq!(t.driver_of("01:00.0"), None);
+    // udev between the units: the twin's native driver cannot take the fenced device.
+    let (code, err) = boot(&t, &["finish"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(state(&t)["stage"], "done");
+    assert_eq!(results(&t), ["0000:01:00.0 bound", "0000:01:00.1 bound"]);
+    let log = t.kmsg_lines();
+    assert!(
+        has(&log, "summary: 2 bound, 0 refused, 0 failed"),
+        "{log:#?}"
+    );
+    // A second start of the unit finds the run done and does nothing.
+    let before = t.kmsg_lines().len();
+    assert_eq!(boot(&t, &["finish"]).0, 0);
+    assert_eq!(t.kmsg_lines().len(), before);
+    assert_eq!(
+        t.read("modprobe.log").lines().count(),
+        1,
+        "vfio-pci loaded once"
+    );
+}
+
+#[test]
+fn finish_follows_the_fences_settings_and_refuses_a_handoff_it_cannot_read() {
+    let t = machine(0, "");
+    assert_eq!(boot(&t, &["fence", "--handoff"]).0, 0);
+    // The command line cannot change, but a cmdline.d file could: the fence's settings win.
+    t.file("etc/cmdline.d/50-late.conf", "vfio-early.on-fail=fence\n");
+    assert_eq!(boot(&t, &["finish"]).0, 0);
+    let log = t.kmsg_lines();
+    assert!(
+        has(
+            &log,
+            "the settings changed since the fence: the rest follows the fence's"
+        ),
+        "{log:#?}"
+    );
+    assert_eq!(results(&t), ["0000:01:00.0 bound", "0000:01:00.1 bound"]);
+
+    // Garbage, a cut file, items the plan lacks: named, marked incomplete, nothing written.
+    for garbage in [
+        "".to_string(),
+        "vfio-early handoff 1\nstart 1\n".to_string(),
+        "vfio-early handoff 1\nstart 1\ndeadline 2\nfenced 40\nstopped 0\nend\n".to_string(),
+        "x".repeat(70 * 1024),
+    ] {
+        let t = machine(0, "");
+        assert_eq!(boot(&t, &["fence", "--handoff"]).0, 0);
+        t.file("run/vfio-early/handoff", &garbage);
+        assert_eq!(boot(&t, &["finish"]).0, 0);
+        assert_eq!(state(&t)["stage"], "incomplete", "{:.60}", garbage);
+        assert!(
+            has(&t.kmsg_lines(), "the rest of this boot's run cannot go on"),
+            "{:?}",
+            t.kmsg_lines()
+        );
+        assert!(
+            !t.exists("modprobe.log"),
+            "nothing loaded on a handoff not read"
+        );
+        assert_eq!(t.override_of("01:00.0").trim(), "vfio-pci", "stays fenced");
+    }
+}
+
+#[test]
+fn wait_with_no_handoff_garbage_or_a_stranger_pid_never_blocks_or_kills() {
     let t = FakeTree::new();
     // No run in this boot: nothing to say.
     assert_eq!(boot(&t, &["wait"]).0, 0);
     assert!(t.kmsg_lines().is_empty(), "{:?}", t.kmsg_lines());
 
-    t.file(
-        "run/vfio-early/state.json",
-        "{\"version\":1,\"stage\":\"pending\",\"devices\":[]}\n",
-    );
-    for garbage in ["", "x y\n", "1 2\n", "123\n", "12 34\na\nb\n"] {
-        t.file("run/vfio-early/finish.pid", garbage);
+    // A pending run handed off (nothing spawned), then a pid that is another program's.
+    let t = machine(0, "vfio-early.timeout=1");
+    assert_eq!(boot(&t, &["fence", "--handoff"]).0, 0);
+    let handoff = t.read("run/vfio-early/handoff");
+    for garbage in ["", "vfio-early handoff 1\n", "x y\n"] {
+        t.file("run/vfio-early/handoff", garbage);
         assert_eq!(boot(&t, &["wait"]).0, 0);
         assert!(
-            has(&t.kmsg_lines(), "finish.pid is not the fence's record"),
+            has(&t.kmsg_lines(), "cannot tell how long to wait"),
             "{garbage:?}: {:?}",
             t.kmsg_lines()
         );
         assert_eq!(state(&t)["stage"], "pending", "garbage changes nothing");
     }
-
-    // A pending run whose pid is another program's (reused): never signalled, and the run is
-    // recorded incomplete at once.
+    t.file("run/vfio-early/handoff", &handoff);
     let mut stranger = Command::new("sleep").arg("30").spawn().unwrap();
-    t.file(
-        "run/vfio-early/finish.pid",
-        &format!("{} 99999999999999999\n0000:01:00.0\n", stranger.id()),
-    );
+    t.file("run/vfio-early/finish.pid", &format!("{}\n", stranger.id()));
     assert_eq!(boot(&t, &["wait"]).0, 0);
     assert!(
         stranger.try_wait().unwrap().is_none(),
@@ -195,16 +264,21 @@ fn wait_with_no_record_garbage_or_a_stranger_pid_never_blocks_or_kills() {
     stranger.kill().unwrap();
     let _ = stranger.wait();
     assert_eq!(state(&t)["stage"], "incomplete");
-    assert!(has(&t.kmsg_lines(), "0000:01:00.0 stay fenced"));
+    assert!(has(
+        &t.kmsg_lines(),
+        "0000:01:00.0 0000:01:00.1 stay fenced"
+    ));
 
-    // A FIFO for a record is not waited on.
-    t.remove("run/vfio-early/finish.pid");
+    // A FIFO for a pid file is not waited on.
+    let t = machine(0, "vfio-early.timeout=1");
+    assert_eq!(boot(&t, &["fence", "--handoff"]).0, 0);
     let made = Command::new("mkfifo")
         .arg(t.path("run/vfio-early/finish.pid"))
         .status()
         .expect("mkfifo");
     assert!(made.success());
     assert_eq!(boot(&t, &["wait"]).0, 0);
+    assert_eq!(state(&t)["stage"], "incomplete");
 }
 
 #[test]

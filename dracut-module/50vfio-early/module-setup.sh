@@ -52,6 +52,7 @@ install() {
     ve_write_image_files "$initdir"
     if dracut_module_included systemd; then
         inst_simple "$systemdsystemunitdir/vfio-early.service"
+        inst_simple "$systemdsystemunitdir/vfio-early-finish.service"
         mkdir -p "$initdir$systemdsystemunitdir/sysinit.target.wants"
         ln_r "$systemdsystemunitdir/vfio-early.service" \
             "$systemdsystemunitdir/sysinit.target.wants/vfio-early.service"

@@ -133,12 +133,11 @@ CARD2_NATIVE="02:00.0=bochs-drm 02:00.1=snd_hda_intel"
 CARD1_NATIVE="01:00.0=bochs-drm 01:00.1=snd_hda_intel"
 TABLE="
 control       | its dsd dsh | main  |                                                   | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | nothing configured                            | ran
-cmdline       | its dsh     | main  | vfio-early.devices=01:00.0                        | $CARD1_VFIO $CARD2_NATIVE               | fenced 2 devices in; (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound, 0 refused, 0 failed | ran before-udev split
-cmdline       | dsd         | main  | vfio-early.devices=01:00.0                        | $CARD1_VFIO $CARD2_NATIVE               | (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound, 0 refused, 0 failed | ran before-udev whole
-sync          | its dsh     | main  | vfio-early.devices=01:00.0 vfio-early.sync        | $CARD1_VFIO $CARD2_NATIVE               | (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound, 0 refused, 0 failed | ran before-udev whole
-slow          | its dsh     | main  | vfio-early.devices=01:00.0 test.vfio=slow         | $CARD1_VFIO $CARD2_NATIVE               | fenced 2 devices in; (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound | ran before-udev split beside-udev
-fail-native   | its dsh     | main  | vfio-early.devices=01:00.0 test.vfio=fail-native  | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | loading vfio-pci failed; override cleared and re-probed so the host keeps it; now on bochs-drm; now on snd_hda_intel; summary: 0 bound, 0 refused, 2 failed | ran split
-fail          | its dsh     | main  | vfio-early.devices=01:00.0 test.vfio=fail         | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | loading vfio-pci failed; override cleared and re-probed so the host keeps it; summary: 0 bound, 0 refused, 2 failed | ran split
+cmdline       | its dsd dsh | main  | vfio-early.devices=01:00.0                        | $CARD1_VFIO $CARD2_NATIVE               | fenced 2 devices in; (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound, 0 refused, 0 failed | ran before-udev split
+sync          | its dsd dsh | main  | vfio-early.devices=01:00.0 vfio-early.sync        | $CARD1_VFIO $CARD2_NATIVE               | (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound, 0 refused, 0 failed | ran before-udev whole
+slow          | its dsd dsh | main  | vfio-early.devices=01:00.0 test.vfio=slow         | $CARD1_VFIO $CARD2_NATIVE               | fenced 2 devices in; (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound | ran before-udev split beside-udev
+fail-native   | its dsd dsh | main  | vfio-early.devices=01:00.0 test.vfio=fail-native  | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | loading vfio-pci failed; override cleared and re-probed so the host keeps it; now on bochs-drm; now on snd_hda_intel; summary: 0 bound, 0 refused, 2 failed | ran split
+fail          | its dsd dsh | main  | vfio-early.devices=01:00.0 test.vfio=fail         | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | loading vfio-pci failed; override cleared and re-probed so the host keeps it; summary: 0 bound, 0 refused, 2 failed | ran split
 conf          | its dsd dsh | conf  |                                                   | $CARD1_VFIO $CARD2_NATIVE               | (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound | ran before-udev
 preload       | its dsd dsh | main  | vfio-early.devices=01:00.0 test.preload=vfio-pci  | $CARD1_VFIO $CARD2_NATIVE               | bound to vfio-pci via drivers_probe; summary: 2 bound | ran before-udev preloaded
 rd-driver-pre | dsd dsh     | main  | vfio-early.devices=01:00.0 rd.driver.pre=vfio-pci | $CARD1_VFIO $CARD2_NATIVE               | bound to vfio-pci via; summary: 2 bound       | ran
@@ -258,20 +257,27 @@ if selected its-image-order; then
     pos_v=$(grep -nx '00-vfio-early' <<<"$order" | cut -d: -f1)
     pos_u=$(grep -nx 'udev' <<<"$order" | cut -d: -f1)
     detail="init-top ORDER: $(tr '\n' ' ' <<<"$order")"
-    if [ -n "$pos_v" ] && [ -n "$pos_u" ] && [ "$pos_v" -lt "$pos_u" ]; then
-        result its-image-order OK "$detail"
-    else
+    bottom=$(gen_image_file "$img" scripts/init-bottom/ORDER | sed -n 's|^/scripts/init-bottom/\([^ ]*\) .*|\1|p')
+    detail+="; init-bottom ORDER: $(tr '\n' ' ' <<<"$bottom")"
+    if [ -z "$pos_v" ] || [ -z "$pos_u" ] || [ "$pos_v" -ge "$pos_u" ]; then
         result its-image-order FAIL "$detail" "00-vfio-early does not run before udev in scripts/init-top/ORDER"
+    elif ! grep -qx 'vfio-early' <<<"$bottom"; then
+        result its-image-order FAIL "$detail" "no vfio-early (the wait) in scripts/init-bottom/ORDER"
+    else
+        result its-image-order OK "$detail"
     fi
 fi
 if selected dsh-image-hook; then
     hooks=$(gen_image_listing "$(gen_image_path dsh main)" | awk '{ print $2 }' | sed -n 's|^usr/lib/dracut/hooks/cmdline/||p' | LC_ALL=C sort)
     first=$(grep -v vfiotest <<<"$hooks" | head -n 1)
-    detail="cmdline hooks: $(tr '\n' ' ' <<<"$hooks")"
-    if [ "$first" = 00-vfio-early.sh ]; then
-        result dsh-image-hook OK "$detail"
-    else
+    pivot=$(gen_image_listing "$(gen_image_path dsh main)" | awk '{ print $2 }' | sed -n 's|^usr/lib/dracut/hooks/pre-pivot/||p' | LC_ALL=C sort)
+    detail="cmdline hooks: $(tr '\n' ' ' <<<"$hooks"); pre-pivot hooks: $(tr '\n' ' ' <<<"$pivot")"
+    if [ "$first" != 00-vfio-early.sh ]; then
         result dsh-image-hook FAIL "$detail" "00-vfio-early.sh is not the first cmdline hook (first: ${first:-none})"
+    elif ! grep -qx '99-vfio-early-wait.sh' <<<"$pivot"; then
+        result dsh-image-hook FAIL "$detail" "no pre-pivot hook 99-vfio-early-wait.sh (the wait)"
+    else
+        result dsh-image-hook OK "$detail"
     fi
 fi
 if selected dsd-image-unit; then
@@ -285,9 +291,18 @@ if selected dsd-image-unit; then
         grep -Eq "^Before=.*\b$u\b" <<<"$unit" || reasons+="the unit in the image is not Before=$u"$'\n'
     done
     grep -qx 'DefaultDependencies=no' <<<"$unit" || reasons+="the unit in the image lacks DefaultDependencies=no"$'\n'
+    grep -qx 'ExecStart=/usr/bin/vfio-early fence --handoff' <<<"$unit" || reasons+="the unit in the image does not run the fence"$'\n'
+    grep -qx 'Wants=vfio-early-finish.service' <<<"$unit" || reasons+="the unit in the image does not pull in vfio-early-finish.service"$'\n'
+    finish=$(gen_image_file "$img" usr/lib/systemd/system/vfio-early-finish.service)
+    for want in 'DefaultDependencies=no' 'Type=oneshot' 'After=vfio-early.service' 'ExecStart=/usr/bin/vfio-early finish' 'ConditionPathExists=/run/vfio-early/handoff'; do
+        grep -qx "$want" <<<"$finish" || reasons+="vfio-early-finish.service in the image lacks $want"$'\n'
+    done
+    grep -Eq '^Before=.*\binitrd\.target\b' <<<"$finish" || reasons+="vfio-early-finish.service in the image is not Before=initrd.target"$'\n'
+    tmo=$(sed -n 's/^TimeoutStartSec=//p' <<<"$finish")
+    [ "${tmo:-0}" -gt 600 ] 2>/dev/null || reasons+="vfio-early-finish.service's TimeoutStartSec (${tmo:-none}) is not above the longest deadline (600 s)"$'\n'
     reasons=$(sed '/^$/d' <<<"$reasons")
     if [ -z "$reasons" ]; then
-        result dsd-image-unit OK "unit and sysinit.target.wants link in the image"
+        result dsd-image-unit OK "the fence unit, its sysinit.target.wants link and the finish unit in the image"
     else
         result dsd-image-unit FAIL "" "$reasons"
     fi

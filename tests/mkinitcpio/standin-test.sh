@@ -170,7 +170,8 @@ ve_conf="$P/etc/vfio-early.conf"
 # cannot disable vfio-early; only how the unit is added differs between the flavours.
 wants="add_symlink /usr/lib/systemd/system/sysinit.target.wants/vfio-early.service ../vfio-early.service"
 busybox_adds=("add_runscript " "runscript-name vfio-early" "$wants"
-    "add_file $P/usr/lib/systemd/system/vfio-early.service /usr/lib/systemd/system/vfio-early.service")
+    "add_file $P/usr/lib/systemd/system/vfio-early.service /usr/lib/systemd/system/vfio-early.service"
+    "add_file $P/usr/lib/systemd/system/vfio-early-finish.service /usr/lib/systemd/system/vfio-early-finish.service")
 # The systemd flavour adds the unit the same way: add_systemd_unit would add_binary the unit's
 # ExecStart from the host, putting the host build over the boot build (upstream v41's add_file
 # overwrites).
@@ -218,7 +219,8 @@ case_destdir() {
         return
     fi
     for f in usr/bin/vfio-early usr/lib/vfio-early/vfio-early-boot usr/lib/vfio-early/hook-lib.sh usr/lib/initcpio/install/vfio-early \
-        usr/lib/initcpio/hooks/vfio-early usr/lib/systemd/system/vfio-early.service; do
+        usr/lib/initcpio/hooks/vfio-early usr/lib/systemd/system/vfio-early.service \
+        usr/lib/systemd/system/vfio-early-finish.service; do
         [ -f "$D/$f" ] || why="$why missing $f;"
     done
     if [ -z "$why" ]; then
@@ -229,8 +231,10 @@ case_destdir() {
         if grep -l '@[A-Z]*@' "$D/usr/lib/vfio-early/hook-lib.sh" "$D/usr/lib/initcpio/install/vfio-early" "$D/usr/lib/initcpio/hooks/vfio-early" >/dev/null; then
             why="$why unsubstituted @...@ left;"
         fi
-        # ExecStart names the image's path, where the hook puts the boot build
-        grep -q '^ExecStart=/usr/bin/vfio-early$' "$D/usr/lib/systemd/system/vfio-early.service" || why="$why unit ExecStart is not /usr/bin/vfio-early;"
+        # ExecStart names the image's path, where the hook puts the boot build: the fence, then
+        # the rest in a unit of its own
+        grep -q '^ExecStart=/usr/bin/vfio-early fence --handoff$' "$D/usr/lib/systemd/system/vfio-early.service" || why="$why unit ExecStart is not /usr/bin/vfio-early fence --handoff;"
+        grep -q '^ExecStart=/usr/bin/vfio-early finish$' "$D/usr/lib/systemd/system/vfio-early-finish.service" || why="$why finish unit ExecStart is not /usr/bin/vfio-early finish;"
         # shellcheck disable=SC2016 # a literal $VE_BOOT_BIN
         grep -q 'add_binary "\$VE_BOOT_BIN" /usr/bin/vfio-early' "$D/usr/lib/initcpio/install/vfio-early" || why="$why install hook does not put the boot build at /usr/bin/vfio-early;"
     fi

@@ -86,8 +86,8 @@ else
     reasons=""
     for p in usr/bin/vfio-early usr/lib/vfio-early/vfio-early-boot usr/lib/vfio-early/hook-lib.sh usr/lib/initcpio/install/vfio-early \
         usr/lib/initcpio/hooks/vfio-early usr/share/vfio-early/mkinitcpio.conf usr/lib/dracut/modules.d/50vfio-early/module-setup.sh \
-        usr/lib/systemd/system/vfio-early.service usr/lib/systemd/system/vfio-early-rom-persist.service \
-        usr/share/man/man8/vfio-early.8.gz usr/share/licenses/vfio-early/LICENSE-MIT .PKGINFO .INSTALL .MTREE; do
+        usr/lib/systemd/system/vfio-early.service usr/lib/systemd/system/vfio-early-finish.service \
+        usr/lib/systemd/system/vfio-early-rom-persist.service usr/share/man/man8/vfio-early.8.gz usr/share/licenses/vfio-early/LICENSE-MIT .PKGINFO .INSTALL .MTREE; do
         grep -qxF "$p" <<<"$list" || reasons+="missing $p"$'\n'
     done
     ! grep -qE '^etc/' <<<"$list" || reasons+="ships files in /etc: $(grep -E '^etc/' <<<"$list" | tr '\n' ' ')"$'\n'
@@ -137,7 +137,8 @@ else
     list=$(rpm -qlp "$RPM" 2>/dev/null)
     reasons=""
     for p in /usr/bin/vfio-early /usr/lib/vfio-early/vfio-early-boot /usr/lib/vfio-early/hook-lib.sh /usr/lib/dracut/modules.d/50vfio-early/module-setup.sh \
-        /usr/lib/systemd/system/vfio-early.service /usr/lib/systemd/system/vfio-early-rom-persist.service; do
+        /usr/lib/systemd/system/vfio-early.service /usr/lib/systemd/system/vfio-early-finish.service \
+        /usr/lib/systemd/system/vfio-early-rom-persist.service; do
         grep -qxF "$p" <<<"$list" || reasons+="missing $p"$'\n'
     done
     ! grep -q '^/etc/' <<<"$list" || reasons+="ships files in /etc"$'\n'

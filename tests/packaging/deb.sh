@@ -149,6 +149,7 @@ for p in /usr/bin/vfio-early /usr/lib/vfio-early/vfio-early-boot /usr/lib/vfio-e
     /usr/share/initramfs-tools/scripts/init-top/00-vfio-early /usr/share/initramfs-tools/scripts/init-bottom/vfio-early \
     /usr/lib/dracut/modules.d/50vfio-early/module-setup.sh /usr/lib/dracut/modules.d/50vfio-early/vfio-early.sh \
     /usr/lib/dracut/modules.d/50vfio-early/vfio-early-wait.sh /lib/systemd/system/vfio-early.service \
+    /lib/systemd/system/vfio-early-finish.service \
     /lib/systemd/system/vfio-early-rom-persist.service /usr/share/man/man8/vfio-early.8.gz \
     /usr/share/doc/vfio-early/vfio-early.conf.example /usr/share/doc/vfio-early/copyright; do
     grep -qxF "$p" <<<"$contents" || reasons+="missing $p"$'\n'

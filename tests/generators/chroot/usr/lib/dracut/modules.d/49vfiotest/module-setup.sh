@@ -1,8 +1,8 @@
 #!/bin/bash
-# vfio-early generator tests only (added with --add vfiotest): with
-# test.preload=vfio-pci on the kernel command line, load vfio-pci before the
-# binder: a cmdline 00 hook whose name sorts before 00-vfio-early.sh (shell
-# flavour) or a unit ordered before vfio-early.service (systemd flavour).
+# vfio-early generator tests only (added with --add vfiotest): /usr/bin/vfiotest-early
+# (test.preload=vfio-pci, test.vfio=...) before the binder: a cmdline 00 hook whose
+# name sorts before 00-vfio-early.sh (shell flavour) or a unit ordered before
+# vfio-early.service (systemd flavour).
 # shellcheck disable=SC2154 # dracut sets moddir, initdir and systemdsystemunitdir
 check() { return 255; }
 depends() { return 0; }
@@ -15,5 +15,6 @@ install() {
     else
         inst_hook cmdline 00 "$moddir/aa-vfiotest-preload.sh"
     fi
+    inst_simple "$moddir/vfiotest-early" /usr/bin/vfiotest-early
     inst_multiple modprobe sleep false
 }
