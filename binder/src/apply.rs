@@ -11,8 +11,8 @@
 
 use core::fmt;
 use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::config::OnFail;
@@ -71,24 +71,6 @@ impl RealKernel {
     }
 }
 
-/// A second descriptor of `f` for a child's stdout or stderr, by a raw `F_DUPFD_CLOEXEC`: musl's
-/// fcntl() follows it with an `F_SETFD` for kernels older than 2.6.24.
-fn dup_for_child(f: &std::fs::File) -> Option<Stdio> {
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    // SAFETY: F_DUPFD_CLOEXEC on a descriptor we own; a non-negative result is a new one.
-    let fd = unsafe {
-        nix::libc::syscall(
-            nix::libc::SYS_fcntl,
-            f.as_raw_fd(),
-            nix::libc::F_DUPFD_CLOEXEC,
-            3,
-        )
-    };
-    let fd = i32::try_from(fd).ok().filter(|&fd| fd >= 0)?;
-    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-    Some(Stdio::from(unsafe { OwnedFd::from_raw_fd(fd) }))
-}
-
 impl Kernel for RealKernel {
     fn write(&mut self, path: &Path, value: &str) -> io::Result<()> {
         // No O_CREAT: a missing attribute must be an error, not a new file that hides a bug.
@@ -109,25 +91,18 @@ impl Kernel for RealKernel {
         let failed = |args: fmt::Arguments<'_>| ModprobeError::Failed(bounded(args));
         // The system's own modprobe, by absolute path (the admin's modprobe.d applies): the
         // first of the usual places that spawns, tried in order (no stat before each).
+        // stdin /dev/null; stdout and stderr a file, not a pipe, so a modprobe that outlives
+        // us never gets SIGPIPE, opened through the safe writer's directory handle (no symlink
+        // followed); both go there (modprobe -v, install commands write to either). Without
+        // the log, /dev/null too.
+        let null = crate::sysfs::open_file(Path::new("/dev/null"), OFlag::O_RDWR, 0)
+            .map_err(|e| failed(format_args!("/dev/null: {e}")))?;
         let mut spawned = None;
         for rel in MODPROBE_PATHS {
             let path = self.root.path(rel);
-            // A file, not a pipe, so a modprobe that outlives us never gets SIGPIPE; opened
-            // through the safe writer's directory handle (no symlink followed). stdout and
-            // stderr both go there (modprobe -v, install commands write to either).
             let log = log_dir.and_then(|d| d.create_truncated(MODPROBE_LOG_NAME).ok());
-            let stderr = log.as_ref().and_then(dup_for_child);
-            let stdout = log.map(Stdio::from);
-            // stdin: /dev/null opened with O_CLOEXEC (std's Stdio::null adds an fcntl on musl).
-            let stdin = crate::sysfs::open_ro(Path::new("/dev/null"), OFlag::empty())
-                .map(Stdio::from)
-                .ok();
-            let child = Command::new(&path)
-                .arg(module)
-                .stdin(stdin.unwrap_or_else(Stdio::null))
-                .stdout(stdout.unwrap_or_else(Stdio::null))
-                .stderr(stderr.unwrap_or_else(Stdio::null))
-                .spawn();
+            let out = log.as_ref().map_or(null.as_fd(), |l| l.as_fd());
+            let child = crate::wait::spawn(&path, module, null.as_fd(), out, out);
             match child {
                 Ok(c) => {
                     spawned = Some((c, path));
@@ -140,7 +115,7 @@ impl Kernel for RealKernel {
         let Some((mut child, path)) = spawned else {
             return Err(failed(format_args!("no modprobe found")));
         };
-        let status = match crate::wait::wait_until(&mut child, until) {
+        let status = match child.wait_until(until) {
             Ok(Some(status)) => status,
             Ok(None) => return Err(ModprobeError::StillRunning),
             Err(e) => return Err(failed(format_args!("waiting for {}: {e}", path.display()))),

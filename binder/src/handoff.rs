@@ -10,7 +10,6 @@
 use core::fmt::Write as _;
 
 use crate::apply::{Failure, Fenced, Left, Outcome};
-use crate::config::{Problems, Settings};
 use crate::device::{Device, Inventory, Name};
 use crate::iomem::Framebuffer;
 use crate::pci::{Bdf, Class, PciId};
@@ -25,10 +24,10 @@ const MAGIC: &str = "vfio-early handoff 1";
 #[derive(Debug)]
 pub struct Handoff {
     /// When the fence's run started, and its deadline (CLOCK_MONOTONIC, ns).
-    pub start_ns: u128,
-    pub deadline_ns: u128,
-    /// The settings the fence planned with (`/etc/vfio-early.conf` form).
-    pub settings: String,
+    pub start_ns: u64,
+    pub deadline_ns: u64,
+    /// The digest of the settings' sources the fence read (`run::Input::digest`).
+    pub inputs: u64,
     pub inv: Inventory,
     pub fenced: Fenced,
     /// The fenced addresses, for messages.
@@ -38,18 +37,18 @@ pub struct Handoff {
 /// The handoff text; `None` when something in it would not read back (a driver name with a
 /// space): the rest then runs in the fence's own process.
 pub fn render(
-    settings: &Settings,
+    inputs: u64,
     inv: &Inventory,
     fenced: &Fenced,
     bdfs: &[Bdf],
-    start_ns: u128,
-    deadline_ns: u128,
+    start_ns: u64,
+    deadline_ns: u64,
 ) -> Option<String> {
     let mut t = String::with_capacity(1024 + 160 * inv.devices.len());
-    let _ = writeln!(t, "{MAGIC}\nstart {start_ns}\ndeadline {deadline_ns}");
-    for line in crate::config::FileForm(settings).to_string().lines() {
-        let _ = writeln!(t, "set {line}");
-    }
+    let _ = writeln!(
+        t,
+        "{MAGIC}\nstart {start_ns}\ndeadline {deadline_ns}\ninputs {inputs:x}"
+    );
     let _ = writeln!(t, "iommu {}", u8::from(inv.iommu_on));
     for d in &inv.devices {
         let id = d.id;
@@ -137,7 +136,7 @@ pub fn parse(text: &str) -> Result<Handoff, String> {
     let mut h = Handoff {
         start_ns: 0,
         deadline_ns: 0,
-        settings: String::new(),
+        inputs: 0,
         inv: Inventory::default(),
         fenced: Fenced {
             out: heapless::Vec::new(),
@@ -158,11 +157,7 @@ pub fn parse(text: &str) -> Result<Handoff, String> {
         let ok = match key {
             "start" => rest.parse().map(|v| h.start_ns = v).is_ok(),
             "deadline" => rest.parse().map(|v| h.deadline_ns = v).is_ok(),
-            "set" => {
-                h.settings += rest;
-                h.settings.push('\n');
-                true
-            }
+            "inputs" => u64::from_str_radix(rest, 16).map(|v| h.inputs = v).is_ok(),
             "iommu" => match rest {
                 "0" | "1" => {
                     h.inv.iommu_on = rest == "1";
@@ -232,13 +227,6 @@ pub fn parse(text: &str) -> Result<Handoff, String> {
 }
 
 impl Handoff {
-    /// The settings the fence planned with, read back by the boot's own parser.
-    pub fn settings(&self) -> Settings {
-        let mut s = Settings::default();
-        s.apply_file(&self.settings, &mut Problems::default());
-        s
-    }
-
     /// The fence's state for a plan of `items` items; `None` if it names items the plan lacks.
     pub fn fenced_for(&self, items: usize) -> Option<Fenced> {
         if self.fenced.out.len() > items || self.fenced.items.iter().any(|&n| n >= items) {
@@ -354,14 +342,7 @@ mod tests {
         Bdf::parse(s).unwrap()
     }
 
-    fn sample() -> (Settings, Inventory, Fenced) {
-        let mut settings = Settings::default();
-        let mut problems = Problems::default();
-        settings.apply_file(
-            "devices = 01:00.0@1234:1111+unbind\ndevices = 8086:293e\ngroup = whole\non-fail = fence\ntimeout = 7\nrom = display\n",
-            &mut problems,
-        );
-        assert!(problems.is_empty());
+    fn sample() -> (u64, Inventory, Fenced) {
         let mut inv = Inventory {
             iommu_on: true,
             ..Default::default()
@@ -426,7 +407,7 @@ mod tests {
         let mut items = heapless::Vec::new();
         items.push(0).unwrap();
         (
-            settings,
+            0xfeed_f00d,
             inv,
             Fenced {
                 out,
@@ -438,11 +419,10 @@ mod tests {
 
     #[test]
     fn reads_back_what_it_wrote() {
-        let (settings, inv, fenced) = sample();
-        let text = render(&settings, &inv, &fenced, &[bdf("01:00.0")], 11, 22).unwrap();
+        let (inputs, inv, fenced) = sample();
+        let text = render(inputs, &inv, &fenced, &[bdf("01:00.0")], 11, 22).unwrap();
         let h = parse(&text).unwrap();
-        assert_eq!((h.start_ns, h.deadline_ns), (11, 22));
-        assert_eq!(h.settings(), settings);
+        assert_eq!((h.start_ns, h.deadline_ns, h.inputs), (11, 22, inputs));
         assert_eq!(h.inv.devices, inv.devices);
         assert_eq!(h.inv.framebuffers, inv.framebuffers);
         assert_eq!(h.inv.unseen, inv.unseen);
@@ -459,8 +439,8 @@ mod tests {
 
     #[test]
     fn anything_else_is_refused_whole_naming_the_line() {
-        let (settings, inv, fenced) = sample();
-        let text = render(&settings, &inv, &fenced, &[], 1, 2).unwrap();
+        let (inputs, inv, fenced) = sample();
+        let text = render(inputs, &inv, &fenced, &[], 1, 2).unwrap();
         assert!(parse("").is_err());
         assert!(parse(&text.replace("end\n", ""))
             .unwrap_err()
@@ -473,6 +453,7 @@ mod tests {
             ("not-done 1", "not-done 99999999"),
             ("fb e0000000", "fb e000000g"),
             ("end", "end\nmore"),
+            ("inputs feedf00d", "inputs feedf00x"),
         ] {
             assert!(text.contains(from), "{from}");
             let e = parse(&text.replacen(from, to, 1)).unwrap_err();
@@ -484,6 +465,6 @@ mod tests {
         // A name the format cannot carry: the rest runs in the fence's process instead.
         let mut odd = inv.clone();
         odd.devices[0].driver = Some(Name::try_from("two words").unwrap());
-        assert!(render(&settings, &odd, &fenced, &[], 1, 2).is_none());
+        assert!(render(inputs, &odd, &fenced, &[], 1, 2).is_none());
     }
 }

@@ -148,7 +148,7 @@ fn dispatch(a: Args) -> Result<i32, String> {
                 root: a.root,
                 mode,
                 cmdline,
-                rest: run::Rest::Here,
+                split: false,
             }))
         }
         "config" => {

@@ -12,7 +12,7 @@ use std::ffi::{c_char, c_int, CStr};
 use std::path::PathBuf;
 
 use vfio_early::arena::Arena;
-use vfio_early::run::{self, Mode, Options, Rest, EXIT_USAGE};
+use vfio_early::run::{self, Mode, Options, EXIT_USAGE};
 
 /// A boot run's heap: 1 MiB of `.bss` (pages the kernel maps at exec, touched only as used;
 /// the largest users are the 64 KiB buffer files are streamed through and the state file); past
@@ -27,11 +27,9 @@ vfio-early (boot build): bind chosen PCI devices to vfio-pci from the initramfs
 Usage:
   vfio-early [bind] [--root DIR]   the whole run (systemd initrds; inside an initramfs only,
                                    always exits 0 there)
-  vfio-early fence [--handoff] [--root DIR]
-                                   before udev: write the overrides and return; the rest
-                                   (load vfio-pci, check the binds, report) is `finish`, spawned
-                                   now, or with --handoff left to vfio-early-finish.service
-  vfio-early finish [--root DIR]   the rest of a run `fence` handed off
+  vfio-early fence [--root DIR]    before udev: write the overrides, hand the rest (load
+                                   vfio-pci, check the binds, report) to `finish`, return
+  vfio-early finish [--root DIR]   the rest of a run `fence` handed off (beside udev)
   vfio-early wait [--root DIR]     shell inits, before the switch to the real root: wait for
                                    `finish` up to the deadline, stop it past it
   vfio-early --help | --version
@@ -66,7 +64,6 @@ fn bind(args: impl Iterator<Item = String>) -> c_int {
     let mut root = PathBuf::from("/");
     let mut args = args;
     let mut command = None;
-    let mut handoff = false;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "-h" | "--help" => {
@@ -81,21 +78,15 @@ fn bind(args: impl Iterator<Item = String>) -> c_int {
                 Some(dir) => root = dir.into(),
                 None => return usage("--root needs a directory"),
             },
-            "--handoff" if command.as_deref() == Some("fence") => handoff = true,
             "bind" | "fence" | "finish" | "wait" if command.is_none() => command = Some(arg),
             other => return usage(&format!("unknown argument \"{other}\"")),
         }
     }
-    let rest = match (command.as_deref(), handoff) {
-        (Some("fence"), true) => Rest::Unit,
-        (Some("fence"), false) => Rest::Spawn,
-        _ => Rest::Here,
-    };
     let opts = Options {
         root,
         mode: Mode::Boot,
         cmdline: None,
-        rest,
+        split: command.as_deref() == Some("fence"),
     };
     exit(match command.as_deref() {
         Some("wait") => vfio_early::split::wait(&vfio_early::sysfs::Root::new(&opts.root)),

@@ -43,20 +43,10 @@ pub struct Options {
     pub mode: Mode,
     /// Used instead of `/proc/cmdline` (`plan --cmdline`).
     pub cmdline: Option<String>,
-    /// Boot mode: where the rest of the run goes once every override is written (the `sync`
-    /// setting keeps it here).
-    pub rest: Rest,
-}
-
-/// Where the rest of a boot run (load vfio-pci, verify, settle, report) happens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rest {
-    /// In this run, before it returns (`vfio-early bind`).
-    Here,
-    /// `vfio-early finish`, spawned now and waited for by `vfio-early wait` (`fence`, shell inits).
-    Spawn,
-    /// `vfio-early finish` as `vfio-early-finish.service` (`fence --handoff`, systemd initrds).
-    Unit,
+    /// Boot mode, `vfio-early fence`: once every override is written, hand the rest of the
+    /// run (load vfio-pci, verify, settle, report) to `vfio-early finish` and return (the
+    /// `sync` setting keeps it in this run).
+    pub split: bool,
 }
 
 /// Where the rest of a split run goes on after the fence.
@@ -76,7 +66,8 @@ pub struct Pending<'a> {
     pub deadline: Deadline,
     /// The addresses fenced, in plan order.
     pub fenced: &'a [crate::pci::Bdf],
-    pub settings: &'a Settings,
+    /// [`Input::digest`] of the sources the fence read.
+    pub digest: u64,
     pub inv: &'a crate::device::Inventory,
     pub state: &'a apply::Fenced,
 }
@@ -85,7 +76,7 @@ impl Pending<'_> {
     /// The handoff for `vfio-early finish`; `None` when it cannot be written whole.
     pub fn handoff(&self) -> Option<String> {
         crate::handoff::render(
-            self.settings,
+            self.digest,
             self.inv,
             self.state,
             self.fenced,
@@ -105,6 +96,17 @@ pub struct Input {
     pub settings: Settings,
     pub problems: Problems,
     pub cmdline_ids: bool,
+    /// FNV-1a over every source read, in order: the rest of a split run compares it with the
+    /// fence's to know it plans with the same settings.
+    pub digest: u64,
+}
+
+/// Folds `bytes` (and a separator) into an FNV-1a hash.
+fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes.iter().chain(&[0xff]) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 /// Reads the config file, dracut's cmdline.d and the command line, in that order of precedence.
@@ -113,18 +115,26 @@ pub struct Input {
 pub fn read_input(root: &Root, cmdline: Option<&str>) -> Input {
     let mut settings = Settings::default();
     let mut problems = Problems::default();
-    apply_config_file(&root.path(CONFIG_FILE), &mut settings, &mut problems);
+    let mut digest = 0xcbf2_9ce4_8422_2325;
+    apply_config_file(
+        &root.path(CONFIG_FILE),
+        &mut settings,
+        &mut problems,
+        &mut digest,
+    );
     // dracut's getcmdline(): cmdline.d in name order first, /proc/cmdline last (it wins).
     let confs = cmdline_d_files(root, &mut problems);
     let mut cmdline_ids = false;
     for name in &confs {
         let path = root.path("etc/cmdline.d").join(name.as_str());
         let origin = Origin::CmdlineD(Token::new(name));
-        cmdline_ids |= apply_cmdline_file(&path, origin, &mut settings, &mut problems);
+        digest = fnv(digest, name.as_bytes());
+        cmdline_ids |= apply_cmdline_file(&path, origin, &mut settings, &mut problems, &mut digest);
     }
     cmdline_ids |= match cmdline {
         Some(c) => {
             settings.apply_cmdline(c.as_bytes(), Origin::Cmdline, &mut problems);
+            digest = fnv(digest, c.as_bytes());
             legacy::cmdline_has_ids(c.as_bytes())
         }
         None => apply_cmdline_file(
@@ -132,6 +142,7 @@ pub fn read_input(root: &Root, cmdline: Option<&str>) -> Input {
             Origin::Cmdline,
             &mut settings,
             &mut problems,
+            &mut digest,
         ),
     };
 
@@ -139,6 +150,7 @@ pub fn read_input(root: &Root, cmdline: Option<&str>) -> Input {
         settings,
         problems,
         cmdline_ids,
+        digest,
     }
 }
 
@@ -148,9 +160,11 @@ fn apply_cmdline_file(
     origin: Origin,
     settings: &mut Settings,
     problems: &mut Problems,
+    digest: &mut u64,
 ) -> bool {
     match sysfs::read_input(path, CMDLINE_CAP) {
         Ok(input) => {
+            *digest = fnv(*digest, &input.bytes);
             settings.apply_cmdline(&input.bytes, origin.clone(), problems);
             if input.cut {
                 problems.push(origin, InputError::Cut(CMDLINE_CAP));
@@ -214,10 +228,16 @@ fn cmdline_d_files(root: &Root, problems: &mut Problems) -> heapless::Vec<FileNa
 type FileName = heapless::String<128>;
 
 /// Applies `/etc/vfio-early.conf` (or `path`); absent is fine, unreadable or cut is a problem.
-fn apply_config_file(path: &std::path::Path, settings: &mut Settings, problems: &mut Problems) {
+fn apply_config_file(
+    path: &std::path::Path,
+    settings: &mut Settings,
+    problems: &mut Problems,
+    digest: &mut u64,
+) {
     match sysfs::read_input_optional(path, CONFIG_CAP) {
         Ok(None) => {}
         Ok(Some(input)) => {
+            *digest = fnv(*digest, &input.bytes);
             settings.apply_file(&input.text(), problems);
             if input.cut {
                 problems.push(Origin::Config, InputError::Cut(CONFIG_CAP));
@@ -235,7 +255,7 @@ pub fn config(path: &std::path::Path) -> i32 {
     use std::io::Write;
     let mut settings = Settings::default();
     let mut problems = Problems::default();
-    apply_config_file(path, &mut settings, &mut problems);
+    apply_config_file(path, &mut settings, &mut problems, &mut 0);
     if let Some(p) = problems
         .kept
         .iter()
@@ -296,10 +316,8 @@ fn warn_legacy(root: &Root, input: &Input) {
 /// The whole run; returns the exit code.
 pub fn run(opts: &Options) -> i32 {
     let mut kernel = RealKernel::new(&Root::new(&opts.root));
-    run_split_with(opts, &mut kernel, |_, pending| match opts.rest {
-        Rest::Here => Handover::Finish,
-        Rest::Spawn => crate::split::spawn_rest(pending),
-        Rest::Unit => crate::split::hand_off(pending),
+    run_split_with(opts, &mut kernel, |_, pending| {
+        crate::split::hand_off(pending)
     })
 }
 
@@ -341,12 +359,9 @@ pub fn finish_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
         Ok(h) => h,
         Err(e) => return stop(&e),
     };
-    let mut input = read_input(&root, None);
-    let fence_settings = h.settings();
-    let form = |s: &Settings| crate::config::FileForm(s).to_string();
-    if form(&input.settings) != form(&fence_settings) {
-        error!("the settings changed since the fence: the rest follows the fence's");
-        input.settings = fence_settings;
+    let input = read_input(&root, None);
+    if input.digest != h.inputs {
+        return stop("the settings changed since the fence (a file it read is not the same)");
     }
     let plan = plan::plan(&input.settings, &h.inv);
     let fenced = h.fenced_for(plan.items.len()).filter(|f| {
@@ -360,7 +375,7 @@ pub fn finish_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
     // The fence's start, on this process's clock: the same deadline.
     let ago = crate::split::now_ns().saturating_sub(h.start_ns);
     let start = Instant::now()
-        .checked_sub(Duration::from_nanos(u64::try_from(ago).unwrap_or(u64::MAX)))
+        .checked_sub(Duration::from_nanos(ago))
         .unwrap_or_else(Instant::now);
     let run = Run {
         opts,
@@ -483,7 +498,7 @@ pub fn run_split_with<K: Kernel>(
     let act = opts.mode == Mode::Boot && !settings.dry_run;
     let outcomes = if act {
         let fenced = apply_fence(&run, kernel, settings, &plan);
-        let split = opts.rest != Rest::Here && !settings.sync && !fenced.items.is_empty();
+        let split = opts.split && !settings.sync && !fenced.items.is_empty();
         if let (true, Some(Ok(dir))) = (split, &run.dir) {
             let bdfs: heapless::Vec<crate::pci::Bdf, { crate::device::MAX_DEVICES }> =
                 fenced.items.iter().map(|&n| plan.items[n].bdf).collect();
@@ -505,7 +520,7 @@ pub fn run_split_with<K: Kernel>(
                 dir,
                 deadline: deadline(&run, settings),
                 fenced: &bdfs,
-                settings,
+                digest: input.digest,
                 inv: &inv,
                 state: &fenced,
             };

@@ -3,14 +3,13 @@
 //! written, leaving the rest of the run (load vfio-pci, verify, settle, report) to
 //! `vfio-early finish`, another process that reads the fence's [handoff](crate::handoff).
 //! systemd initrds start it as a unit of its own; under a shell init (initramfs-tools, dracut's
-//! shell init, mkinitcpio's busybox init) the fence spawns it, and `vfio-early wait`, run just
-//! before the switch to the real root, waits for it up to the run's deadline. A rest that has
+//! shell init, mkinitcpio's busybox init) the hook starts it in the background and records its
+//! pid, and `vfio-early wait`, run just before the switch to the real root, waits for it up to
+//! the run's deadline. A rest that has
 //! not reported by then is stopped (after `mount --move /run` its writes would land in a
 //! deleted root) and the state file says `incomplete`.
 
 use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use log::{error, warn};
@@ -22,10 +21,11 @@ use crate::handoff;
 use crate::run::{Handover, Pending, STATE_FILE, STATE_NAME};
 use crate::sysfs::Root;
 
-/// The pid of the rest a shell init's fence spawned, for `wait`.
+/// The pid of the `finish` a shell init's hook started, for `wait`.
 pub const PID_NAME: &str = "finish.pid";
-/// Past the deadline the rest of a run writes nothing more and only reports: this long for it.
-pub const GRACE: Duration = Duration::from_millis(250);
+/// Past the deadline the rest of a run writes nothing more and only reports: this long (ns)
+/// for it.
+pub const GRACE_NS: u64 = 250_000_000;
 /// The state file of a split run starts so until the rest reports.
 const PENDING_HEAD: &[u8] = br#"{"version":1,"stage":"pending""#;
 
@@ -45,7 +45,9 @@ fn write_handoff(p: &Pending<'_>) -> bool {
     true
 }
 
-/// systemd initrds: the handoff, for `vfio-early-finish.service`.
+/// The fence's handover: the handoff for `vfio-early finish` (a unit of its own in systemd
+/// initrds; started in the background by the shell inits' hooks), or, if it cannot be written,
+/// the rest now.
 pub fn hand_off(p: &Pending<'_>) -> Handover {
     if write_handoff(p) {
         Handover::Return
@@ -54,59 +56,26 @@ pub fn hand_off(p: &Pending<'_>) -> Handover {
     }
 }
 
-/// Shell inits: the handoff, then `vfio-early finish` in a process group of its own with no
-/// terminal or pipe of the hook's held open, its pid recorded for `wait`.
-pub fn spawn_rest(p: &Pending<'_>) -> Handover {
-    if !write_handoff(p) {
-        return Handover::Finish;
-    }
-    let child = Command::new("/proc/self/exe")
-        .arg("finish")
-        .arg("--root")
-        .arg(p.root)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn();
-    let child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            warn!("cannot start the rest of the run ({e}): loading vfio-pci now, before udev");
-            let _ = p.dir.remove(handoff::NAME);
-            return Handover::Finish;
-        }
-    };
-    // Without the record `wait` still waits, by the state file, up to the deadline.
-    if let Err(e) = p.dir.write(
-        PID_NAME,
-        format!("{}\n", child.id()).as_bytes(),
-        Replace::Yes,
-    ) {
-        warn!("{e}: the wait before the switch to the real root polls the state file");
-    }
-    Handover::Return
-}
-
 /// `instant` on CLOCK_MONOTONIC in nanoseconds (what `Instant` measures on Linux), readable by
 /// another process.
-pub fn monotonic_ns(instant: Instant) -> u128 {
+pub fn monotonic_ns(instant: Instant) -> u64 {
     let now = Instant::now();
     let mono = now_ns();
+    let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
     match instant.checked_duration_since(now) {
-        Some(ahead) => mono + ahead.as_nanos(),
-        None => mono.saturating_sub(now.duration_since(instant).as_nanos()),
+        Some(ahead) => mono.saturating_add(ns(ahead)),
+        None => mono.saturating_sub(ns(now.duration_since(instant))),
     }
 }
 
-pub fn now_ns() -> u128 {
+pub fn now_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: clock_gettime fills the timespec it is given.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut ts) };
-    u128::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u128::try_from(ts.tv_nsec).unwrap_or(0)
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
 }
 
 /// Whether the state file still says `pending`.
@@ -115,7 +84,7 @@ pub fn pending(dir: &Dir) -> bool {
 }
 
 /// `vfio-early wait`: exits 0 inside an initramfs, whatever it finds; nothing waits past the
-/// run's deadline and [`GRACE`].
+/// run's deadline and [`GRACE_NS`].
 pub fn wait(root: &Root) -> i32 {
     crate::run::boot_logger(root);
     if !root.in_initrd() {
@@ -149,16 +118,14 @@ pub fn wait(root: &Root) -> i32 {
         .and_then(|i| i.text().trim().parse::<u32>().ok())
         .filter(|&p| p > 1);
     let rest = pid.filter(|&p| ours(p)).and_then(crate::wait::pidfd_open);
-    let until = h.deadline_ns + GRACE.as_nanos();
+    let until = h.deadline_ns.saturating_add(GRACE_NS);
     while pending(&dir) && now_ns() < until {
         let left = until.saturating_sub(now_ns());
         match &rest {
             // A pidfd is readable once the process has ended; EINTR only looks again.
             Some(fd) if readable(fd, left) => break,
             Some(_) => {}
-            None => std::thread::sleep(Duration::from_millis(10).min(Duration::from_nanos(
-                u64::try_from(left).unwrap_or(u64::MAX),
-            ))),
+            None => std::thread::sleep(Duration::from_nanos(left.min(10_000_000))),
         }
     }
     if !pending(&dir) {
@@ -194,7 +161,7 @@ pub fn wait(root: &Root) -> i32 {
 }
 
 /// Polls a pidfd for up to `ns`; true once the process has ended.
-fn readable(fd: &std::os::fd::OwnedFd, ns: u128) -> bool {
+fn readable(fd: &std::os::fd::OwnedFd, ns: u64) -> bool {
     let ms = u16::try_from(ns.div_ceil(1_000_000)).unwrap_or(u16::MAX);
     let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
     matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0)

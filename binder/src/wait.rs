@@ -1,46 +1,165 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Waiting for a child process up to a deadline, and never killing it: modprobe may be inside
-//! init_module or a driver's probe (uninterruptible), and a kill between two module loads can
-//! leave a half-loaded stack. At the deadline we stop waiting; the child runs on.
+//! Starting a child (modprobe) with posix_spawn and waiting for it up to a deadline, never
+//! killing it: modprobe may be inside init_module or a driver's probe (uninterruptible), and a
+//! kill between two module loads can leave a half-loaded stack. At the deadline we stop
+//! waiting; the child runs on.
+//!
+//! posix_spawn rather than std's `Command`: the boot build needs one program, one argument and
+//! three descriptors, and `Command`'s environment map and general machinery are a tenth of the
+//! boot build's size.
 
+use core::fmt;
+use std::ffi::CString;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::process::{Child, ExitStatus};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use nix::libc;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-/// `Ok(None)`: still running at `until`.
-pub fn wait_until(child: &mut Child, until: Instant) -> io::Result<Option<ExitStatus>> {
-    // A pidfd becomes readable when the child exits (Linux 5.3): one wakeup, no polling delay.
-    let pidfd = pidfd_open(child.id());
-    let mut nap = Duration::from_millis(1);
-    // With a pidfd, the first look is its poll (a child that already ended makes it return at
-    // once); without one, try_wait first.
-    let mut look = pidfd.is_none();
-    loop {
-        if look {
-            if let Some(status) = child.try_wait()? {
-                return Ok(Some(status));
-            }
+/// A started child.
+#[derive(Debug)]
+pub struct Child {
+    pid: libc::pid_t,
+    /// Reaped: its pid is no longer ours to wait for.
+    done: bool,
+}
+
+/// How a child ended (a raw wait status).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status(libc::c_int);
+
+impl Status {
+    pub fn success(self) -> bool {
+        libc::WIFEXITED(self.0) && libc::WEXITSTATUS(self.0) == 0
+    }
+
+    pub fn code(self) -> Option<i32> {
+        libc::WIFEXITED(self.0).then(|| libc::WEXITSTATUS(self.0))
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.code() {
+            Some(c) => write!(f, "exit status: {c}"),
+            None => write!(f, "signal: {}", libc::WTERMSIG(self.0)),
         }
-        look = true;
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            // One last look: `None` only for a child still running at the deadline.
-            return child.try_wait();
+    }
+}
+
+/// Starts `path arg` with the given stdin, stdout and stderr, the environment inherited, every
+/// signal back at its default and none blocked (we ignore SIGPIPE; a child must not).
+pub fn spawn(
+    path: &Path,
+    arg: &str,
+    stdin: BorrowedFd<'_>,
+    stdout: BorrowedFd<'_>,
+    stderr: BorrowedFd<'_>,
+) -> io::Result<Child> {
+    let invalid = |_| io::Error::from(io::ErrorKind::InvalidInput);
+    let prog = CString::new(path.as_os_str().as_bytes()).map_err(invalid)?;
+    let arg = CString::new(arg).map_err(invalid)?;
+    let argv = [prog.as_ptr(), arg.as_ptr(), std::ptr::null()];
+    extern "C" {
+        static environ: *const *mut libc::c_char;
+    }
+    let mut pid = 0;
+    // SAFETY: every pointer handed to posix_spawn* is valid for the call (the CStrings and
+    // argv live until it returns; the actions and attributes are initialised first and
+    // destroyed after); the descriptors are borrowed, so they are open.
+    let rc = unsafe {
+        let mut actions = std::mem::zeroed::<libc::posix_spawn_file_actions_t>();
+        let mut attr = std::mem::zeroed::<libc::posix_spawnattr_t>();
+        libc::posix_spawn_file_actions_init(&raw mut actions);
+        libc::posix_spawnattr_init(&raw mut attr);
+        for (fd, to) in [(stdin, 0), (stdout, 1), (stderr, 2)] {
+            libc::posix_spawn_file_actions_adddup2(&raw mut actions, fd.as_raw_fd(), to);
         }
-        match &pidfd {
-            Some(fd) => {
-                let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
-                let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(fd), PollFlags::POLLIN)];
-                // EINTR or a timeout: the loop looks again.
-                let _ = poll(&mut fds, PollTimeout::from(ms));
+        let mut all = std::mem::zeroed::<libc::sigset_t>();
+        let mut none = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigfillset(&raw mut all);
+        libc::sigemptyset(&raw mut none);
+        libc::posix_spawnattr_setsigdefault(&raw mut attr, &raw const all);
+        libc::posix_spawnattr_setsigmask(&raw mut attr, &raw const none);
+        let flags = libc::POSIX_SPAWN_SETSIGDEF | libc::POSIX_SPAWN_SETSIGMASK;
+        libc::posix_spawnattr_setflags(&raw mut attr, flags as libc::c_short);
+        let rc = libc::posix_spawn(
+            &raw mut pid,
+            prog.as_ptr(),
+            &raw const actions,
+            &raw const attr,
+            argv.as_ptr().cast(),
+            environ,
+        );
+        libc::posix_spawn_file_actions_destroy(&raw mut actions);
+        libc::posix_spawnattr_destroy(&raw mut attr);
+        rc
+    };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(Child { pid, done: false })
+}
+
+impl Child {
+    pub fn id(&self) -> u32 {
+        self.pid.unsigned_abs()
+    }
+
+    /// Reaps it if it has ended.
+    pub fn try_wait(&mut self) -> io::Result<Option<Status>> {
+        if self.done {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        let mut status = 0;
+        // SAFETY: waitpid on our own child, with a local for the status.
+        let r = unsafe { libc::waitpid(self.pid, &raw mut status, libc::WNOHANG) };
+        match r {
+            0 => Ok(None),
+            r if r == self.pid => {
+                self.done = true;
+                Ok(Some(Status(status)))
             }
-            None => {
-                // Older kernels: look again after a short, growing nap.
-                std::thread::sleep(nap.min(left));
-                nap = (nap * 2).min(Duration::from_millis(16));
+            _ => Err(io::Error::last_os_error()),
+        }
+    }
+
+    /// `Ok(None)`: still running at `until`.
+    pub fn wait_until(&mut self, until: Instant) -> io::Result<Option<Status>> {
+        // A pidfd becomes readable when the child exits (Linux 5.3): one wakeup, no polling
+        // delay.
+        let pidfd = pidfd_open(self.id());
+        let mut nap = Duration::from_millis(1);
+        // With a pidfd, the first look is its poll (a child that already ended makes it return
+        // at once); without one, try_wait first.
+        let mut look = pidfd.is_none();
+        loop {
+            if look {
+                if let Some(status) = self.try_wait()? {
+                    return Ok(Some(status));
+                }
+            }
+            look = true;
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                // One last look: `None` only for a child still running at the deadline.
+                return self.try_wait();
+            }
+            match &pidfd {
+                Some(fd) => {
+                    let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+                    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+                    // EINTR or a timeout: the loop looks again.
+                    let _ = poll(&mut fds, PollTimeout::from(ms));
+                }
+                None => {
+                    // Older kernels: look again after a short, growing nap.
+                    std::thread::sleep(nap.min(left));
+                    nap = (nap * 2).min(Duration::from_millis(16));
+                }
             }
         }
     }
@@ -48,9 +167,9 @@ pub fn wait_until(child: &mut Child, until: Instant) -> io::Result<Option<ExitSt
 
 /// A pidfd for `pid`; `None` when it is gone or the kernel has no pidfd_open (before 5.3).
 pub fn pidfd_open(pid: u32) -> Option<OwnedFd> {
-    let pid = nix::libc::pid_t::try_from(pid).ok()?;
+    let pid = libc::pid_t::try_from(pid).ok()?;
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     let fd = i32::try_from(fd).ok().filter(|&fd| fd >= 0)?;
     // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
     Some(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -59,23 +178,79 @@ pub fn pidfd_open(pid: u32) -> Option<OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::Command;
+
+    fn null() -> std::fs::File {
+        std::fs::File::open("/dev/null").unwrap()
+    }
+
+    fn start(path: &str, arg: &str) -> Child {
+        let n = null();
+        spawn(Path::new(path), arg, n.as_fd(), n.as_fd(), n.as_fd()).unwrap()
+    }
 
     #[test]
     fn returns_at_the_deadline_and_leaves_the_child_running() {
-        let mut child = Command::new("sleep").arg("5").spawn().unwrap();
-        let r = wait_until(&mut child, Instant::now() + Duration::from_millis(100)).unwrap();
+        let mut child = start("/bin/sleep", "5");
+        let r = child
+            .wait_until(Instant::now() + Duration::from_millis(100))
+            .unwrap();
         assert!(r.is_none());
         // Returned before the child ended, and did not end it.
         assert!(child.try_wait().unwrap().is_none(), "never killed");
-        child.kill().unwrap();
-        child.wait().unwrap();
+        // SAFETY: our own child.
+        unsafe { libc::kill(child.pid, libc::SIGKILL) };
+        let end = child.wait_until(Instant::now() + Duration::from_secs(20));
+        assert_eq!(end.unwrap().unwrap().to_string(), "signal: 9");
     }
 
     #[test]
     fn returns_the_status_when_the_child_ends() {
-        let mut child = Command::new("sh").args(["-c", "exit 3"]).spawn().unwrap();
-        let r = wait_until(&mut child, Instant::now() + Duration::from_secs(20)).unwrap();
-        assert_eq!(r.and_then(|s| s.code()), Some(3));
+        let mut child = start("/bin/false", "x");
+        let r = child
+            .wait_until(Instant::now() + Duration::from_secs(20))
+            .unwrap();
+        assert_eq!(r.and_then(Status::code), Some(1));
+        assert_eq!(r.unwrap().to_string(), "exit status: 1");
+    }
+
+    #[test]
+    fn a_missing_program_is_not_found() {
+        let n = null();
+        let e = spawn(
+            Path::new("/nonexistent/modprobe"),
+            "x",
+            n.as_fd(),
+            n.as_fd(),
+            n.as_fd(),
+        );
+        assert_eq!(e.unwrap_err().kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn the_child_gets_sigpipe_back_at_its_default() {
+        // The boot build ignores SIGPIPE; what modprobe's install commands run must not.
+        // SAFETY: SIG_IGN installs no handler code.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("s");
+        std::fs::write(&script, "grep SigIgn /proc/self/status\n").unwrap();
+        let out = std::fs::File::create(dir.path().join("out")).unwrap();
+        let n = null();
+        let mut child = spawn(
+            Path::new("/bin/sh"),
+            script.to_str().unwrap(),
+            n.as_fd(),
+            out.as_fd(),
+            n.as_fd(),
+        )
+        .unwrap();
+        let end = child
+            .wait_until(Instant::now() + Duration::from_secs(20))
+            .unwrap();
+        assert!(end.is_some_and(Status::success));
+        let line = std::fs::read_to_string(dir.path().join("out")).unwrap();
+        let mask =
+            u64::from_str_radix(line.trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();
+        assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "{line}");
     }
 }

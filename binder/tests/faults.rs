@@ -21,7 +21,7 @@ use common::{full_bdf, Dev, FakeTree};
 use proptest::prelude::*;
 use vfio_early::apply::{Kernel, ModprobeError};
 use vfio_early::files::Dir;
-use vfio_early::run::{self, Handover, Mode, Options, Rest};
+use vfio_early::run::{self, Handover, Mode, Options};
 
 /// The logger is process-wide: one run at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -315,7 +315,7 @@ fn run_once(m: &Machine, at: Option<usize>, fault: Fault) -> Result<Ran, TestCas
         root: t.root.clone(),
         mode: Mode::Boot,
         cmdline: None,
-        rest: if m.split { Rest::Unit } else { Rest::Here },
+        split: m.split,
     };
     // Between the phases: what the state file said, and every device as udev left it.
     let mut between = None;

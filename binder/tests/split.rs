@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The split run with the real boot build on fake trees: `fence` returns once the overrides are
-//! written while `finish` (spawned, or a unit after `fence --handoff`) loads vfio-pci; `wait`
+//! written while `finish` (a unit, or started by a shell init's hook) loads vfio-pci; `wait`
 //! waits for it up to the deadline, stops it past it and records `incomplete`; a pid that is
 //! not ours is never signalled; a handoff that does not read is named, never acted on. Real
 //! boots: tests/generators (every generator flavour).
@@ -9,7 +9,7 @@ mod common;
 #[path = "common/exe.rs"]
 mod exe;
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use common::{Dev, FakeTree};
 use exe::has;
@@ -33,6 +33,29 @@ fn machine(delay: u32, args: &str) -> FakeTree {
         &format!("{shebang}\nsleep {delay}\n{body}"),
     );
     t
+}
+
+/// What the shell inits' hooks do: the fence, then `finish` in the background, its pid recorded.
+fn hook_fence(t: &FakeTree) {
+    let (code, err) = boot(t, &["fence"]);
+    assert_eq!(code, 0, "{err}");
+    if t.exists("run/vfio-early/handoff") {
+        let child = Command::new(exe::BOOT)
+            .arg("--root")
+            .arg(&t.root)
+            .arg("finish")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start finish");
+        t.file("run/vfio-early/finish.pid", &format!("{}\n", child.id()));
+        // Reaped by a thread, as the init reaps it: a zombie would look alive to `running`.
+        std::thread::spawn(move || {
+            let mut child = child;
+            let _ = child.wait();
+        });
+    }
 }
 
 fn state(t: &FakeTree) -> serde_json::Value {
@@ -71,8 +94,7 @@ fn running(pid: i32) -> bool {
 #[test]
 fn fence_returns_fenced_and_the_rest_reports_before_wait_returns() {
     let t = machine(3, "");
-    let (code, err) = boot(&t, &["fence"]);
-    assert_eq!(code, 0, "{err}");
+    hook_fence(&t);
     // Returned while modprobe still sleeps: fenced, nothing bound yet, the state says pending.
     assert_eq!(state(&t)["stage"], "pending");
     assert_eq!(
@@ -114,8 +136,7 @@ fn a_rest_stuck_past_its_deadline_is_stopped_and_recorded_incomplete() {
     let made = Command::new("mkfifo").arg(&probe).status().expect("mkfifo");
     assert!(made.success());
 
-    let (code, err) = boot(&t, &["fence"]);
-    assert_eq!(code, 0, "{err}");
+    hook_fence(&t);
     let pid = pid_of(&t);
     assert!(running(pid));
     let (code, err) = boot(&t, &["wait"]);
@@ -137,11 +158,10 @@ fn a_rest_stuck_past_its_deadline_is_stopped_and_recorded_incomplete() {
 #[test]
 fn sync_keeps_the_whole_run_before_the_init_goes_on() {
     let t = machine(1, "vfio-early.sync");
-    let (code, err) = boot(&t, &["fence"]);
-    assert_eq!(code, 0, "{err}");
+    hook_fence(&t);
     assert_eq!(state(&t)["stage"], "done");
     assert_eq!(t.driver_of("01:00.0").as_deref(), Some("vfio-pci"));
-    assert!(!t.exists("run/vfio-early/finish.pid"), "no second process");
+    assert!(!t.exists("run/vfio-early/handoff"), "nothing handed off");
     let (code, _) = boot(&t, &["wait"]);
     assert_eq!(code, 0);
 }
@@ -152,19 +172,18 @@ fn nothing_to_take_means_nothing_left_for_later() {
     let t = FakeTree::new();
     t.device(Dev::new("01:00.0", 0x1234, 0x1111, 0x030000))
         .cmdline("vfio-early.devices=01:00.0");
-    let (code, err) = boot(&t, &["fence"]);
-    assert_eq!(code, 0, "{err}");
+    hook_fence(&t);
     assert_eq!(state(&t)["stage"], "done");
     assert_eq!(results(&t), ["0000:01:00.0 refused"]);
-    assert!(!t.exists("run/vfio-early/finish.pid"));
+    assert!(!t.exists("run/vfio-early/handoff"));
 }
 
 #[test]
 fn a_systemd_fence_hands_off_and_finish_does_the_rest_once() {
     let t = machine(0, "");
-    let (code, err) = boot(&t, &["fence", "--handoff"]);
+    let (code, err) = boot(&t, &["fence"]);
     assert_eq!(code, 0, "{err}");
-    // Nothing spawned: the unit does the rest.
+    // Nothing started: the unit does the rest.
     assert!(!t.exists("run/vfio-early/finish.pid"));
     assert!(t.exists("run/vfio-early/handoff"));
     assert_eq!(state(&t)["stage"], "pending");
@@ -191,21 +210,21 @@ fn a_systemd_fence_hands_off_and_finish_does_the_rest_once() {
 }
 
 #[test]
-fn finish_follows_the_fences_settings_and_refuses_a_handoff_it_cannot_read() {
+fn finish_refuses_changed_settings_and_a_handoff_it_cannot_read() {
     let t = machine(0, "");
-    assert_eq!(boot(&t, &["fence", "--handoff"]).0, 0);
-    // The command line cannot change, but a cmdline.d file could: the fence's settings win.
+    assert_eq!(boot(&t, &["fence"]).0, 0);
+    // The command line cannot change, but a cmdline.d file could: the rest does not act on
+    // settings other than the fence's.
     t.file("etc/cmdline.d/50-late.conf", "vfio-early.on-fail=fence\n");
     assert_eq!(boot(&t, &["finish"]).0, 0);
     let log = t.kmsg_lines();
     assert!(
-        has(
-            &log,
-            "the settings changed since the fence: the rest follows the fence's"
-        ),
+        has(&log, "the settings changed since the fence"),
         "{log:#?}"
     );
-    assert_eq!(results(&t), ["0000:01:00.0 bound", "0000:01:00.1 bound"]);
+    assert_eq!(state(&t)["stage"], "incomplete");
+    assert!(!t.exists("modprobe.log"), "nothing loaded");
+    assert_eq!(t.override_of("01:00.0").trim(), "vfio-pci", "stays fenced");
 
     // Garbage, a cut file, items the plan lacks: named, marked incomplete, nothing written.
     for garbage in [
@@ -215,7 +234,7 @@ fn finish_follows_the_fences_settings_and_refuses_a_handoff_it_cannot_read() {
         "x".repeat(70 * 1024),
     ] {
         let t = machine(0, "");
-        assert_eq!(boot(&t, &["fence", "--handoff"]).0, 0);
+        assert_eq!(boot(&t, &["fence"]).0, 0);
         t.file("run/vfio-early/handoff", &garbage);
         assert_eq!(boot(&t, &["finish"]).0, 0);
         assert_eq!(state(&t)["stage"], "incomplete", "{:.60}", garbage);
@@ -241,7 +260,7 @@ fn wait_with_no_handoff_garbage_or_a_stranger_pid_never_blocks_or_kills() {
 
     // A pending run handed off (nothing spawned), then a pid that is another program's.
     let t = machine(0, "vfio-early.timeout=1");
-    assert_eq!(boot(&t, &["fence", "--handoff"]).0, 0);
+    assert_eq!(boot(&t, &["fence"]).0, 0);
     let handoff = t.read("run/vfio-early/handoff");
     for garbage in ["", "vfio-early handoff 1\n", "x y\n"] {
         t.file("run/vfio-early/handoff", garbage);
@@ -271,7 +290,7 @@ fn wait_with_no_handoff_garbage_or_a_stranger_pid_never_blocks_or_kills() {
 
     // A FIFO for a pid file is not waited on.
     let t = machine(0, "vfio-early.timeout=1");
-    assert_eq!(boot(&t, &["fence", "--handoff"]).0, 0);
+    assert_eq!(boot(&t, &["fence"]).0, 0);
     let made = Command::new("mkfifo")
         .arg(t.path("run/vfio-early/finish.pid"))
         .status()

@@ -291,7 +291,7 @@ if selected dsd-image-unit; then
         grep -Eq "^Before=.*\b$u\b" <<<"$unit" || reasons+="the unit in the image is not Before=$u"$'\n'
     done
     grep -qx 'DefaultDependencies=no' <<<"$unit" || reasons+="the unit in the image lacks DefaultDependencies=no"$'\n'
-    grep -qx 'ExecStart=/usr/bin/vfio-early fence --handoff' <<<"$unit" || reasons+="the unit in the image does not run the fence"$'\n'
+    grep -qx 'ExecStart=/usr/bin/vfio-early fence' <<<"$unit" || reasons+="the unit in the image does not run the fence"$'\n'
     grep -qx 'Wants=vfio-early-finish.service' <<<"$unit" || reasons+="the unit in the image does not pull in vfio-early-finish.service"$'\n'
     finish=$(gen_image_file "$img" usr/lib/systemd/system/vfio-early-finish.service)
     for want in 'DefaultDependencies=no' 'Type=oneshot' 'After=vfio-early.service' 'ExecStart=/usr/bin/vfio-early finish' 'ConditionPathExists=/run/vfio-early/handoff'; do
