@@ -654,19 +654,11 @@ gen_first_native() {
     gen_kevents "$1" | grep -E 'bochs-drm|snd_hda_intel 0000:0[12]|\[drm\] Found bochs' | head -n 1
 }
 
-# Timestamp of a split run's fence record ("fenced N devices in M ms"), or nothing.
-gen_fence_ts() {
-    report_klog "$1" | sed -n 's/^\[ *\([0-9.]*\)\] vfio-early: fenced [0-9]* device.*/\1/p' | head -n 1
-}
-
-# The fence record's own figure (ms from the binder's start to its return), or nothing.
-gen_fence_ms() {
-    report_klog "$1" | sed -n 's/^\[ *[0-9.]*\] vfio-early: fenced [0-9]* devices\{0,1\} in \([0-9]*\) ms.*/\1/p' | head -n 1
-}
-
-# Timestamp of the binder's summary record, or nothing.
-gen_summary_ts() {
-    report_klog "$1" | sed -n 's/^\[ *\([0-9.]*\)\] vfio-early: summary: .*/\1/p' | tail -n 1
+# gen_record DIR fenced|summary: "TS MS" of the binder's fence record ("fenced N devices in M
+# ms", a split run's) or its summary ("summary: ... in M ms"): the kernel timestamp and the
+# binder's own figure; nothing when the boot has none.
+gen_record() {
+    report_klog "$1" | sed -n "s/^\[ *\([0-9.]*\)\] vfio-early: $2 .* in \([0-9]*\) ms.*/\1 \2/p" | tail -n 1
 }
 
 # Timestamp of the real root's first record (after switch_root), or nothing.
@@ -677,11 +669,12 @@ gen_root_ts() {
 # gen_order DIR: "before", "after" or "unknown: why": did the binder's fence (a
 # split run's fence record, else its last record) come before udevd's first?
 gen_order() {
-    local dir=$1 span last udev uts
+    local dir=$1 span last udev uts fence
     span=$(gen_binder_span "$dir")
     last=${span#* }
     last=${last% }
-    [ -z "$(gen_fence_ts "$dir")" ] || last=$(gen_fence_ts "$dir")
+    fence=$(gen_record "$dir" fenced)
+    [ -z "$fence" ] || last=${fence% *}
     [ -n "$last" ] || { echo "unknown: no binder records"; return; }
     udev=$(gen_first_udev "$dir")
     [ -n "$udev" ] || { echo "unknown: no udevd record in the kernel log"; return; }
@@ -693,12 +686,39 @@ gen_order() {
     fi
 }
 
+# gen_figures DIR: "RETURN UDEV ROOT" in ms for one boot: the binder's start to its return to
+# the init system (the fence record's own "in N ms", or a whole run's summary), and its start
+# (that record's timestamp less its own figure) to udevd's first record and to the real root's
+# first record; "-" for what the boot does not show.
+gen_figures() {
+    local dir=$1 rec ts own udev root
+    rec=$(gen_record "$dir" fenced)
+    [ -n "$rec" ] || rec=$(gen_record "$dir" summary:)
+    ts=${rec% *} own=${rec#* }
+    udev=$(gen_first_udev "$dir") root=$(gen_root_ts "$dir")
+    awk -v ts="$ts" -v own="$own" -v udev="${udev%% *}" -v root="$root" 'BEGIN {
+        if (ts == "" || own == "") { print "- - -"; exit }
+        start = ts - own / 1000
+        printf "%d %s %s\n", own, (udev == "" ? "-" : sprintf("%.0f", (udev - start) * 1000)),
+            (root == "" ? "-" : sprintf("%.0f", (root - start) * 1000))
+    }'
+}
+
+# gen_spread V...: "median M (min A, max B)" of the numbers given ("-" skipped), or "n/a".
+gen_spread() {
+    printf '%s\n' "$@" | grep -E '^[0-9]+$' | sort -n | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "n/a"; exit }
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf "median %g (min %d, max %d, n %d)\n", m, v[1], v[NR], NR
+    }'
+}
+
 # gen_timing DIR: tests/qemu/lib.sh's timing line (its /proc/uptime figure
 # needs the test init's markers: dropped), then for a systemd image the span
 # from "Starting vfio-early.service" to "Finished", and the gap from the
 # binder's last record to udevd's first.
 gen_timing() {
-    local dir=$1 line span last udev what
+    local dir=$1 line span last udev what fence
     line=$(timing_line "$dir" | sed 's/, binder time n\/a//')
     span=$(gen_kevents "$dir" | awk '
         / systemd\[1\]: Starting vfio-early\.service/ { a = $1 }
@@ -709,9 +729,10 @@ gen_timing() {
     last=${last#* }
     last=${last% }
     what="the summary"
-    if [ -n "$(gen_fence_ts "$dir")" ]; then
-        last=$(gen_fence_ts "$dir") what="the fence"
-        line+=", fence $(gen_fence_ms "$dir") ms"
+    fence=$(gen_record "$dir" fenced)
+    if [ -n "$fence" ]; then
+        last=${fence% *} what="the fence"
+        line+=", fence ${fence#* } ms"
     fi
     udev=$(gen_first_udev "$dir")
     if [ -n "$last" ] && [ -n "$udev" ]; then

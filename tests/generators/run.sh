@@ -167,6 +167,8 @@ while IFS='|' read -r name flavours variant args expect logs extra; do
     done
 done <<<"$TABLE"
 
+# The suite's figures for tests/bench/budget.sh, written anew by each run.
+rm -f "$REPO_DIR/tests/out/bench/results.generators"
 RUNS="$GEN_OUT/runs"
 phase "boots (${#N[@]}, JOBS=${JOBS:-2})"
 gen_boot_all "$RUNS"
@@ -202,7 +204,8 @@ for ((i = 0; i < ${#N[@]}; i++)); do
                 fi
                 ;;
             split)
-                fence=$(gen_fence_ts "$dir") summary=$(gen_summary_ts "$dir") rootts=$(gen_root_ts "$dir")
+                fence=$(gen_record "$dir" fenced) summary=$(gen_record "$dir" summary:) rootts=$(gen_root_ts "$dir")
+                summary=${summary% *}
                 if [ -z "$fence" ]; then
                     reasons+=$'\n'"no fence record: the run did not split"
                 elif [ -z "$summary" ] || [ -z "$rootts" ] || ! awk -v a="$summary" -v b="$rootts" 'BEGIN { exit !(a < b) }'; then
@@ -211,11 +214,12 @@ for ((i = 0; i < ${#N[@]}; i++)); do
                 grep -q '"stage":"done"' <<<"$state" || reasons+=$'\n'"state.json does not say stage done: ${state:0:120}"
                 ;;
             whole)
-                [ -z "$(gen_fence_ts "$dir")" ] || reasons+=$'\n'"a fence record: the run split although it should run whole"
+                [ -z "$(gen_record "$dir" fenced)" ] || reasons+=$'\n'"a fence record: the run split although it should run whole"
                 grep -q '"stage":"done"' <<<"$state" || reasons+=$'\n'"state.json does not say stage done: ${state:0:120}"
                 ;;
             beside-udev)
-                summary=$(gen_summary_ts "$dir") udev=$(gen_first_udev "$dir")
+                summary=$(gen_record "$dir" summary:) udev=$(gen_first_udev "$dir")
+                summary=${summary% *}
                 if [ -z "$summary" ] || [ -z "$udev" ] || ! awk -v a="${udev%% *}" -v b="$summary" 'BEGIN { exit !(a < b) }'; then
                     reasons+=$'\n'"the summary (${summary:-none}) does not follow udevd's first record (${udev%% *}): the rest did not run beside udev"
                 fi
@@ -248,6 +252,48 @@ for ((i = 0; i < ${#N[@]}; i++)); do
     fi
     [[ ${N[i]} != *-cmdline ]] || SPAN[${FL[i]}]=$(gen_timing "$dir")
 done
+
+# ---------------------------------------------------------------- boot timing
+# Numbers, not tests: per flavour, TIMING_PAIRS (default 5) pairs of boots of the main image with
+# vfio-early.devices=01:00.0, the split run (the default) and vfio-early.sync (the whole run in
+# the fence), each pair booted side by side (JOBS=2) so both see the same load. Per boot
+# (gen_figures): the binder's start to its return to the init system, to udevd's first record,
+# to the real root's first record. The medians go to the bench results.
+if selected timing; then
+    phase "boot timing (${TIMING_PAIRS:-5} pairs per flavour, split and sync side by side)"
+    N=() IMG=() ARGS=()
+    for f in its dsd dsh; do
+        for ((p = 1; p <= ${TIMING_PAIRS:-5}; p++)); do
+            for mode in split sync; do
+                a="vfio-early.devices=01:00.0"
+                [ "$mode" = split ] || a+=" vfio-early.sync"
+                N+=("$f-$mode-$p") IMG+=("$(gen_image_path "$f" main)") ARGS+=("$a")
+            done
+        done
+    done
+    gen_boot_all "$GEN_OUT/timing"
+    mkdir -p "$REPO_DIR/tests/out/bench"
+    h_say "binder start -> return to the init / -> udevd's first record / -> the real root (ms, kernel timestamps):"
+    for f in its dsd dsh; do
+        for mode in split sync; do
+            ret=() udev=() root=() bad=0
+            for ((p = 1; p <= ${TIMING_PAIRS:-5}; p++)); do
+                read -r a b c < <(gen_figures "$GEN_OUT/timing/$f-$mode-$p")
+                [ "$a" != - ] || bad=$((bad + 1))
+                ret+=("$a") udev+=("$b") root+=("$c")
+            done
+            extra=""
+            [ "$bad" -eq 0 ] || extra="; $bad boots without figures"
+            h_say "  $(gen_flavour_name "$f") $mode: return $(gen_spread "${ret[@]}"); udevd $(gen_spread "${udev[@]}"); root $(gen_spread "${root[@]}")$extra"
+            for k in ret udev root; do
+                declare -n arr=$k
+                m=$(gen_spread "${arr[@]}" | sed -n 's/^median \([0-9.]*\).*/\1/p')
+                [ -z "$m" ] || echo "boot.$f.$mode.$k.median $m" >>"$REPO_DIR/tests/out/bench/results.generators"
+                unset -n arr
+            done
+        done
+    done
+fi
 
 # Where each generator put the binder, read from the main images (no boot): the
 # runtime order above is shown by timestamps; this is the order the image encodes.
@@ -410,7 +456,6 @@ done
 # each with its children (tests/bench/cputime.c). The median ratio goes to the bench results,
 # which tests/bench/budget.sh checks against tests/bench/budgets.
 img=$(gen_image_path its main)
-rm -f "$REPO_DIR/tests/out/bench/results.generators"
 if selected its-image-read-bench && [ -f "$img" ] && cc -O2 -o "$GEN_OUT/cputime" "$REPO_DIR/tests/bench/cputime.c" 2>/dev/null; then
     cp "$img" "$GEN_ROOT/var/tmp/vfiotest-bench.img"
     ratios=()
@@ -426,7 +471,7 @@ if selected its-image-read-bench && [ -f "$img" ] && cc -O2 -o "$GEN_OUT/cputime
     med=$(printf '%s\n' "${ratios[@]}" | sort -n | sed -n 4p)
     h_say "image read ($(stat -c %s "$img") bytes, $(gen_flavour_name its)): CPU ratio check --image / lsinitramfs median $med (min $(printf '%s\n' "${ratios[@]}" | sort -n | head -n 1), max $(printf '%s\n' "${ratios[@]}" | sort -n | tail -n 1))"
     mkdir -p "$REPO_DIR/tests/out/bench"
-    echo "image_read.cpu_ratio_vs_lsinitramfs.median $med" >"$REPO_DIR/tests/out/bench/results.generators"
+    echo "image_read.cpu_ratio_vs_lsinitramfs.median $med" >>"$REPO_DIR/tests/out/bench/results.generators"
 fi
 
 # Scenario 5: the hostonly dracut image keeps the vfio modules (listing, no boot).
