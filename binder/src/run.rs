@@ -327,8 +327,9 @@ pub fn finish(opts: &Options) -> i32 {
     finish_with(opts, &mut kernel)
 }
 
-/// `finish` with the given kernel interface: plans again on the fence's view of the bus, with
-/// its settings, and goes on where it stopped. Exits 0 inside an initramfs whatever it finds.
+/// `finish` with the given kernel interface: plans again on the fence's view of the bus (its
+/// settings' sources must read the same) and goes on where it stopped. Exits 0 inside an
+/// initramfs whatever it finds.
 pub fn finish_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
     use crate::handoff;
     let root = Root::new(&opts.root);

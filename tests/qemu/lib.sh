@@ -275,7 +275,7 @@ boot_vm() {
     # --foreground keeps timeout (and QEMU) in the job's process group, which
     # an interrupted run.sh kills.
     local cmd=(timeout --foreground --kill-after=10 "$BOOT_TIMEOUT"
-        qemu-system-x86_64 -accel tcg -M q35 -m 512 -smp 1 -nodefaults
+        qemu-system-x86_64 -accel tcg -M q35 -m 512 -smp "${QEMU_SMP:-1}" -nodefaults
         -vga none -display none -no-reboot
         -serial "file:$dir/console.log" -serial "file:$dir/report.txt"
         -kernel "$kernel" -initrd "$initrd"
