@@ -344,12 +344,14 @@ pub fn apply_with<K: Kernel>(
     plan: &Plan,
     fenced_hook: impl FnMut(&mut Ctx<'_, K>, &[usize]),
 ) -> Outcomes {
-    let fenced = fence(ctx, plan, fenced_hook);
-    finish(ctx, plan, fenced)
+    let mut state = Fenced::default();
+    fence(ctx, plan, &mut state, fenced_hook);
+    finish(ctx, plan, &mut state);
+    state.out
 }
 
 /// What the fence leaves for the rest of the run.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Fenced {
     /// Outcomes so far: the fenced items are still `AsPlanned`.
     pub out: Outcomes,
@@ -359,28 +361,28 @@ pub struct Fenced {
     pub stopped: bool,
 }
 
-impl Fenced {
-    /// The outcomes as the state file shows them between the two phases.
-    pub fn pending(&self) -> Outcomes {
-        let mut out = self.out.clone();
-        for &n in &self.items {
-            out[n] = Outcome::Pending;
-        }
-        out
-    }
-}
-
 /// Step 1, the part that must precede udev: every override written, unbound where allowed,
 /// then `fenced_hook` (the ROM reads). Once an override is written the PCI core gives that
 /// device to no driver but vfio-pci, so the rest ([`finish`]) may run beside udev.
 pub fn fence<K: Kernel>(
     ctx: &mut Ctx<'_, K>,
     plan: &Plan,
+    state: &mut Fenced,
     mut fenced_hook: impl FnMut(&mut Ctx<'_, K>, &[usize]),
-) -> Fenced {
-    let mut out: Outcomes = plan.items.iter().map(|_| Outcome::AsPlanned).collect();
-    let mut fenced: heapless::Vec<usize, MAX_DEVICES> = heapless::Vec::new();
-    let mut stopped = false;
+) {
+    // In place: the outcomes are tens of KiB, and every copy of them is stack the boot touches.
+    state.out.clear();
+    state.items.clear();
+    for _ in &plan.items {
+        // MAX_ITEMS holds every item of a plan.
+        let _ = state.out.push(Outcome::AsPlanned);
+    }
+    let Fenced {
+        out,
+        items: fenced,
+        stopped,
+    } = state;
+    *stopped = false;
 
     // 1. Fence, then unbind where allowed. Companions come after their leads in the plan.
     for (n, item) in plan.items.iter().enumerate() {
@@ -396,8 +398,8 @@ pub fn fence<K: Kernel>(
                 continue;
             }
         }
-        if stopped || ctx.passed() {
-            stopped = true;
+        if *stopped || ctx.passed() {
+            *stopped = true;
             out[n] = Outcome::NotDone;
             continue;
         }
@@ -428,24 +430,23 @@ pub fn fence<K: Kernel>(
         let _ = fenced.push(n);
     }
     // Called even when nothing was fenced: the hook also says why it read nothing.
-    fenced_hook(ctx, &fenced);
-    Fenced {
-        out,
-        items: fenced,
-        stopped,
-    }
+    fenced_hook(ctx, fenced);
 }
 
 /// Steps 2-4: load or probe vfio-pci, verify every fenced item, settle what it did not take;
 /// within the same deadline as the fence.
-pub fn finish<K: Kernel>(ctx: &mut Ctx<'_, K>, plan: &Plan, fenced: Fenced) -> Outcomes {
+/// The outcomes are settled in place: a plan's outcomes are tens of KiB, and every copy of
+/// them is stack the boot touches.
+pub fn finish<K: Kernel>(ctx: &mut Ctx<'_, K>, plan: &Plan, state: &mut Fenced) {
     let Fenced {
-        mut out,
+        out,
         items: fenced,
-        mut stopped,
-    } = fenced;
+        stopped,
+    } = state;
+    let (out, fenced) = (out, &*fenced);
+    let mut stopped = *stopped;
     if fenced.is_empty() {
-        return out;
+        return;
     }
 
     // 2. Probe: at module init vfio-pci binds every fenced device by itself; once registered,
@@ -469,7 +470,7 @@ pub fn finish<K: Kernel>(ctx: &mut Ctx<'_, K>, plan: &Plan, fenced: Fenced) -> O
     let mut probe_failed: heapless::Vec<(usize, heapless::String<160>), MAX_DEVICES> =
         heapless::Vec::new();
     if via == Via::DriversProbe {
-        for &n in &fenced {
+        for &n in fenced {
             if stopped || ctx.passed() {
                 stopped = true;
                 break;
@@ -516,7 +517,7 @@ pub fn finish<K: Kernel>(ctx: &mut Ctx<'_, K>, plan: &Plan, fenced: Fenced) -> O
 
     // 4. What followed a display that was not bound goes back with it (on-fail=release).
     if ctx.on_fail == OnFail::Release && !stopped {
-        for &n in &fenced {
+        for &n in fenced {
             let Some((at, lead)) = lead_of(plan, n) else {
                 continue;
             };
@@ -526,7 +527,6 @@ pub fn finish<K: Kernel>(ctx: &mut Ctx<'_, K>, plan: &Plan, fenced: Fenced) -> O
             }
         }
     }
-    out
 }
 
 fn stuck(e: Option<heapless::String<160>>) -> Left {

@@ -145,8 +145,6 @@ pub fn parse(text: &str) -> Result<Handoff, String> {
         },
         fenced_bdfs: String::new(),
     };
-    let mut failed: heapless::Vec<(usize, Outcome), { crate::plan::MAX_ITEMS }> =
-        heapless::Vec::new();
     let mut ended = false;
     for (i, line) in lines.enumerate() {
         let bad = || format!("line {}: {}", i + 2, bounded::<80>(format_args!("{line}")));
@@ -191,8 +189,8 @@ pub fn parse(text: &str) -> Result<Handoff, String> {
             }
             "not-done" => rest
                 .parse()
-                .is_ok_and(|n| failed.push((n, Outcome::NotDone)).is_ok()),
-            "failed" => outcome(rest).is_some_and(|f| failed.push(f).is_ok()),
+                .is_ok_and(|n| set(&mut h.fenced.out, n, Outcome::NotDone)),
+            "failed" => outcome(rest).is_some_and(|(n, o)| set(&mut h.fenced.out, n, o)),
             "end" => {
                 ended = true;
                 rest.is_empty()
@@ -206,37 +204,35 @@ pub fn parse(text: &str) -> Result<Handoff, String> {
     if !ended {
         return Err("cut short (no end line)".into());
     }
-    // Outcomes are index-aligned with the plan; the plan's length is known only once the rest
-    // plans again, so keep the highest index seen and let `outcomes` size them.
-    let len = failed
-        .iter()
-        .map(|(n, _)| n + 1)
-        .chain(h.fenced.items.iter().map(|n| n + 1))
-        .max()
-        .unwrap_or(0);
-    if len > crate::plan::MAX_ITEMS {
-        return Err(format!("an item index past the plan's capacity ({len})"));
-    }
-    h.fenced.out = (0..len).map(|_| Outcome::AsPlanned).collect();
-    for (n, o) in failed {
-        if let Some(slot) = h.fenced.out.get_mut(n) {
-            *slot = o;
-        }
-    }
     Ok(h)
 }
 
-impl Handoff {
-    /// The fence's state for a plan of `items` items; `None` if it names items the plan lacks.
-    pub fn fenced_for(&self, items: usize) -> Option<Fenced> {
-        if self.fenced.out.len() > items || self.fenced.items.iter().any(|&n| n >= items) {
-            return None;
+/// Sets outcome `n` (index-aligned with the plan; the plan's length is known only once the rest
+/// plans again), the ones before it as planned; false past the capacity or out of order.
+fn set(out: &mut crate::apply::Outcomes, n: usize, o: Outcome) -> bool {
+    if n < out.len() {
+        return false;
+    }
+    while out.len() < n {
+        if out.push(Outcome::AsPlanned).is_err() {
+            return false;
         }
-        let mut f = self.fenced.clone();
+    }
+    out.push(o).is_ok()
+}
+
+impl Handoff {
+    /// The fence's state, made to fit a plan of `items` items; false if it names items the plan
+    /// lacks.
+    pub fn fit(&mut self, items: usize) -> bool {
+        let f = &mut self.fenced;
+        if f.out.len() > items || f.items.iter().any(|&n| n >= items) {
+            return false;
+        }
         while f.out.len() < items {
             let _ = f.out.push(Outcome::AsPlanned);
         }
-        Some(f)
+        true
     }
 }
 
@@ -428,13 +424,16 @@ mod tests {
         assert_eq!(h.inv.unseen, inv.unseen);
         assert!(h.inv.iommu_on);
         assert_eq!(h.fenced_bdfs, "0000:01:00.0");
-        let f = h.fenced_for(5).unwrap();
+        // A plan shorter than what the handoff names is not the fence's.
+        let mut short = parse(&text).unwrap();
+        assert!(!short.fit(3));
+        let mut h = h;
+        assert!(h.fit(5));
+        let f = h.fenced;
         assert_eq!(
             (f.out, f.items, f.stopped),
             (fenced.out, fenced.items, true)
         );
-        // A plan shorter than what the handoff names is not the fence's.
-        assert!(h.fenced_for(3).is_none());
     }
 
     #[test]

@@ -313,7 +313,8 @@ fn warn_legacy(root: &Root, input: &Input) {
     }
 }
 
-/// The whole run; returns the exit code.
+/// The whole run; returns the exit code. Never inlined (see [`finish`]).
+#[inline(never)]
 pub fn run(opts: &Options) -> i32 {
     let mut kernel = RealKernel::new(&Root::new(&opts.root));
     run_split_with(opts, &mut kernel, |_, pending| {
@@ -321,7 +322,10 @@ pub fn run(opts: &Options) -> i32 {
     })
 }
 
-/// `vfio-early finish`: the rest of a run the fence handed off.
+/// `vfio-early finish`: the rest of a run the fence handed off. Never inlined: its frame (the
+/// handoff, a plan) must not sit in the frame of every command, where the stack probes would
+/// touch all of it on every run.
+#[inline(never)]
 pub fn finish(opts: &Options) -> i32 {
     let mut kernel = RealKernel::new(&Root::new(&opts.root));
     finish_with(opts, &mut kernel)
@@ -356,7 +360,7 @@ pub fn finish_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
         crate::split::mark_incomplete(&dir);
         EXIT_OK
     };
-    let h = match read {
+    let mut h = match read {
         Ok(h) => h,
         Err(e) => return stop(&e),
     };
@@ -365,14 +369,14 @@ pub fn finish_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
         return stop("the settings changed since the fence (a file it read is not the same)");
     }
     let plan = plan::plan(&input.settings, &h.inv);
-    let fenced = h.fenced_for(plan.items.len()).filter(|f| {
-        f.items
+    let fits = h.fit(plan.items.len())
+        && h.fenced
+            .items
             .iter()
-            .all(|&n| matches!(plan.items[n].decision, Decision::Bind { .. }))
-    });
-    let Some(fenced) = fenced else {
+            .all(|&n| matches!(plan.items[n].decision, Decision::Bind { .. }));
+    if !fits {
         return stop("its items do not match the fence's plan");
-    };
+    }
     // The fence's start, on this process's clock: the same deadline.
     let ago = crate::split::now_ns().saturating_sub(h.start_ns);
     let start = Instant::now()
@@ -386,20 +390,21 @@ pub fn finish_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
         split: true,
     };
     let settings = &input.settings;
+    let fenced = &mut h.fenced;
     let mut ctx = ctx(&run, kernel, settings);
-    let out = settle_rest(&run, &plan, apply::finish(&mut ctx, &plan, fenced));
+    apply::finish(&mut ctx, &plan, fenced);
+    settle_rest(&run, &plan, &mut fenced.out);
     let bad = input.problems.len();
-    tell(&run, &input, Some((&plan, &out)), bad)
+    tell(&run, &input, Some((&plan, &fenced.out)), bad)
 }
 
 /// After a split: what failed in the fence was settled before udev ran; where it is now.
-fn settle_rest(run: &Run, plan: &Plan, mut out: Outcomes) -> Outcomes {
+fn settle_rest(run: &Run, plan: &Plan, out: &mut Outcomes) {
     for (item, o) in plan.items.iter().zip(out.iter_mut()) {
         if let Outcome::Failed { now, .. } = o {
             *now = run.root.driver_of(&item.bdf);
         }
     }
-    out
 }
 
 /// What every step of one run shares.
@@ -497,20 +502,18 @@ pub fn run_split_with<K: Kernel>(
     }
     let plan = plan::plan(settings, &inv);
     let act = opts.mode == Mode::Boot && !settings.dry_run;
-    let outcomes = if act {
-        let fenced = apply_fence(&run, kernel, settings, &plan);
+    // One slot for the outcomes, filled in place (see apply::fence).
+    let mut state = apply::Fenced::default();
+    if act {
+        let fenced = &mut state;
+        apply_fence(&run, kernel, settings, &plan, fenced);
         let split = opts.split && !settings.sync && !fenced.items.is_empty();
         if let (true, Some(Ok(dir))) = (split, &run.dir) {
             let bdfs: heapless::Vec<crate::pci::Bdf, { crate::device::MAX_DEVICES }> =
                 fenced.items.iter().map(|&n| plan.items[n].bdf).collect();
             let ms = run.start.elapsed().as_millis();
-            write_state(
-                &run,
-                &input,
-                Some((&plan, &fenced.pending())),
-                Stage::Pending,
-                ms,
-            );
+            let done = Some((&plan, &fenced.out));
+            write_state(&run, &input, done, Stage::Pending(&fenced.items), ms);
             info!(
                 "fenced {} device{} in {ms} ms; loading vfio-pci and checking the binds follow beside udev",
                 bdfs.len(),
@@ -523,7 +526,7 @@ pub fn run_split_with<K: Kernel>(
                 fenced: &bdfs,
                 digest: input.digest,
                 inv: &inv,
-                state: &fenced,
+                state: fenced,
             };
             if handover(kernel, &pending) == Handover::Return {
                 return EXIT_OK;
@@ -531,21 +534,19 @@ pub fn run_split_with<K: Kernel>(
             run.split = true;
         }
         let mut ctx = ctx(&run, kernel, settings);
-        let out = apply::finish(&mut ctx, &plan, fenced);
+        apply::finish(&mut ctx, &plan, fenced);
         if run.split {
-            settle_rest(&run, &plan, out)
-        } else {
-            out
+            settle_rest(&run, &plan, &mut fenced.out);
         }
     } else {
-        plan.items
-            .iter()
-            .map(|i| match i.decision {
+        for i in &plan.items {
+            let _ = state.out.push(match i.decision {
                 Decision::Bind { .. } => Outcome::WouldBind,
                 _ => Outcome::AsPlanned,
-            })
-            .collect()
-    };
+            });
+        }
+    }
+    let outcomes = &state.out;
     if outcomes.contains(&Outcome::Unknown) {
         error!("modprobe vfio-pci still running at the deadline: outcome unknown; it was left running (a kill between two module loads can leave a half-loaded stack) and nothing more was written");
     }
@@ -553,7 +554,7 @@ pub fn run_split_with<K: Kernel>(
         info!("dry run (vfio-early.dry-run): nothing written");
     }
     let scan_errors = errors.kept.len() + errors.dropped;
-    tell(&run, &input, Some((&plan, &outcomes)), bad + scan_errors)
+    tell(&run, &input, Some((&plan, outcomes)), bad + scan_errors)
 }
 
 fn deadline(run: &Run, settings: &Settings) -> Deadline {
@@ -579,11 +580,12 @@ fn apply_fence<K: Kernel>(
     kernel: &mut K,
     settings: &Settings,
     plan: &Plan,
-) -> apply::Fenced {
+    state: &mut apply::Fenced,
+) {
     let root = &run.root;
     let mut ctx = ctx(run, kernel, settings);
     if settings.rom == RomWant::None {
-        return apply::fence(&mut ctx, plan, |_, _| {});
+        return apply::fence(&mut ctx, plan, state, |_, _| {});
     }
     // Built into the image by the hooks: the captures already stored in /var/lib.
     let known = sysfs::read_input_optional(&root.path(romread::KNOWN_FILE), 64 * 1024)
@@ -594,24 +596,24 @@ fn apply_fence<K: Kernel>(
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
-    apply::fence(&mut ctx, plan, |ctx, fenced| {
+    apply::fence(&mut ctx, plan, state, |ctx, fenced| {
         romread::capture_fenced(ctx, plan, fenced, &settings.rom, &known, &release)
-    })
+    });
 }
 
 /// Where a boot's run stands, as the state file says (`stage`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stage {
-    /// Fenced; the rest of a split run has not reported yet.
-    Pending,
+pub enum Stage<'a> {
+    /// Fenced (these plan items); the rest of a split run has not reported yet.
+    Pending(&'a [usize]),
     /// The run reported.
     Done,
 }
 
-impl Stage {
+impl Stage<'_> {
     pub fn as_str(self) -> &'static str {
         match self {
-            Stage::Pending => "pending",
+            Stage::Pending(_) => "pending",
             Stage::Done => "done",
         }
     }
@@ -772,7 +774,12 @@ fn state_json(
     }
     j.close(']').open(Some("devices"), '[');
     if let Some((plan, outcomes)) = done {
-        for (item, outcome) in plan.items.iter().zip(outcomes.iter()) {
+        for (n, (item, outcome)) in plan.items.iter().zip(outcomes.iter()).enumerate() {
+            // Between the phases the fenced items are pending, whatever the fence left.
+            let outcome = match stage {
+                Stage::Pending(fenced) if fenced.contains(&n) => &Outcome::Pending,
+                _ => outcome,
+            };
             let r = DeviceReport {
                 item,
                 outcome,

@@ -85,6 +85,7 @@ pub fn pending(dir: &Dir) -> bool {
 
 /// `vfio-early wait`: exits 0 inside an initramfs, whatever it finds; nothing waits past the
 /// run's deadline and [`GRACE_NS`].
+#[inline(never)]
 pub fn wait(root: &Root) -> i32 {
     crate::run::boot_logger(root);
     if !root.in_initrd() {

@@ -50,8 +50,8 @@ impl fmt::Display for Status {
     }
 }
 
-/// Starts `path arg` with the given stdin, stdout and stderr, the environment inherited, every
-/// signal back at its default and none blocked (we ignore SIGPIPE; a child must not).
+/// Starts `path arg` with the given stdin, stdout and stderr, the environment inherited, SIGPIPE
+/// back at its default (we ignore it; a child must not) and no signal blocked.
 pub fn spawn(
     path: &Path,
     arg: &str,
@@ -78,11 +78,14 @@ pub fn spawn(
         for (fd, to) in [(stdin, 0), (stdout, 1), (stderr, 2)] {
             libc::posix_spawn_file_actions_adddup2(&raw mut actions, fd.as_raw_fd(), to);
         }
-        let mut all = std::mem::zeroed::<libc::sigset_t>();
+        // SIGPIPE is the one signal we ignore (handlers do not survive exec); naming only it
+        // keeps the child from resetting every signal one syscall each.
+        let mut pipe = std::mem::zeroed::<libc::sigset_t>();
         let mut none = std::mem::zeroed::<libc::sigset_t>();
-        libc::sigfillset(&raw mut all);
+        libc::sigemptyset(&raw mut pipe);
+        libc::sigaddset(&raw mut pipe, libc::SIGPIPE);
         libc::sigemptyset(&raw mut none);
-        libc::posix_spawnattr_setsigdefault(&raw mut attr, &raw const all);
+        libc::posix_spawnattr_setsigdefault(&raw mut attr, &raw const pipe);
         libc::posix_spawnattr_setsigmask(&raw mut attr, &raw const none);
         let flags = libc::POSIX_SPAWN_SETSIGDEF | libc::POSIX_SPAWN_SETSIGMASK;
         libc::posix_spawnattr_setflags(&raw mut attr, flags as libc::c_short);
