@@ -73,32 +73,32 @@ pub fn spawn(
     let rc = unsafe {
         let mut actions = std::mem::zeroed::<libc::posix_spawn_file_actions_t>();
         let mut attr = std::mem::zeroed::<libc::posix_spawnattr_t>();
-        libc::posix_spawn_file_actions_init(&raw mut actions);
-        libc::posix_spawnattr_init(&raw mut attr);
+        libc::posix_spawn_file_actions_init(&mut actions);
+        libc::posix_spawnattr_init(&mut attr);
         for (fd, to) in [(stdin, 0), (stdout, 1), (stderr, 2)] {
-            libc::posix_spawn_file_actions_adddup2(&raw mut actions, fd.as_raw_fd(), to);
+            libc::posix_spawn_file_actions_adddup2(&mut actions, fd.as_raw_fd(), to);
         }
         // SIGPIPE is the one signal we ignore (handlers do not survive exec); naming only it
         // keeps the child from resetting every signal one syscall each.
         let mut pipe = std::mem::zeroed::<libc::sigset_t>();
         let mut none = std::mem::zeroed::<libc::sigset_t>();
-        libc::sigemptyset(&raw mut pipe);
-        libc::sigaddset(&raw mut pipe, libc::SIGPIPE);
-        libc::sigemptyset(&raw mut none);
-        libc::posix_spawnattr_setsigdefault(&raw mut attr, &raw const pipe);
-        libc::posix_spawnattr_setsigmask(&raw mut attr, &raw const none);
+        libc::sigemptyset(&mut pipe);
+        libc::sigaddset(&mut pipe, libc::SIGPIPE);
+        libc::sigemptyset(&mut none);
+        libc::posix_spawnattr_setsigdefault(&mut attr, &pipe);
+        libc::posix_spawnattr_setsigmask(&mut attr, &none);
         let flags = libc::POSIX_SPAWN_SETSIGDEF | libc::POSIX_SPAWN_SETSIGMASK;
-        libc::posix_spawnattr_setflags(&raw mut attr, flags as libc::c_short);
+        libc::posix_spawnattr_setflags(&mut attr, flags as libc::c_short);
         let rc = libc::posix_spawn(
-            &raw mut pid,
+            &mut pid,
             prog.as_ptr(),
-            &raw const actions,
-            &raw const attr,
+            &actions,
+            &attr,
             argv.as_ptr().cast(),
             environ,
         );
-        libc::posix_spawn_file_actions_destroy(&raw mut actions);
-        libc::posix_spawnattr_destroy(&raw mut attr);
+        libc::posix_spawn_file_actions_destroy(&mut actions);
+        libc::posix_spawnattr_destroy(&mut attr);
         rc
     };
     if rc != 0 {
@@ -119,7 +119,7 @@ impl Child {
         }
         let mut status = 0;
         // SAFETY: waitpid on our own child, with a local for the status.
-        let r = unsafe { libc::waitpid(self.pid, &raw mut status, libc::WNOHANG) };
+        let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
         match r {
             0 => Ok(None),
             r if r == self.pid => {

@@ -127,7 +127,8 @@ done
 #   follows udevd's first record: the rest ran beside udev, and the waiter held the switch).
 #   test.vfio=slow|fail-native|fail: the test hooks make loading vfio-pci take 3 s, load the
 #   native drivers and fail (the release then binds them at once), or fail at once (the host's
-#   udev binds them later) (an install line in the image's modprobe.d).
+#   udev binds them later) (an install line in the image's modprobe.d); test.hide-native: the
+#   native drivers are not in the image (removed before udev; the real root binds the cards).
 CARD1_VFIO="01:00.0=vfio-pci 01:00.1=vfio-pci"
 CARD2_NATIVE="02:00.0=bochs-drm 02:00.1=snd_hda_intel"
 CARD1_NATIVE="01:00.0=bochs-drm 01:00.1=snd_hda_intel"
@@ -138,6 +139,7 @@ sync          | its dsd dsh | main  | vfio-early.devices=01:00.0 vfio-early.sync
 slow          | its dsd dsh | main  | vfio-early.devices=01:00.0 test.vfio=slow         | $CARD1_VFIO $CARD2_NATIVE               | fenced 2 devices in; (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound | ran before-udev split beside-udev
 fail-native   | its dsd dsh | main  | vfio-early.devices=01:00.0 test.vfio=fail-native  | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | loading vfio-pci failed; override cleared and re-probed so the host keeps it; now on bochs-drm; now on snd_hda_intel; summary: 0 bound, 0 refused, 2 failed | ran split
 fail          | its dsd dsh | main  | vfio-early.devices=01:00.0 test.vfio=fail         | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | loading vfio-pci failed; override cleared and re-probed so the host keeps it; summary: 0 bound, 0 refused, 2 failed | ran split
+fail-nonative | its dsd dsh | main  | vfio-early.devices=01:00.0 test.vfio=fail test.hide-native | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | loading vfio-pci failed; override cleared and re-probed so the host keeps it; now with no driver; summary: 0 bound, 0 refused, 2 failed | ran split
 conf          | its dsd dsh | conf  |                                                   | $CARD1_VFIO $CARD2_NATIVE               | (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound | ran before-udev
 preload       | its dsd dsh | main  | vfio-early.devices=01:00.0 test.preload=vfio-pci  | $CARD1_VFIO $CARD2_NATIVE               | bound to vfio-pci via drivers_probe; summary: 2 bound | ran before-udev preloaded
 rd-driver-pre | dsd dsh     | main  | vfio-early.devices=01:00.0 rd.driver.pre=vfio-pci | $CARD1_VFIO $CARD2_NATIVE               | bound to vfio-pci via; summary: 2 bound       | ran
