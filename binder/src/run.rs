@@ -52,7 +52,7 @@ pub struct Options {
 /// Where the rest of a split run goes on after the fence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Handover {
-    /// In this process (the forked child, a test, or a fork that failed).
+    /// In this process (a test, or a handoff that could not be written).
     Finish,
     /// Elsewhere: this process is done and the boot goes on.
     Return,
@@ -60,7 +60,6 @@ pub enum Handover {
 
 /// What the handover knows of a fenced run.
 pub struct Pending<'a> {
-    pub root: &'a std::path::Path,
     /// The run's directory (`/run/vfio-early`).
     pub dir: &'a Dir,
     pub deadline: Deadline,
@@ -337,9 +336,7 @@ pub fn finish(opts: &Options) -> i32 {
 pub fn finish_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
     use crate::handoff;
     let root = Root::new(&opts.root);
-    boot_logger(&root);
-    if !root.in_initrd() {
-        error!("not inside an initramfs (no /etc/initrd-release): finish acts only in the boot that fenced");
+    if !boot_start(&root, "finish acts only in the boot that fenced") {
         return EXIT_REFUSED;
     }
     // No directory, no handoff, or a run that reported already: nothing was left to do.
@@ -418,8 +415,19 @@ struct Run<'a> {
     split: bool,
 }
 
+/// The start of every boot-build command: the kernel log as the logger, and false (said, with
+/// `why` it refuses) outside an initramfs.
+pub fn boot_start(root: &Root, why: &str) -> bool {
+    boot_logger(root);
+    if root.in_initrd() {
+        return true;
+    }
+    error!("not inside an initramfs (no /etc/initrd-release): {why}");
+    false
+}
+
 /// Log records go to the kernel log (stderr where printk_devkmsg=off swallows them).
-pub fn boot_logger(root: &Root) {
+fn boot_logger(root: &Root) {
     let devkmsg = sysfs::read_attr::<64>(&root.path("proc/sys/kernel/printk_devkmsg"))
         .ok()
         .flatten();
@@ -450,9 +458,8 @@ pub fn run_split_with<K: Kernel>(
     let mut dir = None;
     match opts.mode {
         Mode::Boot => {
-            boot_logger(&root);
-            if !root.in_initrd() {
-                error!("not inside an initramfs (no /etc/initrd-release): boot mode refuses to act on a running system; use `vfio-early plan` to see what it would do");
+            let why = "boot mode refuses to act on a running system; use `vfio-early plan` to see what it would do";
+            if !boot_start(&root, why) {
                 return EXIT_REFUSED;
             }
             // /run is the system's own mount (trusted, as the root is); vfio-early/ below it is
@@ -520,7 +527,6 @@ pub fn run_split_with<K: Kernel>(
                 plural(bdfs.len())
             );
             let pending = Pending {
-                root: &opts.root,
                 dir,
                 deadline: deadline(&run, settings),
                 fenced: &bdfs,

@@ -87,9 +87,7 @@ pub fn pending(dir: &Dir) -> bool {
 /// run's deadline and [`GRACE_NS`].
 #[inline(never)]
 pub fn wait(root: &Root) -> i32 {
-    crate::run::boot_logger(root);
-    if !root.in_initrd() {
-        error!("not inside an initramfs (no /etc/initrd-release): wait acts only before the switch to the real root");
+    if !crate::run::boot_start(root, "wait acts only before the switch to the real root") {
         return crate::run::EXIT_REFUSED;
     }
     // Absent: no run in this boot, or one that did not split.
