@@ -44,6 +44,8 @@ DRACUTDIR      ?= /usr/lib/dracut/modules.d
 INITRAMFSTOOLSDIR ?= /usr/share/initramfs-tools
 INITCPIODIR    ?= /usr/lib/initcpio
 OPENRCDIR      ?= $(SYSCONFDIR)/init.d
+KERNELINSTALLDIR ?= $(LIBDIR)/kernel/install.d
+KERNELHOOKDIR  ?= $(SYSCONFDIR)/kernel
 SUBST = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@HOOKLIBDIR@|$(HOOKLIBDIR)|g' \
 	-e 's|@BOOTBIN@|$(BOOTBIN)|g' \
 	-e 's|@SYSTEMDUNITDIR@|$(SYSTEMDUNITDIR)|g'
@@ -56,7 +58,7 @@ DEBDIR    := $(TARGETDIR)/debian
 
 .PHONY: all build static small check test clean dist deb \
 	install install-bin install-hooklib install-initramfs-tools install-dracut install-mkinitcpio \
-	install-systemd install-openrc install-doc
+	install-systemd install-openrc install-addon install-kernel-install install-kernel-hooks install-doc
 
 all: build
 
@@ -82,7 +84,7 @@ clean:
 
 # Installs what `make` built; it does not build (packagers build first, then install).
 install: install-bin install-hooklib install-initramfs-tools install-dracut install-mkinitcpio \
-	install-systemd install-openrc install-doc
+	install-systemd install-openrc install-addon install-doc
 
 install-bin:
 	@for b in $(BIN) $(BOOT_BIN); do \
@@ -111,6 +113,17 @@ install-systemd:
 	$(call install-subst,systemd/vfio-early.service,$(SYSTEMDUNITDIR)/vfio-early.service,644)
 	$(call install-subst,systemd/vfio-early-finish.service,$(SYSTEMDUNITDIR)/vfio-early-finish.service,644)
 	$(call install-subst,systemd/vfio-early-rom-persist.service,$(SYSTEMDUNITDIR)/vfio-early-rom-persist.service,644)
+
+# What rebuilds the initrd add-on for each new kernel (acting only once the admin has created
+# $(SYSCONFDIR)/vfio-early/addon.enabled): a kernel-install plugin, and Debian's kernel hooks.
+install-addon: install-kernel-install install-kernel-hooks
+
+install-kernel-install:
+	$(call install-subst,addon/85-vfio-early-addon.install,$(KERNELINSTALLDIR)/85-vfio-early-addon.install,755)
+
+install-kernel-hooks:
+	$(call install-subst,addon/kernel-hook,$(KERNELHOOKDIR)/postinst.d/zz-vfio-early-addon,755)
+	$(call install-subst,addon/kernel-hook,$(KERNELHOOKDIR)/postrm.d/zz-vfio-early-addon,755)
 
 install-openrc:
 	$(call install-subst,openrc/vfio-early-rom-persist,$(OPENRCDIR)/vfio-early-rom-persist,755)

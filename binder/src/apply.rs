@@ -36,6 +36,11 @@ pub trait Kernel {
         until: Instant,
         log: Option<&Dir>,
     ) -> Result<(), ModprobeError>;
+    /// Loads vfio-pci from the initrd add-on's own modules (see `modload`), when modprobe found
+    /// none: `Ok(false)` when there is no add-on.
+    fn load_addon(&mut self, _until: Instant) -> Result<bool, heapless::String<200>> {
+        Ok(false)
+    }
     /// The clock the deadline is measured with.
     fn now(&self) -> Instant {
         Instant::now()
@@ -72,6 +77,10 @@ impl RealKernel {
 }
 
 impl Kernel for RealKernel {
+    fn load_addon(&mut self, until: Instant) -> Result<bool, heapless::String<200>> {
+        crate::modload::load(&self.root, until).map_err(|e| bounded(format_args!("{e}")))
+    }
+
     fn write(&mut self, path: &Path, value: &str) -> io::Result<()> {
         // No O_CREAT: a missing attribute must be an error, not a new file that hides a bug.
         let mut f = open_file(path, OFlag::O_WRONLY | OFlag::O_TRUNC, 0)?;
@@ -164,6 +173,8 @@ impl Deadline {
 pub enum Via {
     Modprobe,
     DriversProbe,
+    /// The initrd add-on's own modules (modprobe found no vfio-pci in the image).
+    Addon,
 }
 
 impl fmt::Display for Via {
@@ -171,6 +182,7 @@ impl fmt::Display for Via {
         f.write_str(match self {
             Via::Modprobe => "modprobe",
             Via::DriversProbe => "drivers_probe",
+            Via::Addon => "the add-on's modules",
         })
     }
 }
@@ -206,6 +218,8 @@ pub enum Outcome {
 pub enum Failure {
     Write(heapless::String<160>),
     Modprobe(heapless::String<200>),
+    /// modprobe found no vfio-pci and the add-on's modules did not load either.
+    Addon(heapless::String<200>),
     /// vfio-pci did not take it; the driver it has now.
     NotTaken(Option<Name>),
     /// The deadline passed before it was probed.
@@ -237,6 +251,7 @@ impl fmt::Display for Failure {
         match self {
             Failure::Write(e) => write!(f, "write failed: {e}"),
             Failure::Modprobe(e) => write!(f, "loading vfio-pci failed: {e}; hint: is the vfio-pci module in the initramfs? (see also /{MODPROBE_LOG})"),
+            Failure::Addon(e) => write!(f, "loading vfio-pci failed: modprobe found none in the image (see /{MODPROBE_LOG}), and {e}"),
             Failure::NotTaken(None) => f.write_str("vfio-pci did not take it (no driver); hint: see vfio-pci's own kernel log lines just above"),
             Failure::NotTaken(Some(d)) => write!(f, "vfio-pci did not take it ({d} holds it)"),
             Failure::Deadline => f.write_str("the deadline passed before it was probed"),
@@ -461,7 +476,11 @@ pub fn finish<K: Kernel>(ctx: &mut Ctx<'_, K>, plan: &Plan, state: &mut Fenced) 
         } else {
             match ctx.kernel.modprobe(VFIO, ctx.deadline.end(), ctx.log_dir) {
                 Ok(()) => {}
-                Err(ModprobeError::Failed(e)) => modprobe_failed = Some(Failure::Modprobe(e)),
+                Err(ModprobeError::Failed(e)) => match ctx.kernel.load_addon(ctx.deadline.end()) {
+                    Ok(false) => modprobe_failed = Some(Failure::Modprobe(e)),
+                    Ok(true) => via = Via::Addon,
+                    Err(e) => modprobe_failed = Some(Failure::Addon(e)),
+                },
                 Err(ModprobeError::StillRunning) => hung = true,
             }
         }

@@ -203,37 +203,80 @@ pub fn read(path: &Path, want: &[&str]) -> Result<Listing, String> {
     Ok(out)
 }
 
+/// Writes a newc archive (what the kernel's unpacker and every generator read): members in the
+/// order given, owner root, one link each, then the trailer, padded to 4 bytes so another
+/// archive may follow.
+pub struct Newc {
+    out: Vec<u8>,
+    ino: u32,
+    mtime: u32,
+}
+
+impl Newc {
+    pub fn new(mtime: u32) -> Newc {
+        Newc {
+            out: Vec::new(),
+            ino: 0,
+            mtime,
+        }
+    }
+
+    /// One member; `mode` holds the type bits (`0o40755` a directory, `0o120777` a symlink
+    /// whose data is its target).
+    pub fn member(&mut self, name: &str, mode: u32, data: &[u8]) {
+        self.ino += 1;
+        let nlink = if mode & 0o170000 == 0o040000 { 2 } else { 1 };
+        let fields = [
+            self.ino,
+            mode,
+            0,
+            0,
+            nlink,
+            self.mtime,
+            data.len() as u32,
+            0,
+            0,
+            0,
+            0,
+            name.len() as u32 + 1,
+            0,
+        ];
+        self.out.extend_from_slice(b"070701");
+        for f in fields {
+            self.out.extend_from_slice(format!("{f:08x}").as_bytes());
+        }
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.push(0);
+        self.pad();
+        self.out.extend_from_slice(data);
+        self.pad();
+    }
+
+    fn pad(&mut self) {
+        while self.out.len() % 4 != 0 {
+            self.out.push(0);
+        }
+    }
+
+    /// The archive, with its trailer.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.ino = 0;
+        self.member("TRAILER!!!", 0, b"");
+        self.out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// A newc archive of (name, mode, data) members, with its trailer.
     pub fn cpio(members: &[(&str, u32, &[u8])]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut put = |name: &str, mode: u32, data: &[u8]| {
-            let namesize = name.len() + 1;
-            out.extend_from_slice(
-                format!(
-                    "070701{:08x}{mode:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{namesize:08x}{:08x}",
-                    1, 0, 0, 1, 0, data.len(), 0, 0, 0, 0, 0
-                )
-                .as_bytes(),
-            );
-            out.extend_from_slice(name.as_bytes());
-            out.push(0);
-            while out.len() % 4 != 0 {
-                out.push(0);
-            }
-            out.extend_from_slice(data);
-            while out.len() % 4 != 0 {
-                out.push(0);
-            }
-        };
+        let mut w = Newc::new(0);
         for (n, m, d) in members {
-            put(n, *m, d);
+            w.member(n, *m, d);
         }
-        put("TRAILER!!!", 0, b"");
-        out
+        w.finish()
     }
 
     #[test]

@@ -13,6 +13,7 @@
 #[macro_use]
 pub mod out;
 
+pub mod addon;
 pub mod apply;
 pub mod arena;
 pub mod bootstate;
@@ -29,6 +30,8 @@ pub mod initrd;
 pub mod iomem;
 pub mod kmsg;
 pub mod legacy;
+pub mod modload;
+pub mod modopts;
 pub mod nextboot;
 pub mod pci;
 pub mod pciids;

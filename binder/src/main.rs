@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use vfio_early::run::{self, Mode, Options, EXIT_USAGE};
 use vfio_early::sysfs::Root;
-use vfio_early::{check, confedit, errln, out, outln, romcli, status};
+use vfio_early::{addon, check, confedit, errln, out, outln, romcli, status};
 
 const HELP: &str = "\
 vfio-early: bind chosen PCI devices to vfio-pci from the initramfs, before any native driver
@@ -29,6 +29,10 @@ Usage:
                                               (refused if the next boot would refuse them)
   vfio-early remove BDF... [--dry-run]        take them out of it
   vfio-early rom COMMAND [--root DIR] ...     inspect, clean, persist ROMs (vfio-early rom --help)
+  vfio-early addon -o FILE [--kver K] [--conf F] [--binary B]
+                                              an initrd add-on for a systemd initrd built without
+                                              vfio-early: loaded after it, it binds as the hooks do
+                                              (kernel K, default the running one; F's settings)
   vfio-early --help | --version
 
 Options:
@@ -54,6 +58,7 @@ Exit codes of plan: 0 every entry would be bound, 1 something is refused or malf
 Exit codes of cmdline: 0 printed, 1 the next boot would refuse a device (named on stderr), 2 usage.
 Exit codes of add/remove: 0 written (or nothing to do), 1 refused or not listed, 2 usage or unwritable.
 Exit codes of check: 0 ready, 1 warnings (or what only root can read), 2 errors.
+Exit codes of addon: 0 written, 1 refused (why on stderr), 2 usage or unwritable.
 Exit codes of config: 0 clean, 1 a problem (named on stderr), 2 unreadable file or usage.
 The kernel log (dmesg | grep vfio-early) and /run/vfio-early/state.json say what happened.
 ";
@@ -88,7 +93,10 @@ fn split(args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
             _ if command.is_none() && !arg.starts_with('-') => command = Some(arg),
             // A value that looks like an option (`--cmdline "--x"`) stays with its option.
             _ => {
-                let takes_value = matches!(arg.as_str(), "--cmdline" | "--file" | "--image");
+                let takes_value = matches!(
+                    arg.as_str(),
+                    "--cmdline" | "--file" | "--image" | "--kver" | "-o" | "--conf" | "--binary"
+                );
                 rest.push(arg);
                 if takes_value {
                     rest.extend(args.next());
@@ -192,6 +200,31 @@ fn dispatch(a: Args) -> Result<i32, String> {
                 return Err(format!("unknown argument \"{flag}\""));
             }
             Ok(status::cmdline(&root, &rest))
+        }
+        "addon" => {
+            let kver = take_value(&mut rest, "--kver")?;
+            let out = take_value(&mut rest, "-o")?.ok_or("addon needs -o FILE")?;
+            let conf = take_value(&mut rest, "--conf")?.map(PathBuf::from);
+            let binary = take_value(&mut rest, "--binary")?
+                .map_or_else(|| root.path(addon::BOOT_BINARY), PathBuf::from);
+            no_more(&rest)?;
+            let kver = kver.unwrap_or_else(|| vfio_early::modload::running_kernel(&root));
+            if kver.is_empty() || kver.contains('/') || kver.starts_with('.') {
+                return Err(format!("\"{kver}\" is not a kernel release (--kver)"));
+            }
+            // Reproducible: SOURCE_DATE_EPOCH when set, else 0 (no file in an initrd needs a time).
+            let mtime = std::env::var("SOURCE_DATE_EPOCH")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let req = addon::Request {
+                root: &root,
+                kver: &kver,
+                binary,
+                conf,
+                mtime,
+            };
+            Ok(addon::main(&req, std::path::Path::new(&out)))
         }
         other => Err(format!("unknown argument \"{other}\"")),
     }

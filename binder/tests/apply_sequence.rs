@@ -146,3 +146,122 @@ fn registered_driver_means_drivers_probe_per_device_and_release_on_failure() {
     // The audio companion is refused (bound, no +unbind): no write for it.
     assert_eq!(out[1], Outcome::AsPlanned);
 }
+
+/// modprobe finds no vfio-pci (an image without it); the add-on's loader then answers `addon`,
+/// imitating vfio-pci's module init when it loads.
+struct NoModprobe<'a> {
+    tree: &'a FakeTree,
+    addon: Result<bool, &'static str>,
+    calls: Vec<String>,
+}
+
+impl Kernel for NoModprobe<'_> {
+    fn write(&mut self, path: &Path, value: &str) -> io::Result<()> {
+        let rel = path.strip_prefix(&self.tree.root).unwrap_or(path);
+        self.calls.push(format!("{} <- {value:?}", rel.display()));
+        std::fs::write(path, value)
+    }
+    fn modprobe(&mut self, _: &str, _: Instant, _: Option<&Dir>) -> Result<(), ModprobeError> {
+        self.calls.push("modprobe".into());
+        Err(ModprobeError::Failed(
+            "modprobe: FATAL: Module vfio-pci not found"
+                .try_into()
+                .unwrap(),
+        ))
+    }
+    fn load_addon(&mut self, _: Instant) -> Result<bool, heapless::String<200>> {
+        self.calls.push("load_addon".into());
+        match self.addon {
+            Ok(true) => {
+                self.tree.vfio_pci_init();
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(e) => Err(e.try_into().unwrap()),
+        }
+    }
+}
+
+#[test]
+fn the_addon_loads_vfio_pci_only_when_modprobe_finds_none_and_its_failure_releases() {
+    use vfio_early::apply::Failure;
+    for addon in [
+        Ok(true),
+        Ok(false),
+        Err("the add-on was built for kernel 6.1.0-49-amd64"),
+    ] {
+        let t = tree();
+        let mut k = NoModprobe {
+            tree: &t,
+            addon,
+            calls: Vec::new(),
+        };
+        let mut s = Settings::default();
+        s.apply_cmdline(
+            b"vfio-early.devices=01:00.0",
+            Origin::Cmdline,
+            &mut Problems::default(),
+        );
+        let root = Root::new(&t.root);
+        let (inv, _) = scan::scan(&root, &s.entries);
+        let plan = plan::plan(&s, &inv);
+        let mut ctx = Ctx {
+            root: &root,
+            kernel: &mut k,
+            deadline: Deadline {
+                start: Instant::now(),
+                limit: Duration::from_secs(10),
+            },
+            on_fail: OnFail::Release,
+            log_dir: None,
+        };
+        let out = apply::apply(&mut ctx, &plan).to_vec();
+        let at = plan
+            .items
+            .iter()
+            .position(|i| i.bdf.to_string() == "0000:01:00.0")
+            .unwrap();
+        let load = k.calls.iter().position(|c| c == "load_addon").unwrap();
+        assert!(
+            load > k.calls.iter().position(|c| c == "modprobe").unwrap(),
+            "{:?}",
+            k.calls
+        );
+        match (addon, &out[at]) {
+            (Ok(true), Outcome::Bound { via, .. }) => assert_eq!(*via, Via::Addon),
+            (
+                Ok(false),
+                Outcome::Failed {
+                    reason: Failure::Modprobe(_),
+                    left,
+                    ..
+                },
+            )
+            | (
+                Err(_),
+                Outcome::Failed {
+                    reason: Failure::Addon(_),
+                    left,
+                    ..
+                },
+            ) => {
+                assert_eq!(*left, Left::Released, "{addon:?}");
+                assert!(
+                    k.calls[load..]
+                        .iter()
+                        .any(|c| c.ends_with("driver_override <- \"\\n\"")),
+                    "{:?}",
+                    k.calls
+                );
+            }
+            (a, o) => panic!("{a:?}: {o:?}"),
+        }
+        if let (Err(_), Outcome::Failed { reason, .. }) = (addon, &out[at]) {
+            let said = reason.to_string();
+            assert!(
+                said.contains("modprobe found none") && said.contains("built for kernel"),
+                "{said}"
+            );
+        }
+    }
+}

@@ -494,6 +494,37 @@ gen_image_main() {
     return "$rc"
 }
 
+# ---------------------------------------------------------------- the initrd add-on
+GEN_ADDON_OTHER_KVER=6.1.0-0-other-amd64
+# gen_addon_images: builds the add-on in the root as a user would (the packaged host build and
+# its boot build, `vfio-early addon --kver KVER`), and the two images the add-on rows boot, both
+# the dracut systemd image built without vfio-early plus an add-on, padded to 4 bytes between
+# them as boot loaders pad each initrd: dsd-addon (this one) and dsd-addon-other (the same
+# add-on, its manifest saying another kernel: an add-on left over from the previous kernel).
+# Writes GEN_OUT/addon.log (the command's output, then "build_ms N").
+gen_addon_images() {
+    local base images=$GEN_CACHE/images a=/var/tmp/vfiotest-addon.img t0 t1 x pad
+    base=$(gen_image_path dsd bare)
+    [ -f "$base" ] || { h_err "no dracut systemd image without vfio-early ($base)"; return 1; }
+    rm -f "$GEN_ROOT$a" "$images"/dsd-addon*.img "$images"/addon*.cpio
+    t0=$(date +%s%N)
+    gen_chroot "$GEN_ROOT" vfio-early addon --kver "$GEN_KVER" -o "$a" >"$GEN_OUT/addon.log" 2>&1 ||
+        { h_err "vfio-early addon failed in the root (see $GEN_OUT/addon.log)"; return 1; }
+    t1=$(date +%s%N)
+    echo "build_ms $(((t1 - t0) / 1000000))" >>"$GEN_OUT/addon.log"
+    mv "$GEN_ROOT$a" "$images/addon.cpio"
+    x=$(mktemp -d)
+    (cd "$x" && cpio -idm --quiet <"$images/addon.cpio" &&
+        sed -i "s/^kernel .*/kernel $GEN_ADDON_OTHER_KVER/" usr/lib/vfio-early/addon/manifest &&
+        cpio -it --quiet <"$images/addon.cpio" | cpio -o -H newc -R 0:0 --quiet >"$images/addon-other.cpio") ||
+        { rm -rf "$x"; h_err "repacking the add-on for another kernel failed"; return 1; }
+    rm -rf "$x"
+    pad=$(((4 - $(stat -c %s "$base") % 4) % 4))
+    for x in addon addon-other; do
+        { cat "$base" && head -c "$pad" /dev/zero && cat "$images/$x.cpio"; } >"$images/dsd-$x.img" || return 1
+    done
+}
+
 # Raw (uncompressed) size of the whole image: early cpio plus decompressed main.
 gen_image_raw_size() {
     local img=$1 main_bytes early=0 rest

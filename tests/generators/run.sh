@@ -94,6 +94,13 @@ phase "real root"
 gen_rootfs_ensure || exit 1
 h_say "real root image $GEN_ROOTFS"
 
+phase "initrd add-on (vfio-early addon in the root, appended to the dracut systemd image without vfio-early)"
+if gen_addon_images; then
+    sed -n '1p' "$GEN_OUT/addon.log" | sed 's/^/  /'
+else
+    build_failed=1
+fi
+
 # ---------------------------------------------------------------- sizes
 phase "image sizes (raw = uncompressed cpio)"
 printf '  %-16s %-6s %12s %12s %12s\n' flavour image compressed raw "raw vs bare"
@@ -145,6 +152,9 @@ preload       | its dsd dsh | main  | vfio-early.devices=01:00.0 test.preload=vf
 rd-driver-pre | dsd dsh     | main  | vfio-early.devices=01:00.0 rd.driver.pre=vfio-pci | $CARD1_VFIO $CARD2_NATIVE               | bound to vfio-pci via; summary: 2 bound       | ran
 nobin         | its dsd dsh | nobin | vfio-early.devices=01:00.0                        | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci |                                               | notran buildmsg
 longd         | dsd         | longd | vfio-early.devices=01:00.0                        | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | /etc/cmdline.d/01-default.conf: longer than 8192 bytes (the cap); nothing is bound | ran
+addon         | dsd         | addon | vfio-early.devices=01:00.0                        | 00:02.0=bochs-drm $CARD1_VFIO $CARD2_NATIVE | fenced 2 devices in; (entry 01:00.0): bound to vfio-pci via the add-on's modules; summary: 2 bound, 0 refused, 0 failed | ran before-udev split native-in-initrd
+addon-none    | dsd         | bare  | vfio-early.devices=01:00.0                        | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci |                                               | notran native-in-initrd
+addon-other   | dsd         | addon-other | vfio-early.devices=01:00.0                  | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | the add-on was built for kernel 6.1.0-0-other-amd64, this is; override cleared and re-probed so the host keeps it; summary: 0 bound, 0 refused, 2 failed | ran split native-in-initrd
 dyn           | its dsd     | dyn   | vfio-early.devices=01:00.0                        | $CARD1_VFIO $CARD2_NATIVE               | (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound | ran before-udev dynlibs
 "
 
@@ -224,6 +234,14 @@ for ((i = 0; i < ${#N[@]}; i++)); do
                 summary=${summary% *}
                 if [ -z "$summary" ] || [ -z "$udev" ] || ! awk -v a="${udev%% *}" -v b="$summary" 'BEGIN { exit !(a < b) }'; then
                     reasons+=$'\n'"the summary (${summary:-none}) does not follow udevd's first record (${udev%% *}): the rest did not run beside udev"
+                fi
+                ;;
+            native-in-initrd)
+                # The base image's own modules load beside the add-on: a card's native driver
+                # binds before the real root's first record.
+                native=$(gen_first_native "$dir") rootts=$(gen_root_ts "$dir")
+                if [ -z "$native" ] || [ -z "$rootts" ] || ! awk -v a="${native%% *}" -v b="$rootts" 'BEGIN { exit !(a < b) }'; then
+                    reasons+=$'\n'"no native driver record (${native%% *}) before the real root (${rootts:-none}): the image's own modules did not load in it"
                 fi
                 ;;
             dynlibs)
@@ -374,6 +392,61 @@ if selected dsd-image-unit; then
         result dsd-image-unit OK "the fence unit, its sysinit.target.wants link and the finish unit in the image"
     else
         result dsd-image-unit FAIL "" "$reasons"
+    fi
+fi
+
+# The add-on as an archive (issue 16): nothing under bin, sbin, lib or lib64 (the unpacker would
+# replace a merged-/usr link), every directory root's and 0755 as the base image has it, no
+# file the base image has, the modules byte for byte the kernel's, the base image without
+# vfio-pci (else the add-on rows would not prove its modules), and its size and build time.
+if selected dsd-addon-archive; then
+    a=$GEN_CACHE/images/addon.cpio base=$(gen_image_path dsd bare)
+    reasons=""
+    if [ ! -f "$a" ] || [ ! -f "$base" ]; then
+        reasons="no add-on ($a) or no base image ($base)"
+    else
+        entries=$(cpio -itv --quiet <"$a" | awk '{ n = $9; for (i = 10; i <= NF; i++) n = n " " $i; sub(/ -> .*/, "", n); print $1, $2 ":" $3 ":" $4, n }')
+        base_dirs=$(gen_image_main "$base" | cpio -itv --quiet 2>/dev/null | awk '/^d/ { n = $9; sub(/^\.\//, "", n); print $1, $2 ":" $3 ":" $4, n }')
+        base_files=$(gen_image_listing "$base" | awk '{ print $2 }')
+        while read -r mode own path; do
+            case $path in
+                bin | sbin | lib | lib64 | bin/* | sbin/* | lib/* | lib64/*) reasons+="an entry $path (only usr/ and etc/cmdline.d may be written)"$'\n' ;;
+            esac
+            if [[ $mode == d* ]]; then
+                [ "$mode $own" = "drwxr-xr-x 2:root:root" ] || reasons+="directory $path is $mode $own, not root's 0755"$'\n'
+                b=$(awk -v p="$path" '$3 == p { print $1, $2 }' <<<"$base_dirs")
+                [ -z "$b" ] || [[ $b == "drwxr-xr-x "*":root:root" ]] ||
+                    reasons+="the base image's $path is $b, the add-on's drwxr-xr-x root root"$'\n'
+            elif grep -qxF "$path" <<<"$base_files"; then
+                reasons+="the add-on's $path is in the base image too: it would overwrite it"$'\n'
+            fi
+        done <<<"$entries"
+        x=$(mktemp -d)
+        (cd "$x" && cpio -idm --quiet <"$a")
+        n=0
+        for m in "$x"/usr/lib/vfio-early/addon/modules/*; do
+            k=$(find "$GEN_ROOT/lib/modules/$GEN_KVER/kernel" -name "${m##*/}" | head -n 1)
+            if [ -z "$k" ] || ! cmp -s "$m" "$k"; then
+                reasons+="the add-on's ${m##*/} is not the kernel's ${k:-(none found)} byte for byte"$'\n'
+            fi
+            n=$((n + 1))
+        done
+        [ "$n" -ge 4 ] || reasons+="only $n modules in the add-on"$'\n'
+        [ -x "$x/usr/lib/vfio-early/addon/vfio-early" ] && ! readelf -lW "$x/usr/lib/vfio-early/addon/vfio-early" | grep -q INTERP ||
+            reasons+="the add-on's binary is not a static executable"$'\n'
+        rm -rf "$x"
+        ! grep -Eq '(^|/)vfio-pci\.ko' <<<"$base_files" || reasons+="the base image has vfio-pci.ko: the add-on rows would not prove its modules"$'\n'
+        rest=$(sed -n 's/.*, the rest \([0-9]*\)).*/\1/p' "$GEN_OUT/addon.log")
+        ms=$(sed -n 's/^build_ms //p' "$GEN_OUT/addon.log")
+        mkdir -p "$REPO_DIR/tests/out/bench"
+        [ -z "$rest" ] || echo "addon.overhead_bytes $rest" >>"$REPO_DIR/tests/out/bench/results.generators"
+        [ -z "$ms" ] || echo "addon.build_ms $ms" >>"$REPO_DIR/tests/out/bench/results.generators"
+    fi
+    reasons=$(sed '/^$/d' <<<"$reasons")
+    if [ -z "$reasons" ]; then
+        result dsd-addon-archive OK "$(wc -l <<<"$entries") entries, $n modules byte for byte, $(stat -c %s "$a") bytes, the rest beyond binary and modules ${rest:-?} bytes, built in ${ms:-?} ms"
+    else
+        result dsd-addon-archive FAIL "" "$reasons"
     fi
 fi
 

@@ -13,7 +13,7 @@
 #      boot with the same argument: all native
 #   3. apt install the previous build, write /etc/vfio-early.conf, apt install the current one
 #      -> the file untouched, the image rebuilt; boot with no argument: card A from the file
-# Plus the package itself: contents, no conffile, the trigger, no update-initramfs call in a
+# Plus the package itself: contents, no conffile but the add-on's kernel hooks, the trigger, no update-initramfs call in a
 # maintainer script, lintian (no errors, every warning listed in the README).
 # Ends with "N passed, M failed".
 #
@@ -151,11 +151,16 @@ for p in /usr/bin/vfio-early /usr/lib/vfio-early/vfio-early-boot /usr/lib/vfio-e
     /usr/lib/dracut/modules.d/50vfio-early/vfio-early-wait.sh /lib/systemd/system/vfio-early.service \
     /lib/systemd/system/vfio-early-finish.service \
     /lib/systemd/system/vfio-early-rom-persist.service /usr/share/man/man8/vfio-early.8.gz \
-    /usr/share/doc/vfio-early/vfio-early.conf.example /usr/share/doc/vfio-early/copyright; do
+    /usr/share/doc/vfio-early/vfio-early.conf.example /usr/share/doc/vfio-early/copyright \
+    /usr/lib/kernel/install.d/85-vfio-early-addon.install; do
     grep -qxF "$p" <<<"$contents" || reasons+="missing $p"$'\n'
 done
-! grep -q '^/etc/' <<<"$contents" || reasons+="ships files in /etc: $(grep '^/etc/' <<<"$contents" | tr '\n' ' ')"$'\n'
-[ ! -s "$ctl/conffiles" ] || reasons+="conffiles: $(cat "$ctl/conffiles")"$'\n'
+# In /etc only the kernel hooks that rebuild the initrd add-on (Debian runs /etc/kernel/*.d
+# only; conffiles, as every package's kernel hooks are), never a vfio-early.conf.
+hooks=$'/etc/kernel/postinst.d/zz-vfio-early-addon\n/etc/kernel/postrm.d/zz-vfio-early-addon'
+etc=$(grep '^/etc/.*[^/]$' <<<"$contents" | LC_ALL=C sort)
+[ "$etc" = "$hooks" ] || reasons+="files in /etc other than the two kernel hooks: $(tr '\n' ' ' <<<"$etc")"$'\n'
+[ "$(LC_ALL=C sort "$ctl/conffiles" 2>/dev/null)" = "$hooks" ] || reasons+="conffiles are not the two kernel hooks: $(cat "$ctl/conffiles" 2>/dev/null)"$'\n'
 grep -qx 'activate-noawait update-initramfs' "$ctl/triggers" || reasons+="no 'activate-noawait update-initramfs' trigger"$'\n'
 for s in preinst postinst prerm postrm; do
     [ ! -f "$ctl/$s" ] || ! grep -q 'update-initramfs\|dracut ' "$ctl/$s" || reasons+="$s calls an image generator"$'\n'
@@ -164,7 +169,7 @@ for b in usr/bin/vfio-early usr/lib/vfio-early/vfio-early-boot; do
     readelf -lW "$REPO_DIR/target/debian/vfio-early-${DEB_VERSION%-*}/debian/vfio-early/$b" | grep -q INTERP &&
         reasons+="the packaged $b is dynamic"$'\n'
 done
-verdict deb-contents "$(grep -c . <<<"$contents") paths, trigger, no conffile, static binaries (host and boot build)" "$reasons"
+verdict deb-contents "$(grep -c . <<<"$contents") paths, trigger, conffiles only the add-on's kernel hooks, static binaries (host and boot build)" "$reasons"
 
 lintian --pedantic -I "$REPO_DIR"/target/debian/vfio-early_*.changes >"$SUITE_OUT/lintian.txt" 2>&1
 reasons=""
