@@ -662,33 +662,32 @@ fn leftovers(root: &Root, next: &NextBoot, f: &mut Findings) {
             Some("remove vfio-pci.ids=... from the kernel command line (where it is set: /etc/default/grub, /etc/kernel/cmdline)".into()),
         );
     }
-    for dir in legacy::MODPROBE_DIRS
-        .iter()
-        .chain([&legacy::MODPROBE_DIRS_USR])
-    {
-        let Ok(entries) = std::fs::read_dir(root.path(dir)) else {
+    for rel in crate::modopts::conf_files(root) {
+        let Some(text) = text_of(root, &rel) else {
             continue;
         };
-        let mut names: Vec<String> = entries
-            .flatten()
-            .filter_map(|e| e.file_name().to_str().map(str::to_string))
-            .filter(|n| n.ends_with(".conf"))
-            .collect();
-        names.sort();
-        for n in names {
-            let rel = format!("{dir}/{n}");
-            let Some(text) = text_of(root, &rel) else {
-                continue;
-            };
-            let h = legacy::scan_modprobe_conf(&text);
-            for (on, what) in [
-                (h.ids, "`options vfio-pci ids=` grabs every device with those IDs"),
-                (h.install, "an `install vfio-pci` line runs an old override script whenever vfio-pci loads"),
-                (h.softdep, "a `softdep ... pre: vfio-pci` line goes stale with every new driver"),
-            ] {
-                if on {
-                    f.add(Level::Warn, "leftover", format!("/{rel}: {what}"), Some(format!("remove that line from /{rel}")));
-                }
+        let h = legacy::scan_modprobe_conf(&text);
+        for (on, what) in [
+            (
+                h.ids,
+                "`options vfio-pci ids=` grabs every device with those IDs",
+            ),
+            (
+                h.install,
+                "an `install vfio-pci` line runs an old override script whenever vfio-pci loads",
+            ),
+            (
+                h.softdep,
+                "a `softdep ... pre: vfio-pci` line goes stale with every new driver",
+            ),
+        ] {
+            if on {
+                f.add(
+                    Level::Warn,
+                    "leftover",
+                    format!("/{rel}: {what}"),
+                    Some(format!("remove that line from /{rel}")),
+                );
             }
         }
     }

@@ -115,11 +115,11 @@ pub enum LoadError {
     Malformed { line: usize, what: &'static str },
     #[error("the add-on was built for kernel {built}, this is {running}: its modules are not loaded; hint: vfio-early addon --kver {running}")]
     OtherKernel { built: String, running: String },
-    #[error("loading {module} from /{MODULES_DIR}/{file}: {errno}")]
+    #[error("loading {module} from /{MODULES_DIR}/{file}: {error}")]
     Load {
         module: String,
         file: String,
-        errno: nix::errno::Errno,
+        error: std::io::Error,
     },
     #[error("the deadline passed before {0} was loaded")]
     Deadline(String),
@@ -190,14 +190,15 @@ pub fn load(root: &Root, until: Instant) -> Result<bool, LoadError> {
             return Err(LoadError::Deadline(module.name.to_string()));
         }
         let path = root.path(&format!("{MODULES_DIR}/{}", module.file));
-        let fail = |errno| LoadError::Load {
-            module: module.name.to_string(),
-            file: module.file.to_string(),
-            errno,
-        };
         match finit_module(&path, &params, compressed(&module.file)) {
-            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
-            Err(e) => return Err(fail(e)),
+            Err(e) if e.raw_os_error() != Some(nix::libc::EEXIST) => {
+                return Err(LoadError::Load {
+                    module: module.name.to_string(),
+                    file: module.file.to_string(),
+                    error: e,
+                })
+            }
+            _ => {}
         }
     }
     Ok(true)
@@ -210,11 +211,10 @@ pub fn compressed(file: &str) -> bool {
         .any(|s| file.ends_with(s))
 }
 
-fn finit_module(path: &Path, params: &str, compressed: bool) -> Result<(), nix::errno::Errno> {
+fn finit_module(path: &Path, params: &str, compressed: bool) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     const MODULE_INIT_COMPRESSED_FILE: nix::libc::c_long = 4;
-    let file = sysfs::open_ro(path, nix::fcntl::OFlag::empty())
-        .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO)))?;
+    let file = sysfs::open_ro(path, nix::fcntl::OFlag::empty())?;
     let mut c = params.as_bytes().to_vec();
     c.retain(|&b| b != 0);
     c.push(0);
@@ -235,7 +235,7 @@ fn finit_module(path: &Path, params: &str, compressed: bool) -> Result<(), nix::
     if r == 0 {
         Ok(())
     } else {
-        Err(nix::errno::Errno::last())
+        Err(std::io::Error::last_os_error())
     }
 }
 

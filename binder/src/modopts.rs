@@ -16,6 +16,7 @@ pub const FILE_CAP: usize = 64 << 10;
 /// The `*.conf` files kmod reads under `root`, as paths relative to it, in the order it applies
 /// them; at most [`MAX_FILES`].
 pub fn conf_files(root: &Root) -> Vec<String> {
+    // (name, path) kept in name order as they come (an insertion, not a sort: small code).
     let mut seen: Vec<(String, String)> = Vec::new();
     for dir in MODPROBE_DIRS.iter().chain([&MODPROBE_DIRS_USR]) {
         let Ok(entries) = std::fs::read_dir(root.path(dir)) else {
@@ -25,12 +26,13 @@ pub fn conf_files(root: &Root) -> Vec<String> {
             let Some(name) = e.file_name().to_str().map(str::to_string) else {
                 continue;
             };
-            if name.ends_with(".conf") && !seen.iter().any(|(n, _)| *n == name) {
-                seen.push((name.clone(), format!("{dir}/{name}")));
+            let at = seen.partition_point(|(n, _)| *n < name);
+            if name.ends_with(".conf") && seen.get(at).map_or(true, |(n, _)| *n != name) {
+                let rel = format!("{dir}/{name}");
+                seen.insert(at, (name, rel));
             }
         }
     }
-    seen.sort();
     seen.truncate(MAX_FILES);
     seen.into_iter().map(|(_, rel)| rel).collect()
 }
@@ -39,21 +41,33 @@ pub fn conf_files(root: &Root) -> Vec<String> {
 /// order, joined by spaces. Lines ending in `\` continue; `#` starts a comment line only at its
 /// start (kmod takes a later `#` as a parameter, and so do we).
 pub fn options_in(text: &str, module: &str, out: &mut String) {
-    let joined = text.replace("\\\n", " ");
-    for line in joined.lines() {
-        let mut words = line.split_whitespace();
-        if words.next() != Some("options") {
+    let mut line = String::new();
+    for part in text.lines() {
+        if let Some(head) = part.strip_suffix('\\') {
+            line.push_str(head);
+            line.push(' ');
             continue;
         }
-        if !words
-            .next()
-            .is_some_and(|m| param_eq(m.as_bytes(), module.as_bytes()))
-        {
-            continue;
-        }
-        for w in words {
-            push_word(out, w);
-        }
+        line.push_str(part);
+        options_line(&line, module, out);
+        line.clear();
+    }
+    options_line(&line, module, out);
+}
+
+fn options_line(line: &str, module: &str, out: &mut String) {
+    let mut words = line.split_whitespace();
+    if words.next() != Some("options") {
+        return;
+    }
+    if !words
+        .next()
+        .is_some_and(|m| param_eq(m.as_bytes(), module.as_bytes()))
+    {
+        return;
+    }
+    for w in words {
+        push_word(out, w);
     }
 }
 

@@ -287,27 +287,16 @@ fn warn_legacy(root: &Root, input: &Input) {
     if input.cmdline_ids {
         warn!("the command line also has vfio-pci.ids=: vfio-pci will grab every device with those IDs, identical twins included; vfio-early selects by address, so drop vfio-pci.ids=");
     }
-    for dir in legacy::MODPROBE_DIRS
-        .iter()
-        .chain([&legacy::MODPROBE_DIRS_USR])
-    {
-        let Ok(entries) = std::fs::read_dir(root.path(dir)) else {
+    for rel in crate::modopts::conf_files(root) {
+        let Ok(input) = sysfs::read_input(&root.path(&rel), CONFIG_CAP) else {
             continue;
         };
-        for p in entries.flatten().map(|e| e.path()) {
-            if !p.extension().is_some_and(|x| x == "conf") {
-                continue;
-            }
-            let Ok(input) = sysfs::read_input(&p, CONFIG_CAP) else {
-                continue;
-            };
-            let h = legacy::scan_modprobe_conf(&input.text());
-            if h.ids {
-                warn!("{}: `options vfio-pci ids=` grabs every device with those IDs, identical twins included; remove it", p.display());
-            }
-            if h.install {
-                warn!("{}: an `install vfio-pci` directive (the old override-script hack) runs when vfio-early loads vfio-pci; remove it", p.display());
-            }
+        let h = legacy::scan_modprobe_conf(&input.text());
+        if h.ids {
+            warn!("/{rel}: `options vfio-pci ids=` grabs every device with those IDs, identical twins included; remove it");
+        }
+        if h.install {
+            warn!("/{rel}: an `install vfio-pci` directive (the old override-script hack) runs when vfio-early loads vfio-pci; remove it");
         }
     }
 }
