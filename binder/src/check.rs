@@ -434,6 +434,52 @@ fn image_path(root: &Root, given: Option<&Path>, f: &mut Findings) -> Option<Pat
 
 /// The image (the running kernel's, or `given`): vfio-early's binary and hook, the vfio modules,
 /// the same configuration as /etc, the installed boot build.
+/// An initrd add-on for kernel `rel` where the kernel hooks and the kernel-install plugin put
+/// it (`/boot/vfio-early-addon-REL.img`, a Boot Loader Spec entry's `initrd-vfio-early`).
+fn addon_of(root: &Root, rel: &str) -> Option<PathBuf> {
+    let hook = root.path(&format!("boot/vfio-early-addon-{rel}.img"));
+    if hook.is_file() {
+        return Some(hook);
+    }
+    ["boot", "boot/efi", "efi"].iter().find_map(|base| {
+        std::fs::read_dir(root.path(base))
+            .ok()?
+            .flatten()
+            .map(|e| e.path().join(rel).join("initrd-vfio-early"))
+            .find(|p| p.is_file())
+    })
+}
+
+/// An image without vfio-early and an add-on beside it: ready if the boot entry loads the
+/// add-on (which check cannot see), an error if the add-on is for another kernel.
+fn addon_finding(addon: &Path, image: &str, rel: &str, f: &mut Findings) {
+    let shown = addon.display();
+    let kernel = initrd::read(addon, &[crate::modload::MANIFEST])
+        .ok()
+        .and_then(|l| {
+            let text = String::from_utf8_lossy(l.files.get(crate::modload::MANIFEST)?).into_owned();
+            crate::modload::Manifest::parse(&text).ok()
+        })
+        .map(|m| m.kernel.to_string());
+    match kernel {
+        Some(k) if k == rel => f.add(
+            Level::Warn,
+            "image",
+            format!("{image} has no vfio-early, but the initrd add-on {shown} carries it for kernel {rel}: ready if the boot entry loads the add-on after the image"),
+            Some("list the add-on as an initrd after the image's own in the boot entry (README, \"Immutable systems, UKIs\")".into()),
+        ),
+        other => f.add(
+            Level::Error,
+            "image",
+            match other {
+                Some(k) => format!("{image} has no vfio-early, and the initrd add-on {shown} is for kernel {k}, not {rel}: the next boot binds nothing"),
+                None => format!("{image} has no vfio-early, and {shown} is no vfio-early add-on that can be read: the next boot binds nothing"),
+            },
+            Some(format!("sudo vfio-early addon --kver {rel} -o {shown}")),
+        ),
+    }
+}
+
 fn image(root: &Root, given: Option<&Path>, f: &mut Findings) {
     let Some(path) = image_path(root, given, f) else {
         return;
@@ -483,6 +529,11 @@ fn image(root: &Root, given: Option<&Path>, f: &mut Findings) {
             .any(|p| names.iter().any(|n| p.contains(n.as_str())));
         if !builtin && !present {
             missing.push(format!("module {m}"));
+        }
+    }
+    if !missing.is_empty() {
+        if let Some(addon) = addon_of(root, &rel) {
+            return addon_finding(&addon, &shown.to_string(), &rel, f);
         }
     }
     if missing.is_empty() {

@@ -506,3 +506,55 @@ fn what_only_root_can_read_says_needs_root() {
         .unwrap();
     assert_eq!(image["level"], "needs root", "{image}");
 }
+
+#[test]
+fn an_image_without_vfio_early_is_ready_only_with_an_addon_for_this_kernel() {
+    use vfio_early::initrd::Newc;
+    use vfio_early::modload::{Manifest, MANIFEST};
+    let t = ready();
+    image(
+        &t,
+        &["usr/bin/vfio-early", "scripts/init-top/00-vfio-early"],
+    );
+    let addon = |kernel: &str| {
+        let m = Manifest {
+            kernel: kernel.try_into().unwrap(),
+            modules: heapless::Vec::new(),
+        };
+        let mut w = Newc::new(0);
+        w.member(MANIFEST, 0o100644, m.render().as_bytes());
+        w.finish()
+    };
+    let at = format!("boot/vfio-early-addon-{REL}.img");
+    t.bytes(&at, &addon(REL));
+    let (_, f) = findings(&t);
+    has(
+        &f,
+        "warn",
+        "image",
+        &format!("{at} carries it"),
+        "after the image's own",
+    );
+    assert!(
+        !f.iter().any(|(l, tp, _, _)| l == "error" && tp == "image"),
+        "{f:#?}"
+    );
+    // Left from the previous kernel: the next boot binds nothing.
+    t.bytes(&at, &addon("6.1.0-old"));
+    let (_, f) = findings(&t);
+    has(
+        &f,
+        "error",
+        "image",
+        "is for kernel 6.1.0-old, not 6.1.0-test",
+        "vfio-early addon --kver 6.1.0-test",
+    );
+    // A kernel-install entry's add-on counts too.
+    t.remove(&at);
+    t.bytes(
+        &format!("boot/0123abcd/{REL}/initrd-vfio-early"),
+        &addon(REL),
+    );
+    let (_, f) = findings(&t);
+    has(&f, "warn", "image", "initrd-vfio-early carries it", "");
+}
