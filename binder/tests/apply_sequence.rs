@@ -54,16 +54,20 @@ fn tree() -> FakeTree {
     t
 }
 
-fn outcomes(t: &FakeTree, cmdline: &str, k: &mut Recorder<'_>) -> Vec<Outcome> {
+fn plan_of(t: &FakeTree, cmdline: &str) -> plan::Plan {
     let mut s = Settings::default();
     s.apply_cmdline(
         cmdline.as_bytes(),
         Origin::Cmdline,
         &mut Problems::default(),
     );
+    let (inv, _) = scan::scan(&Root::new(&t.root), &s.entries);
+    plan::plan(&s, &inv)
+}
+
+fn outcomes<K: Kernel>(t: &FakeTree, cmdline: &str, k: &mut K) -> Vec<Outcome> {
+    let plan = plan_of(t, cmdline);
     let root = Root::new(&t.root);
-    let (inv, _) = scan::scan(&root, &s.entries);
-    let plan = plan::plan(&s, &inv);
     let mut ctx = Ctx {
         root: &root,
         kernel: k,
@@ -196,26 +200,9 @@ fn the_addon_loads_vfio_pci_only_when_modprobe_finds_none_and_its_failure_releas
             addon,
             calls: Vec::new(),
         };
-        let mut s = Settings::default();
-        s.apply_cmdline(
-            b"vfio-early.devices=01:00.0",
-            Origin::Cmdline,
-            &mut Problems::default(),
-        );
-        let root = Root::new(&t.root);
-        let (inv, _) = scan::scan(&root, &s.entries);
-        let plan = plan::plan(&s, &inv);
-        let mut ctx = Ctx {
-            root: &root,
-            kernel: &mut k,
-            deadline: Deadline {
-                start: Instant::now(),
-                limit: Duration::from_secs(10),
-            },
-            on_fail: OnFail::Release,
-            log_dir: None,
-        };
-        let out = apply::apply(&mut ctx, &plan).to_vec();
+        let cmdline = "vfio-early.devices=01:00.0";
+        let out = outcomes(&t, cmdline, &mut k);
+        let plan = plan_of(&t, cmdline);
         let at = plan
             .items
             .iter()
