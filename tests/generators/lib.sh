@@ -639,7 +639,7 @@ gen_boot() {
 
 GEN_BOOT_PIDS=()
 # gen_boot_all RUNS [PIECES]: boots every image of the index-aligned arrays N (names), IMG and
-# ARGS, JOBS at a time (default 2), each in RUNS/NAME and its own process group (an interrupt
+# ARGS (and PIECES, where set: that boot's machine pieces), JOBS at a time (default 2), each in RUNS/NAME and its own process group (an interrupt
 # ends it whole: kill -- -PID for each of GEN_BOOT_PIDS). A missing image leaves an empty run
 # directory, so its checks fail.
 gen_boot_all() {
@@ -652,7 +652,7 @@ gen_boot_all() {
             running=$((running - 1))
         fi
         if [ -f "${IMG[i]}" ]; then
-            gen_boot "$runs/${N[i]}" "${IMG[i]}" "${ARGS[i]}" "$pieces" >/dev/null 2>&1 </dev/null &
+            gen_boot "$runs/${N[i]}" "${IMG[i]}" "${ARGS[i]}" "${PIECES[i]:-$pieces}" >/dev/null 2>&1 </dev/null &
         else
             (rm -rf "${runs:?}/${N[i]}" && mkdir -p "$runs/${N[i]}") &
         fi

@@ -136,6 +136,8 @@ done
 #   native drivers and fail (the release then binds them at once), or fail at once (the host's
 #   udev binds them later) (an install line in the image's modprobe.d); test.hide-native: the
 #   native drivers are not in the image (removed before udev; the real root binds the cards).
+#   native-in-initrd: a card's native driver record precedes the real root's (the image's own
+#   modules loaded in it); vga: the machine has a boot VGA at 00:02.0 too.
 CARD1_VFIO="01:00.0=vfio-pci 01:00.1=vfio-pci"
 CARD2_NATIVE="02:00.0=bochs-drm 02:00.1=snd_hda_intel"
 CARD1_NATIVE="01:00.0=bochs-drm 01:00.1=snd_hda_intel"
@@ -152,7 +154,7 @@ preload       | its dsd dsh | main  | vfio-early.devices=01:00.0 test.preload=vf
 rd-driver-pre | dsd dsh     | main  | vfio-early.devices=01:00.0 rd.driver.pre=vfio-pci | $CARD1_VFIO $CARD2_NATIVE               | bound to vfio-pci via; summary: 2 bound       | ran
 nobin         | its dsd dsh | nobin | vfio-early.devices=01:00.0                        | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci |                                               | notran buildmsg
 longd         | dsd         | longd | vfio-early.devices=01:00.0                        | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | /etc/cmdline.d/01-default.conf: longer than 8192 bytes (the cap); nothing is bound | ran
-addon         | dsd         | addon | vfio-early.devices=01:00.0                        | 00:02.0=bochs-drm $CARD1_VFIO $CARD2_NATIVE | fenced 2 devices in; (entry 01:00.0): bound to vfio-pci via the add-on's modules; summary: 2 bound, 0 refused, 0 failed | ran before-udev split native-in-initrd
+addon         | dsd         | addon | vfio-early.devices=01:00.0                        | 00:02.0=bochs-drm $CARD1_VFIO $CARD2_NATIVE | fenced 2 devices in; (entry 01:00.0): bound to vfio-pci via the add-on's modules; summary: 2 bound, 0 refused, 0 failed | ran before-udev split native-in-initrd vga
 addon-none    | dsd         | bare  | vfio-early.devices=01:00.0                        | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci |                                               | notran native-in-initrd
 addon-other   | dsd         | addon-other | vfio-early.devices=01:00.0                  | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | the add-on was built for kernel 6.1.0-0-other-amd64, this is; override cleared and re-probed so the host keeps it; summary: 0 bound, 0 refused, 2 failed | ran split native-in-initrd
 dyn           | its dsd     | dyn   | vfio-early.devices=01:00.0                        | $CARD1_VFIO $CARD2_NATIVE               | (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound | ran before-udev dynlibs
@@ -168,7 +170,7 @@ selected() {
     return 1
 }
 
-N=() IMG=() ARGS=() EXPECT=() LOGS=() EXTRA=() FL=()
+N=() IMG=() ARGS=() EXPECT=() LOGS=() EXTRA=() FL=() PIECES=()
 while IFS='|' read -r name flavours variant args expect logs extra; do
     name=$(trim "$name")
     [ -n "$name" ] || continue
@@ -176,6 +178,8 @@ while IFS='|' read -r name flavours variant args expect logs extra; do
         selected "$f-$name" || continue
         N+=("$f-$name") FL+=("$f") IMG+=("$(gen_image_path "$f" "$(trim "$variant")")")
         ARGS+=("$(trim "$args")") EXPECT+=("$(trim "$expect")") LOGS+=("$(trim "$logs")") EXTRA+=("$(trim "$extra")")
+        # "vga" in the extra checks: the machine has a boot VGA (00:02.0) too.
+        if [[ " $extra " == *" vga "* ]]; then PIECES+=("vga card2"); else PIECES+=(""); fi
     done
 done <<<"$TABLE"
 
@@ -236,6 +240,7 @@ for ((i = 0; i < ${#N[@]}; i++)); do
                     reasons+=$'\n'"the summary (${summary:-none}) does not follow udevd's first record (${udev%% *}): the rest did not run beside udev"
                 fi
                 ;;
+            vga) ;;
             native-in-initrd)
                 # The base image's own modules load beside the add-on: a card's native driver
                 # binds before the real root's first record.
@@ -285,7 +290,7 @@ done
 # "its dsd dsh") change what is booted, QEMU_SMP (default 1) the guest's CPUs.
 if selected timing; then
     phase "boot timing (${TIMING_PAIRS:-5} rounds per flavour: split, sync, preloaded)"
-    N=() IMG=() ARGS=()
+    N=() IMG=() ARGS=() PIECES=()
     for f in ${TIMING_FLAVOURS:-its dsd dsh}; do
         for ((p = 1; p <= ${TIMING_PAIRS:-5}; p++)); do
             for mode in split sync preload; do
