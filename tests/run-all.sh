@@ -64,7 +64,7 @@ if [ "$cargo_rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 fi
 [ "$f" -eq 0 ] || failures+=("$f cargo tests")
 
-stage "the build: static binary, size budget, source tarball, hooks' config reading"
+stage "the build: static binary, size budget, source tarball, hooks' config reading, add-on kernel hooks"
 check "make (static musl, stable)" make
 tests/size-budget.sh 2>&1 | tee tests/out/size-budget.log
 count_suite "size budget" "${PIPESTATUS[0]}" tests/out/size-budget.log
@@ -72,6 +72,8 @@ tests/build/dist.sh 2>&1 | tee tests/out/dist.log
 count_suite "dist tarball builds" "${PIPESTATUS[0]}" tests/out/dist.log
 tests/hooks/strict-agree.sh 2>&1 | tee tests/out/strict-agree.log
 count_suite "build-strict readers agree" "${PIPESTATUS[0]}" tests/out/strict-agree.log
+tests/hooks/addon-hooks.sh 2>&1 | tee tests/out/addon-hooks.log
+count_suite "add-on kernel hooks" "${PIPESTATUS[0]}" tests/out/addon-hooks.log
 
 stage "expansion ROMs: real fixtures from Debian's packages, goldens, crafted findings, clean round trips, persist under faults"
 tests/roms/run.sh 2>&1 | tee tests/out/roms.log
