@@ -2,7 +2,8 @@
 # vfio-early: build, check, install, package.
 #
 #   make                 the static musl binaries, stable cargo (what the packages and tests ship):
-#                        vfio-early (host commands) and vfio-early-boot (bind only, for the images)
+#                        vfio-early (host commands), vfio-early-boot (bind only, for the images) and
+#                        vfio-early-init (the rdinit shim)
 #   make TARGET=         the native (glibc, dynamic) binaries: `cargo build --release`; hooks copy their libraries
 #   make small           the size-tuned static binaries (nightly cargo, build-std): opt-in
 #   make check           fmt, clippy -D warnings, tests
@@ -20,6 +21,8 @@ TARGETDIR ?= target
 # every initramfs carries).
 BIN       ?= $(TARGETDIR)/$(if $(TARGET),$(TARGET)/)release/vfio-early
 BOOT_BIN  ?= $(dir $(BIN))vfio-early-boot
+# The rdinit shim (PID 1 of an image without a hook, before its own init).
+INIT_BIN  ?= $(dir $(BIN))vfio-early-init
 # The size-tuned build: std rebuilt by nightly cargo with panics that abort at once (no panic
 # message or backtrace machinery). Its own target dir, so it never replaces the stable binary.
 SMALL_TARGETDIR := $(TARGETDIR)/small
@@ -38,6 +41,8 @@ DOCDIR         ?= $(DATADIR)/doc/vfio-early
 PKGLIBDIR      ?= $(LIBDIR)/vfio-early
 HOOKLIBDIR     ?= $(PKGLIBDIR)
 BOOTBIN        ?= $(PKGLIBDIR)/vfio-early-boot
+# Fixed: rdinit= names it, and the add-on puts it at the same path.
+INITSHIM       := /usr/lib/vfio-early/init
 # The generators and systemd search these directories only, whatever PREFIX is.
 SYSTEMDUNITDIR ?= /usr/lib/systemd/system
 DRACUTDIR      ?= /usr/lib/dracut/modules.d
@@ -87,10 +92,11 @@ install: install-bin install-hooklib install-initramfs-tools install-dracut inst
 	install-systemd install-openrc install-addon install-doc
 
 install-bin:
-	@for b in $(BIN) $(BOOT_BIN); do \
+	@for b in $(BIN) $(BOOT_BIN) $(INIT_BIN); do \
 		test -x $$b || { echo "install: $$b missing: run make first" >&2; exit 1; }; done
 	install -Dm755 $(BIN) $(DESTDIR)$(BINDIR)/vfio-early
 	install -Dm755 $(BOOT_BIN) $(DESTDIR)$(BOOTBIN)
+	install -Dm755 $(INIT_BIN) $(DESTDIR)$(INITSHIM)
 
 install-hooklib:
 	$(call install-subst,hooks-common/hook-lib.sh,$(HOOKLIBDIR)/hook-lib.sh,644)

@@ -64,7 +64,7 @@ if [ "$cargo_rc" -ne 0 ] && [ "$f" -eq 0 ]; then
 fi
 [ "$f" -eq 0 ] || failures+=("$f cargo tests")
 
-stage "the build: static binary, size budget, source tarball, hooks' config reading, add-on kernel hooks"
+stage "the build: static binary, size budget, source tarball, hooks' config reading, add-on kernel hooks, the rdinit shim as PID 1"
 check "make (static musl, stable)" make
 tests/size-budget.sh 2>&1 | tee tests/out/size-budget.log
 count_suite "size budget" "${PIPESTATUS[0]}" tests/out/size-budget.log
@@ -74,6 +74,8 @@ tests/hooks/strict-agree.sh 2>&1 | tee tests/out/strict-agree.log
 count_suite "build-strict readers agree" "${PIPESTATUS[0]}" tests/out/strict-agree.log
 tests/hooks/addon-hooks.sh 2>&1 | tee tests/out/addon-hooks.log
 count_suite "add-on kernel hooks" "${PIPESTATUS[0]}" tests/out/addon-hooks.log
+tests/shim/pid1.sh 2>&1 | tee tests/out/shim-pid1.log
+count_suite "rdinit shim as PID 1" "${PIPESTATUS[0]}" tests/out/shim-pid1.log
 
 stage "expansion ROMs: real fixtures from Debian's packages, goldens, crafted findings, clean round trips, persist under faults"
 tests/roms/run.sh 2>&1 | tee tests/out/roms.log

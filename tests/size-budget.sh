@@ -7,7 +7,8 @@
 #   the size-tuned build (`make small`, nightly cargo + rust-src): at most SMALL_LIMIT bytes when
 #     that toolchain is present; "skipped" (counted as such, never as passed) when it is not
 #   the boot build carries none of the host commands (their texts are not in it)
-# The host build (vfio-early) is measured and printed; it is not in any image.
+# The host build (vfio-early) is measured and printed; it is not in any image. The rdinit shim
+# (vfio-early-init) must be static; its size is printed.
 # A native build (TARGET=) is dynamic on purpose: only the musl target must be static.
 # Ends with "N passed, M failed, K skipped".
 set -u
@@ -52,10 +53,21 @@ hsize=$(stat -c %s "$host")
 echo "size-budget: vfio-early-boot ${TARGET:-native} $size bytes ($(kib "$size") KiB), $link; limit $LIMIT ($((LIMIT / 1024)) KiB), aim $AIM ($((AIM / 1024)) KiB)"
 echo "size-budget: vfio-early (host build, in no image) $hsize bytes ($(kib "$hsize") KiB); the boot build is $((hsize - size)) bytes smaller"
 
+# The rdinit shim (PID 1 before the image's init, also in the add-on): static, its size printed.
+shim=$dir/vfio-early-init
+ssize=$(stat -c %s "$shim")
+slink=$(linkage "$shim")
+echo "size-budget: vfio-early-init (the rdinit shim) $ssize bytes ($(kib "$ssize") KiB), $slink"
+
 if [ "$TARGET" = x86_64-unknown-linux-musl ] && [ "$link" != static ]; then
 	ko "the musl boot build is not static: it has a program interpreter"
 else
 	ok "boot build linkage: $link"
+fi
+if [ "$TARGET" = x86_64-unknown-linux-musl ] && [ "$slink" != static ]; then
+	ko "the musl rdinit shim is not static: as PID 1 of any image it cannot count on a loader"
+else
+	ok "rdinit shim linkage: $slink"
 fi
 if [ "$size" -gt "$LIMIT" ]; then
 	ko "the boot build is $((size - LIMIT)) bytes over the limit"
@@ -82,6 +94,8 @@ if [ -n "$sysroot" ] && [ -d "$sysroot/lib/rustlib/src/rust/library" ] &&
 		small=$tdir/small/x86_64-unknown-linux-musl/release/vfio-early-boot
 		s=$(stat -c %s "$small")
 		echo "size-budget: size-tuned boot build (make small) $s bytes ($(kib "$s") KiB), $(linkage "$small"); $((size - s)) bytes less than the stable build; limit $SMALL_LIMIT"
+		s2=$(stat -c %s "$tdir/small/x86_64-unknown-linux-musl/release/vfio-early-init")
+		echo "size-budget: size-tuned rdinit shim (make small) $s2 bytes ($(kib "$s2") KiB)"
 		if [ "$s" -le "$SMALL_LIMIT" ]; then
 			ok "size-tuned boot build $s <= $SMALL_LIMIT bytes"
 		else

@@ -13,7 +13,10 @@
 //! - the vfio modules of one kernel byte for byte (signatures, compression) with the manifest
 //!   the boot build loads them from when modprobe finds no vfio-pci (see `modload`);
 //! - with `--conf`, the settings as `etc/cmdline.d/zz-vfio-early-addon.conf`, which the boot
-//!   build reads as dracut's cmdline.d (the kernel command line still wins).
+//!   build reads as dracut's cmdline.d (the kernel command line still wins);
+//! - the rdinit shim as `usr/lib/vfio-early/init` (when the package has it, or `--init`): for
+//!   images of any generator, booted with `rdinit=/usr/lib/vfio-early/init`; the units stand
+//!   down then (the shim ran the binder before any init).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +29,9 @@ use crate::sysfs::Root;
 const TARGET: &str = "vfio_pci";
 /// Where packages install the boot build.
 pub const BOOT_BINARY: &str = "usr/lib/vfio-early/vfio-early-boot";
+/// Where packages install the rdinit shim, and where the add-on puts it: the same path, so the
+/// one `rdinit=` works for both.
+pub const INIT: &str = "usr/lib/vfio-early/init";
 const UNIT: &str = "vfio-early-addon.service";
 const FINISH_UNIT: &str = "vfio-early-addon-finish.service";
 const BINARY: &str = "usr/lib/vfio-early/addon/vfio-early";
@@ -39,6 +45,8 @@ pub struct Request<'a> {
     pub kver: &'a str,
     /// The boot build to carry (default: the packaged one under `root`).
     pub binary: PathBuf,
+    /// The rdinit shim to carry; `None`: none (the package has none, or `--no-init`).
+    pub init: Option<PathBuf>,
     /// A vfio-early.conf whose settings the add-on carries.
     pub conf: Option<PathBuf>,
     /// Every member's mtime (SOURCE_DATE_EPOCH, or 0: the same inputs give the same bytes).
@@ -52,14 +60,17 @@ pub struct Built {
     /// The modules, in load order, and their files' bytes.
     pub modules: Vec<(String, u64)>,
     pub binary_bytes: u64,
+    /// The rdinit shim's bytes (0: none carried).
+    pub init_bytes: u64,
     /// What the user should know (a compression the build could not check, ...).
     pub notes: Vec<String>,
 }
 
 impl Built {
-    /// The archive beyond the binary and the modules (headers, units, manifest, padding).
+    /// The archive beyond the binaries and the modules (headers, units, manifest, padding).
     pub fn overhead(&self) -> u64 {
-        let payload: u64 = self.binary_bytes + self.modules.iter().map(|m| m.1).sum::<u64>();
+        let payload: u64 =
+            self.binary_bytes + self.init_bytes + self.modules.iter().map(|m| m.1).sum::<u64>();
         self.archive.len() as u64 - payload
     }
 }
@@ -268,7 +279,9 @@ pub fn units() -> Result<[(String, String); 2], AddonError> {
         }
         Ok(t)
     };
-    let stand_down = format!("{INITRD}ConditionPathExists=!/usr/bin/vfio-early\n");
+    let stand_down = format!(
+        "{INITRD}ConditionPathExists=!/usr/bin/vfio-early\nConditionKernelCommandLine=!rdinit=/{INIT}\n"
+    );
     let exec = format!("ExecStart=/{BINARY} ");
     let fence = change(
         "systemd/vfio-early.service",
@@ -394,14 +407,8 @@ pub fn build(req: &Request<'_>) -> Result<Built, AddonError> {
         files.push((name.clone(), file, bytes));
     }
 
-    let binary = match std::fs::read(&req.binary) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(AddonError::NoBinary(req.binary.clone()))
-        }
-        Err(e) => return Err(AddonError::Read(req.binary.clone(), e)),
-    };
-    check_static(&req.binary, &binary)?;
+    let binary = read_static(&req.binary)?;
+    let init = req.init.as_deref().map(read_static).transpose()?;
     let cmdline_d = req.conf.as_deref().map(conf_words).transpose()?;
 
     let manifest = Manifest {
@@ -435,6 +442,9 @@ pub fn build(req: &Request<'_>) -> Result<Built, AddonError> {
         w.member(d, dir_mode, b"");
     }
     w.member(BINARY, 0o100755, &binary);
+    if let Some(init) = &init {
+        w.member(INIT, 0o100755, init);
+    }
     for (name, text) in units()? {
         w.member(&format!("{UNIT_DIR}/{name}"), 0o100644, text.as_bytes());
     }
@@ -459,8 +469,22 @@ pub fn build(req: &Request<'_>) -> Result<Built, AddonError> {
             .map(|(n, _, b)| (n.clone(), b.len() as u64))
             .collect(),
         binary_bytes: binary.len() as u64,
+        init_bytes: init.as_ref().map_or(0, |b| b.len() as u64),
         notes,
     })
+}
+
+/// A static executable's bytes (the add-on's binaries run in images that may have no loader).
+fn read_static(path: &Path) -> Result<Vec<u8>, AddonError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(AddonError::NoBinary(path.to_path_buf()))
+        }
+        Err(e) => return Err(AddonError::Read(path.to_path_buf(), e)),
+    };
+    check_static(path, &bytes)?;
+    Ok(bytes)
 }
 
 /// `vfio-early addon`: builds the add-on and writes it atomically (a temporary name, then a
@@ -486,11 +510,15 @@ pub fn main(req: &Request<'_>, out: &Path) -> i32 {
     let names: Vec<&str> = built.modules.iter().map(|m| m.0.as_str()).collect();
     let module_bytes: u64 = built.modules.iter().map(|m| m.1).sum();
     outln!(
-        "wrote {}: {} bytes for kernel {} (the boot build {}, {} modules {} ({}), the rest {})",
+        "wrote {}: {} bytes for kernel {} (the boot build {}, {}, {} modules {} ({}), the rest {})",
         out.display(),
         built.archive.len(),
         req.kver,
         built.binary_bytes,
+        match built.init_bytes {
+            0 => "no rdinit shim".to_string(),
+            n => format!("the rdinit shim {n}"),
+        },
         names.len(),
         module_bytes,
         names.join(" "),
@@ -537,6 +565,7 @@ mod tests {
         assert_eq!((n1.as_str(), n2.as_str()), (UNIT, FINISH_UNIT));
         for t in [&fence, &finish] {
             assert!(t.contains("ConditionPathExists=!/usr/bin/vfio-early\n"));
+            assert!(t.contains("ConditionKernelCommandLine=!rdinit=/usr/lib/vfio-early/init\n"));
             assert!(t.contains(&format!("ExecStart=/{BINARY} ")));
             let settings: String = t.lines().filter(|l| !l.starts_with('#')).collect();
             assert!(

@@ -43,6 +43,7 @@ pub mod romread;
 pub mod romstore;
 pub mod run;
 pub mod scan;
+pub mod shim;
 pub mod split;
 pub mod state;
 pub mod status;

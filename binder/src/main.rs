@@ -29,10 +29,12 @@ Usage:
                                               (refused if the next boot would refuse them)
   vfio-early remove BDF... [--dry-run]        take them out of it
   vfio-early rom COMMAND [--root DIR] ...     inspect, clean, persist ROMs (vfio-early rom --help)
-  vfio-early addon -o FILE [--kver K] [--conf F] [--binary B]
+  vfio-early addon -o FILE [--kver K] [--conf F] [--binary B] [--init B | --no-init]
                                               an initrd add-on for a systemd initrd built without
                                               vfio-early: loaded after it, it binds as the hooks do
-                                              (kernel K, default the running one; F's settings)
+                                              (kernel K, default the running one; F's settings);
+                                              with the rdinit shim, for any image booted with
+                                              rdinit=/usr/lib/vfio-early/init
   vfio-early --help | --version
 
 Options:
@@ -207,6 +209,17 @@ fn dispatch(a: Args) -> Result<i32, String> {
             let conf = take_value(&mut rest, "--conf")?.map(PathBuf::from);
             let binary = take_value(&mut rest, "--binary")?
                 .map_or_else(|| root.path(addon::BOOT_BINARY), PathBuf::from);
+            // The packaged shim rides along when installed; --init names another (it must be
+            // there), --no-init leaves it out.
+            let init = match (
+                take_value(&mut rest, "--init")?,
+                take_flag(&mut rest, "--no-init"),
+            ) {
+                (Some(_), true) => return Err("--init and --no-init exclude each other".into()),
+                (Some(p), false) => Some(PathBuf::from(p)),
+                (None, true) => None,
+                (None, false) => Some(root.path(addon::INIT)).filter(|p| p.exists()),
+            };
             no_more(&rest)?;
             let kver = kver.unwrap_or_else(|| vfio_early::modload::running_kernel(&root));
             if kver.is_empty() || kver.contains('/') || kver.starts_with('.') {
@@ -221,6 +234,7 @@ fn dispatch(a: Args) -> Result<i32, String> {
                 root: &root,
                 kver: &kver,
                 binary,
+                init,
                 conf,
                 mtime,
             };

@@ -416,7 +416,7 @@ pub fn boot_start(root: &Root, why: &str) -> bool {
 }
 
 /// Log records go to the kernel log (stderr where printk_devkmsg=off swallows them).
-fn boot_logger(root: &Root) {
+pub fn boot_logger(root: &Root) {
     let devkmsg = sysfs::read_attr::<64>(&root.path("proc/sys/kernel/printk_devkmsg"))
         .ok()
         .flatten();

@@ -76,11 +76,14 @@ impl Root {
     }
 
     /// Boot mode acts only inside an initramfs: dracut, systemd and mkinitcpio images carry
-    /// `/etc/initrd-release`; initramfs-tools images carry its `scripts/functions` and `conf/`.
+    /// `/etc/initrd-release`; initramfs-tools images carry its `scripts/functions` and `conf/`;
+    /// any other image (booster, hand-made) is one when PID 1 is the rdinit shim.
     pub fn in_initrd(&self) -> bool {
         self.path("etc/initrd-release").exists()
             || (self.path("scripts/functions").exists()
                 && self.path("conf/initramfs.conf").exists())
+            || fs::read_link(self.path("proc/1/exe"))
+                .is_ok_and(|p| p == Path::new(crate::shim::SHIM_PATH))
     }
 
     /// The driver bound to a device now, from its `driver` link: `None` only when there is no

@@ -112,6 +112,14 @@ impl Child {
         self.pid.unsigned_abs()
     }
 
+    /// SIGKILL, for a child past every deadline (the rdinit shim's binder; never modprobe).
+    pub fn kill(&self) {
+        if !self.done {
+            // SAFETY: a signal to our own child, not yet reaped (its pid is still ours).
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
+    }
+
     /// Reaps it if it has ended.
     pub fn try_wait(&mut self) -> io::Result<Option<Status>> {
         if self.done {

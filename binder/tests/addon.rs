@@ -314,3 +314,40 @@ fn compressed_modules_need_a_kernel_that_decompresses() {
     let m = String::from_utf8_lossy(&l.files["usr/lib/vfio-early/addon/manifest"]).into_owned();
     assert!(m.contains("module vfio vfio.ko.xz\n"), "{m}");
 }
+
+#[test]
+fn the_rdinit_shim_rides_along_when_the_package_has_it() {
+    let t = kernel_tree();
+    let (code, out, err) = addon(&t, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("no rdinit shim"), "{out}");
+    let l = initrd::read(&t.path("out.img"), &[]).unwrap();
+    assert!(!l.has("usr/lib/vfio-early/init"));
+
+    let mut shim = static_elf();
+    shim.extend_from_slice(b" shim");
+    t.bytes("usr/lib/vfio-early/init", &shim);
+    let (code, out, err) = addon(&t, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("the rdinit shim {}", shim.len())),
+        "{out}"
+    );
+    let l = initrd::read(&t.path("out.img"), &["usr/lib/vfio-early/init"]).unwrap();
+    assert_eq!(l.members["usr/lib/vfio-early/init"], 0o100755);
+    assert_eq!(l.files["usr/lib/vfio-early/init"], shim, "byte for byte");
+
+    let (code, out, _) = addon(&t, &["--no-init"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("no rdinit shim"), "{out}");
+    // Named, it must be there and static; both flags are a usage error.
+    let missing = t.path("nope");
+    let (code, _, err) = addon(&t, &["--init", missing.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("nope: no such file"), "{err}");
+    let (code, _, err) = addon(&t, &["--init", "/bin/sh"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("dynamically linked"), "{err}");
+    let (code, _, err) = addon(&t, &["--init", "/x", "--no-init"]);
+    assert_eq!(code, 2, "{err}");
+}

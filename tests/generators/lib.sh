@@ -500,13 +500,15 @@ GEN_ADDON_OTHER_KVER=6.1.0-0-other-amd64
 # its boot build, `vfio-early addon --kver KVER`), and the two images the add-on rows boot, both
 # the dracut systemd image built without vfio-early plus an add-on, padded to 4 bytes between
 # them as boot loaders pad each initrd: dsd-addon (this one) and dsd-addon-other (the same
-# add-on, its manifest saying another kernel: an add-on left over from the previous kernel).
-# Writes GEN_OUT/addon.log (the command's output, then "build_ms N").
+# add-on, its manifest saying another kernel: an add-on left over from the previous kernel);
+# and the initramfs-tools image built without vfio-early plus the add-on, which carries the
+# rdinit shim: its-shim, its-shim-nobinder (no binder in it), its-shim-hang (a binder that
+# never ends). Writes GEN_OUT/addon.log (the command's output, then "build_ms N").
 gen_addon_images() {
-    local base images=$GEN_CACHE/images a=/var/tmp/vfiotest-addon.img t0 t1 x pad
+    local base images=$GEN_CACHE/images a=/var/tmp/vfiotest-addon.img t0 t1 x
     base=$(gen_image_path dsd bare)
     [ -f "$base" ] || { h_err "no dracut systemd image without vfio-early ($base)"; return 1; }
-    rm -f "$GEN_ROOT$a" "$images"/dsd-addon*.img "$images"/addon*.cpio
+    rm -f "$GEN_ROOT$a" "$images"/dsd-addon*.img "$images"/its-shim*.img "$images"/addon*.cpio
     t0=$(date +%s%N)
     gen_chroot "$GEN_ROOT" vfio-early addon --kver "$GEN_KVER" -o "$a" >"$GEN_OUT/addon.log" 2>&1 ||
         { h_err "vfio-early addon failed in the root (see $GEN_OUT/addon.log)"; return 1; }
@@ -519,10 +521,32 @@ gen_addon_images() {
         cpio -it --quiet <"$images/addon.cpio" | cpio -o -H newc -R 0:0 --quiet >"$images/addon-other.cpio") ||
         { rm -rf "$x"; h_err "repacking the add-on for another kernel failed"; return 1; }
     rm -rf "$x"
-    pad=$(((4 - $(stat -c %s "$base") % 4) % 4))
-    for x in addon addon-other; do
-        { cat "$base" && head -c "$pad" /dev/zero && cat "$images/$x.cpio"; } >"$images/dsd-$x.img" || return 1
+    # The rdinit shim's broken cases (issue 17): the add-on without its binder, and with a
+    # binder that never ends (a shell stand-in sleeping past every deadline).
+    x=$(mktemp -d)
+    (cd "$x" && cpio -idm --quiet <"$images/addon.cpio" && [ -x usr/lib/vfio-early/init ] &&
+        rm usr/lib/vfio-early/addon/vfio-early &&
+        cpio -it --quiet <"$images/addon.cpio" | grep -vx usr/lib/vfio-early/addon/vfio-early |
+        cpio -o -H newc -R 0:0 --quiet >"$images/addon-nobinder.cpio" &&
+        printf '#!/bin/sh\n# vfiotest: a binder that hangs\nsleep 600 || while :; do :; done\n' >usr/lib/vfio-early/addon/vfio-early &&
+        chmod 755 usr/lib/vfio-early/addon/vfio-early &&
+        cpio -it --quiet <"$images/addon.cpio" | cpio -o -H newc -R 0:0 --quiet >"$images/addon-hang.cpio") ||
+        { rm -rf "$x"; h_err "repacking the add-on for the shim's broken cases failed (no usr/lib/vfio-early/init in it?)"; return 1; }
+    rm -rf "$x"
+    gen_append "$base" "$images/addon.cpio" "$images/dsd-addon.img" &&
+        gen_append "$base" "$images/addon-other.cpio" "$images/dsd-addon-other.img" || return 1
+    base=$(gen_image_path its bare)
+    [ -f "$base" ] || { h_err "no initramfs-tools image without vfio-early ($base)"; return 1; }
+    for x in addon addon-nobinder addon-hang; do
+        gen_append "$base" "$images/$x.cpio" "$images/its-shim${x#addon}.img" || return 1
     done
+}
+
+# gen_append BASE ADDON OUT: BASE, zeros to a 4-byte boundary (as boot loaders pad each
+# initrd), then ADDON.
+gen_append() {
+    local pad=$(((4 - $(stat -c %s "$1") % 4) % 4))
+    { cat "$1" && head -c "$pad" /dev/zero && cat "$2"; } >"$3"
 }
 
 # Raw (uncompressed) size of the whole image: early cpio plus decompressed main.

@@ -137,7 +137,10 @@ done
 #   udev binds them later) (an install line in the image's modprobe.d); test.hide-native: the
 #   native drivers are not in the image (removed before udev; the real root binds the cards).
 #   native-in-initrd: a card's native driver record precedes the real root's (the image's own
-#   modules loaded in it); vga: the machine has a boot VGA at 00:02.0 too.
+#   modules loaded in it); vga: the machine has a boot VGA at 00:02.0 too. shim: the rdinit
+#   shim's record says it starts /init; passthrough: the real root's init got the arguments
+#   after -- and the environment the kernel gave the shim; kernel-fallback: no report, the
+#   console shows the kernel skipped the image's init and could not mount root= itself.
 CARD1_VFIO="01:00.0=vfio-pci 01:00.1=vfio-pci"
 CARD2_NATIVE="02:00.0=bochs-drm 02:00.1=snd_hda_intel"
 CARD1_NATIVE="01:00.0=bochs-drm 01:00.1=snd_hda_intel"
@@ -157,6 +160,12 @@ longd         | dsd         | longd | vfio-early.devices=01:00.0                
 addon         | dsd         | addon | vfio-early.devices=01:00.0                        | 00:02.0=bochs-drm $CARD1_VFIO $CARD2_NATIVE | fenced 2 devices in; (entry 01:00.0): bound to vfio-pci via the add-on's modules; summary: 2 bound, 0 refused, 0 failed | ran before-udev split native-in-initrd vga
 addon-none    | dsd         | bare  | vfio-early.devices=01:00.0                        | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci |                                               | notran native-in-initrd
 addon-other   | dsd         | addon-other | vfio-early.devices=01:00.0                  | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | the add-on was built for kernel 6.1.0-0-other-amd64, this is; override cleared and re-probed so the host keeps it; summary: 0 bound, 0 refused, 2 failed | ran split native-in-initrd
+shim          | its         | shim  | rdinit=/usr/lib/vfio-early/init vfio-early.devices=01:00.0 vfiotestenv=kept -- rootarg1 | 00:02.0=bochs-drm $CARD1_VFIO $CARD2_NATIVE | (entry 01:00.0): bound to vfio-pci via the add-on's modules; summary: 2 bound, 0 refused, 0 failed; init: the binder /usr/lib/vfio-early/addon/vfio-early ended after | before-udev shim passthrough vga
+shim-garbage  | its         | shim  | rdinit=/usr/lib/vfio-early/init vfio-early.devices=01:00.0,zz:zz.9,../../x vfio-early.init=../../x vfio-early.bogus=1 | $CARD1_VFIO $CARD2_NATIVE | "zz:zz.9"; "../../x"; unknown key "bogus"; summary: 2 bound; init: vfio-early.init="../../x" is not an absolute path | before-udev shim
+shim-noinit   | its         | shim  | rdinit=/usr/lib/vfio-early/init vfio-early.devices=01:00.0 vfio-early.init=/sbin/no-such-init | $CARD1_VFIO $CARD2_NATIVE | summary: 2 bound; starting /sbin/no-such-init; init: cannot start /sbin/no-such-init: No such file or directory (os error 2); starting /init | before-udev
+shim-nobinder | its         | shim-nobinder | rdinit=/usr/lib/vfio-early/init vfio-early.devices=01:00.0 | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | init: no binder in this image (looked for /usr/bin/vfio-early, /usr/lib/vfio-early/addon/vfio-early, /usr/lib/vfio-early/vfio-early-boot); nothing is bound; starting /init | shim
+shim-hang     | its         | shim-hang | rdinit=/usr/lib/vfio-early/init vfio-early.devices=01:00.0 vfio-early.timeout=1 | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | was still running 2000 ms after its 1 s deadline: killed after; starting /init | shim
+rdinit-noshim | its         | bare  | rdinit=/usr/lib/vfio-early/init vfio-early.devices=01:00.0 | | | kernel-fallback
 dyn           | its dsd     | dyn   | vfio-early.devices=01:00.0                        | $CARD1_VFIO $CARD2_NATIVE               | (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound | ran before-udev dynlibs
 "
 
@@ -194,6 +203,23 @@ for ((i = 0; i < ${#N[@]}; i++)); do
     dir="$RUNS/${N[i]}"
     if [ ! -f "${IMG[i]}" ]; then
         result "${N[i]}" FAIL "" "image ${IMG[i]} was not built (see ${IMG[i]}.log)"
+        continue
+    fi
+    if [[ " ${EXTRA[i]} " == *" kernel-fallback "* ]]; then
+        # rdinit= naming a file the image lacks: the kernel skips the image's /init and mounts
+        # root= itself, which needs the modules in the image it skipped: it panics.
+        reasons=""
+        grep -q 'VFS: Unable to mount root fs' "$dir/console.log" 2>/dev/null ||
+            reasons="no \"VFS: Unable to mount root fs\" on the console: the kernel did not skip the image's init"
+        ! grep -q 'Run /init as init process' "$dir/console.log" 2>/dev/null ||
+            reasons+=$'\n'"the kernel ran /init"
+        reasons=$(sed '/^$/d' <<<"$reasons")
+        if [ -z "$reasons" ]; then
+            result "${N[i]}" OK "the kernel skipped /init, mounted root= itself and panicked: $(grep -o 'Kernel panic - not syncing: .*' "$dir/console.log" | head -n 1 | tr -d '\r')"
+        else
+            result "${N[i]}" FAIL "" "$reasons"
+            printf '       see: %s/console.log\n' "$dir"
+        fi
         continue
     fi
     reasons=$(gen_check "$dir" "${EXPECT[i]}" "${LOGS[i]}")
@@ -241,6 +267,20 @@ for ((i = 0; i < ${#N[@]}; i++)); do
                 fi
                 ;;
             vga) ;;
+            shim)
+                # The shim's record, then the image's own init: its first init-top record (the
+                # real root is reached: the report exists).
+                shimrec=$(report_klog "$dir" | grep -F 'vfio-early: init: ' | grep -F 'starting /init' | head -n 1)
+                [ -n "$shimrec" ] || reasons+=$'\n'"no shim record \"init: ... starting /init\""
+                ;;
+            passthrough)
+                # The kernel's arguments for init (after --) and its environment (vfiotestenv=)
+                # reach the real root's init through the shim, /init and run-init.
+                grep -qx 'ROOT-ARGS rootarg1' <<<"$(report_text "$dir")" ||
+                    reasons+=$'\n'"the real root's init did not get rootarg1: $(report_text "$dir" | grep '^ROOT-ARGS')"
+                grep -qx 'ROOT-ENV kept' <<<"$(report_text "$dir")" ||
+                    reasons+=$'\n'"the real root's init did not get vfiotestenv=kept: $(report_text "$dir" | grep '^ROOT-ENV')"
+                ;;
             native-in-initrd)
                 # The base image's own modules load beside the add-on: a card's native driver
                 # binds before the real root's first record.

@@ -84,7 +84,7 @@ else
     bsdtar -xf "$PKG" -C "$A/pkg"
     list=$(bsdtar -tf "$PKG" | grep -v '/$' | LC_ALL=C sort)
     reasons=""
-    for p in usr/bin/vfio-early usr/lib/vfio-early/vfio-early-boot usr/lib/vfio-early/hook-lib.sh usr/lib/initcpio/install/vfio-early \
+    for p in usr/bin/vfio-early usr/lib/vfio-early/vfio-early-boot usr/lib/vfio-early/init usr/lib/vfio-early/hook-lib.sh usr/lib/initcpio/install/vfio-early \
         usr/lib/initcpio/hooks/vfio-early usr/share/vfio-early/mkinitcpio.conf usr/lib/dracut/modules.d/50vfio-early/module-setup.sh \
         usr/lib/systemd/system/vfio-early.service usr/lib/systemd/system/vfio-early-finish.service \
         usr/lib/systemd/system/vfio-early-rom-persist.service usr/share/man/man8/vfio-early.8.gz usr/share/licenses/vfio-early/LICENSE-MIT .PKGINFO .INSTALL .MTREE; do
@@ -92,7 +92,7 @@ else
     done
     ! grep -qE '^etc/' <<<"$list" || reasons+="ships files in /etc: $(grep -E '^etc/' <<<"$list" | tr '\n' ' ')"$'\n'
     grep -qx 'HOOKS+=(vfio-early)' "$A/pkg/usr/share/vfio-early/mkinitcpio.conf" || reasons+="the drop-in does not add the hook"$'\n'
-    for b in usr/bin/vfio-early usr/lib/vfio-early/vfio-early-boot; do
+    for b in usr/bin/vfio-early usr/lib/vfio-early/vfio-early-boot usr/lib/vfio-early/init; do
         readelf -lW "$A/pkg/$b" | grep -q INTERP && reasons+="the packaged $b is dynamic"$'\n'
     done
     verdict arch-files "$(grep -c . <<<"$list") files" "$reasons"
@@ -136,7 +136,7 @@ else
     result rpm-build OK "$(basename "$RPM"), $(stat -c %s "$RPM") bytes"
     list=$(rpm -qlp "$RPM" 2>/dev/null)
     reasons=""
-    for p in /usr/bin/vfio-early /usr/lib/vfio-early/vfio-early-boot /usr/lib/vfio-early/hook-lib.sh /usr/lib/dracut/modules.d/50vfio-early/module-setup.sh \
+    for p in /usr/bin/vfio-early /usr/lib/vfio-early/vfio-early-boot /usr/lib/vfio-early/init /usr/lib/vfio-early/hook-lib.sh /usr/lib/dracut/modules.d/50vfio-early/module-setup.sh \
         /usr/lib/systemd/system/vfio-early.service /usr/lib/systemd/system/vfio-early-finish.service \
         /usr/lib/systemd/system/vfio-early-rom-persist.service; do
         grep -qxF "$p" <<<"$list" || reasons+="missing $p"$'\n'

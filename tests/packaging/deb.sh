@@ -145,7 +145,7 @@ rm -rf "$ctl"
 dpkg-deb -e "$DEB" "$ctl"
 contents=$(dpkg-deb -c "$DEB" | awk '{ print $6 }' | sed 's|^\./|/|')
 reasons=""
-for p in /usr/bin/vfio-early /usr/lib/vfio-early/vfio-early-boot /usr/lib/vfio-early/hook-lib.sh /usr/share/initramfs-tools/hooks/vfio-early \
+for p in /usr/bin/vfio-early /usr/lib/vfio-early/vfio-early-boot /usr/lib/vfio-early/init /usr/lib/vfio-early/hook-lib.sh /usr/share/initramfs-tools/hooks/vfio-early \
     /usr/share/initramfs-tools/scripts/init-top/00-vfio-early /usr/share/initramfs-tools/scripts/init-bottom/vfio-early \
     /usr/lib/dracut/modules.d/50vfio-early/module-setup.sh /usr/lib/dracut/modules.d/50vfio-early/vfio-early.sh \
     /usr/lib/dracut/modules.d/50vfio-early/vfio-early-wait.sh /lib/systemd/system/vfio-early.service \
@@ -165,11 +165,11 @@ grep -qx 'activate-noawait update-initramfs' "$ctl/triggers" || reasons+="no 'ac
 for s in preinst postinst prerm postrm; do
     [ ! -f "$ctl/$s" ] || ! grep -q 'update-initramfs\|dracut ' "$ctl/$s" || reasons+="$s calls an image generator"$'\n'
 done
-for b in usr/bin/vfio-early usr/lib/vfio-early/vfio-early-boot; do
+for b in usr/bin/vfio-early usr/lib/vfio-early/vfio-early-boot usr/lib/vfio-early/init; do
     readelf -lW "$REPO_DIR/target/debian/vfio-early-${DEB_VERSION%-*}/debian/vfio-early/$b" | grep -q INTERP &&
         reasons+="the packaged $b is dynamic"$'\n'
 done
-verdict deb-contents "$(grep -c . <<<"$contents") paths, trigger, conffiles only the add-on's kernel hooks, static binaries (host and boot build)" "$reasons"
+verdict deb-contents "$(grep -c . <<<"$contents") paths, trigger, conffiles only the add-on's kernel hooks, static binaries (host and boot build, rdinit shim)" "$reasons"
 
 lintian --pedantic -I "$REPO_DIR"/target/debian/vfio-early_*.changes >"$SUITE_OUT/lintian.txt" 2>&1
 reasons=""

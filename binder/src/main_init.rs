@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! `vfio-early-init`, installed as `/usr/lib/vfio-early/init`: the rdinit shim (see `shim`).
+//! Booted as `rdinit=/usr/lib/vfio-early/init`, it is PID 1: it runs the binder in a child,
+//! then execs the image's real init with its own arguments and environment. It writes only to
+//! the kernel log (its stdout may be no terminal, or closed), and never returns while an init
+//! can be started: returning from PID 1 panics the kernel.
+#![no_main]
+
+use std::ffi::{c_char, c_int, CString};
+use std::time::Duration;
+
+use log::{error, warn};
+use nix::libc;
+
+use vfio_early::arena::Arena;
+use vfio_early::run;
+use vfio_early::shim::{self, Ran};
+use vfio_early::sysfs::{self, Root};
+
+/// The settings are read here (for the deadline) and the binder runs in its own process: a
+/// small heap in `.bss`, past it the system allocator.
+#[global_allocator]
+static HEAP: Arena<{ 1 << 18 }> = Arena::new();
+
+const HELP: &str = "\
+vfio-early init: the rdinit shim of vfio-early
+
+Boot with rdinit=/usr/lib/vfio-early/init on the boot entry whose initrd carries it (the
+add-on, or the image's own files): it mounts /dev, /proc and /sys, runs the binder
+(vfio-early bind) up to its deadline, unmounts them and starts the image's init
+(vfio-early.init=PATH, else /init) with the same arguments. It runs only as PID 1.
+See vfio-early(8).
+";
+
+/// Called by the C runtime with the process's arguments.
+///
+/// # Safety
+/// `argv` holds `argc` pointers to NUL-terminated strings, as the C runtime passes them.
+#[no_mangle]
+pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
+    if std::process::id() != 1 {
+        // By hand on a running system: say what it is, and touch nothing.
+        vfio_early::errln!("{HELP}\nvfio-early init: not PID 1: nothing done");
+        return vfio_early::out::exit_code(if argc > 1 { 0 } else { run::EXIT_USAGE });
+    }
+    let root = Root::new("/");
+    let mounted = shim::prepare(&root);
+    run::boot_logger(&root);
+    shim::report_mounts(&mounted);
+    let line = sysfs::read_attr::<4096>(&root.path("proc/cmdline"))
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let (inits, why) = shim::inits(line.as_bytes());
+    if let Some(why) = why {
+        warn!("init: {why}; hint: vfio-early.init= names the image's init by its absolute path");
+    }
+    let deadline = Duration::from_millis(run::read_input(&root, None).settings.timeout_ms.into());
+    let binder = shim::binder(&root);
+    let ran = match &binder {
+        Some(b) => shim::run_binder(b, deadline),
+        None => Ran::Missing,
+    };
+    shim::restore(&mounted);
+    for (i, init) in inits.iter().enumerate() {
+        if i == 0 {
+            shim::report(binder.as_deref(), &ran, deadline, init);
+        }
+        // SAFETY: argv as the C runtime passed it.
+        let e = unsafe { exec(init, argc, argv) };
+        match inits.get(i + 1) {
+            Some(next) => warn!("init: cannot start {init}: {e}; starting {next}"),
+            None => error!("init: cannot start {init}: {e}"),
+        }
+    }
+    error!(
+        "init: no init could be started (tried {}): the kernel panics now, as it would itself",
+        inits.join(", ")
+    );
+    1
+}
+
+/// execve()s `path` with argv[0] set to it, the rest of our arguments and our environment;
+/// returns only when it failed, with why.
+///
+/// # Safety
+/// `argv` holds `argc` pointers to NUL-terminated strings.
+unsafe fn exec(path: &str, argc: c_int, argv: *const *const c_char) -> std::io::Error {
+    extern "C" {
+        static environ: *const *const c_char;
+    }
+    let Ok(p) = CString::new(path) else {
+        return std::io::ErrorKind::InvalidInput.into();
+    };
+    let count = usize::try_from(argc).unwrap_or(0);
+    let mut args: Vec<*const c_char> = Vec::with_capacity(count + 1);
+    args.push(p.as_ptr());
+    // SAFETY: the C runtime passes `argc` pointers.
+    args.extend((1..count).map(|i| unsafe { *argv.add(i) }));
+    args.push(std::ptr::null());
+    // SAFETY: a NUL-terminated path and a null-terminated argv whose strings outlive the call;
+    // environ is the C runtime's.
+    unsafe { libc::execve(p.as_ptr(), args.as_ptr(), environ) };
+    std::io::Error::last_os_error()
+}
