@@ -126,7 +126,7 @@ impl fmt::Display for Origin {
 pub enum InputError {
     #[error("bad device entry \"{token}\": {why}")]
     Entry { token: Token, why: EntryError },
-    #[error("unknown key \"{0}\" (known: devices, off, group, on-fail, timeout, dry-run, sync, debug, rom, build-strict)")]
+    #[error("unknown key \"{0}\" (known: devices, off, group, on-fail, timeout, dry-run, sync, debug, rom, build-strict, init)")]
     UnknownKey(Token),
     #[error("bad value \"{value}\" for {key}: expected {expected}")]
     Value {
@@ -158,6 +158,8 @@ pub enum InputError {
     TooManyFiles(usize),
     #[error("its name is not UTF-8 or longer than 128 bytes: not read, so nothing is bound")]
     NameNotRead,
+    #[error("init is the rdinit shim's and read only from the kernel command line (vfio-early.init=PATH): ignored here")]
+    InitKey,
 }
 
 impl InputError {
@@ -287,6 +289,11 @@ impl Settings {
     ) {
         if param_eq(key.as_bytes(), b"devices") {
             self.add_devices(value.unwrap_or(""), origin, problems);
+        } else if param_eq(key.as_bytes(), b"init") {
+            // The rdinit shim's (the init it starts), read by it from the command line only.
+            if origin != Origin::Cmdline {
+                problems.push(origin, InputError::InitKey);
+            }
         } else if let Err(e) = self.apply_scalar(key, value) {
             problems.push(origin, e);
         }
@@ -461,6 +468,16 @@ mod tests {
         s.apply_file(file, &mut p);
         s.apply_cmdline(cmdline.as_bytes(), Origin::Cmdline, &mut p);
         (s, p)
+    }
+
+    #[test]
+    fn init_is_the_shims_on_the_command_line_only() {
+        let (s, p) = from("vfio-early.init=/sbin/x vfio-early.devices=01:00.0", "");
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(s.entries.len(), 1);
+        let (_, p) = from("", "init = /sbin/x\n");
+        assert_eq!(p.len(), 1);
+        assert!(format!("{p:?}").contains("InitKey"), "{p:?}");
     }
 
     #[test]
