@@ -132,7 +132,9 @@ done
 #   missing binary), split (shell inits: a fence record, then the rest reported before the real
 #   root: state stage done), whole (one phase: no fence record), beside-udev (the summary
 #   follows udevd's first record: the rest ran beside udev, and the waiter held the switch).
-#   test.vfio=slow|fail-native|fail: the test hooks make loading vfio-pci take 3 s, load the
+#   test.vfio=slow|fail-native|fail: the test hooks make loading vfio-pci take 7 s (dracut
+#   systemd starts udevd up to ~5 s after the fence under TCG: the load must outlast that; the
+#   row's timeout=20 keeps it within the deadline), load the
 #   native drivers and fail (the release then binds them at once), or fail at once (the host's
 #   udev binds them later) (an install line in the image's modprobe.d); test.hide-native: the
 #   native drivers are not in the image (removed before udev; the real root binds the cards).
@@ -148,7 +150,7 @@ TABLE="
 control       | its dsd dsh | main  |                                                   | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | nothing configured                            | ran
 cmdline       | its dsd dsh | main  | vfio-early.devices=01:00.0                        | $CARD1_VFIO $CARD2_NATIVE               | fenced 2 devices in; (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound, 0 refused, 0 failed | ran before-udev split
 sync          | its dsd dsh | main  | vfio-early.devices=01:00.0 vfio-early.sync        | $CARD1_VFIO $CARD2_NATIVE               | (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound, 0 refused, 0 failed | ran before-udev whole
-slow          | its dsd dsh | main  | vfio-early.devices=01:00.0 test.vfio=slow         | $CARD1_VFIO $CARD2_NATIVE               | fenced 2 devices in; (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound | ran before-udev split beside-udev
+slow          | its dsd dsh | main  | vfio-early.devices=01:00.0 test.vfio=slow vfio-early.timeout=20 | $CARD1_VFIO $CARD2_NATIVE               | fenced 2 devices in; (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound | ran before-udev split beside-udev
 fail-native   | its dsd dsh | main  | vfio-early.devices=01:00.0 test.vfio=fail-native  | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | loading vfio-pci failed; override cleared and re-probed so the host keeps it; now on bochs-drm; now on snd_hda_intel; summary: 0 bound, 0 refused, 2 failed | ran split
 fail          | its dsd dsh | main  | vfio-early.devices=01:00.0 test.vfio=fail         | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | loading vfio-pci failed; override cleared and re-probed so the host keeps it; summary: 0 bound, 0 refused, 2 failed | ran split
 fail-nonative | its dsd dsh | main  | vfio-early.devices=01:00.0 test.vfio=fail test.hide-native | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | loading vfio-pci failed; override cleared and re-probed so the host keeps it; now with no driver; summary: 0 bound, 0 refused, 2 failed | ran split
