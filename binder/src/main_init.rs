@@ -14,7 +14,7 @@ use nix::libc;
 
 use vfio_early::arena::Arena;
 use vfio_early::run;
-use vfio_early::shim::{self, Ran};
+use vfio_early::shim;
 use vfio_early::sysfs::{self, Root};
 
 /// The settings are read here (for the deadline) and the binder runs in its own process: a
@@ -41,7 +41,13 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int 
     if std::process::id() != 1 {
         // By hand on a running system: say what it is, and touch nothing.
         vfio_early::errln!("{HELP}\nvfio-early init: not PID 1: nothing done");
-        return vfio_early::out::exit_code(if argc > 1 { 0 } else { run::EXIT_USAGE });
+        // SAFETY: argv holds argc pointers; argv[1] exists when argc > 1.
+        let help = argc > 1
+            && matches!(
+                unsafe { std::ffi::CStr::from_ptr(*argv.add(1)) }.to_bytes(),
+                b"--help" | b"-h"
+            );
+        return vfio_early::out::exit_code(if help { 0 } else { run::EXIT_USAGE });
     }
     let root = Root::new("/");
     let mounted = shim::prepare(&root);
@@ -55,16 +61,16 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int 
     if let Some(why) = why {
         warn!("init: {why}; hint: vfio-early.init= names the image's init by its absolute path");
     }
-    let deadline = Duration::from_millis(run::read_input(&root, None).settings.timeout_ms.into());
+    // The command line as read above (the binder reads every source again itself).
+    let settings = run::read_input(&root, Some(line.as_str())).settings;
+    let deadline = Duration::from_millis(settings.timeout_ms.into());
     let binder = shim::binder(&root);
-    let ran = match &binder {
-        Some(b) => shim::run_binder(b, deadline),
-        None => Ran::Missing,
-    };
+    let ran = binder.as_deref().map(|b| shim::run_binder(b, deadline));
     shim::restore(&mounted);
     for (i, init) in inits.iter().enumerate() {
         if i == 0 {
-            shim::report(binder.as_deref(), &ran, deadline, init);
+            let outcome = binder.as_deref().zip(ran.as_ref());
+            shim::report(outcome, deadline, init);
         }
         // SAFETY: argv as the C runtime passed it.
         let e = unsafe { exec(init, argc, argv) };

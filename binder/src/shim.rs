@@ -174,8 +174,6 @@ pub fn report_mounts(m: &Mounted) {
 /// How the binder's run ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Ran {
-    /// No binder in the image.
-    Missing,
     Failed(String),
     Ended(wait::Status, Duration),
     /// Still running past the deadline and the grace: killed.
@@ -242,28 +240,29 @@ pub fn restore(m: &Mounted) {
 }
 
 /// One line on how the run went, before the init is started.
-pub fn report(binder: Option<&Path>, ran: &Ran, deadline: Duration, init: &str) {
+/// `binder`: the one found and how its run ended; `None`: the image has none.
+pub fn report(binder: Option<(&Path, &Ran)>, deadline: Duration, init: &str) {
     let ms = |d: &Duration| d.as_millis();
-    match (binder, ran) {
-        (_, Ran::Missing) | (None, _) => warn!(
+    match binder {
+        None => warn!(
             "init: no binder in this image (looked for /{}); nothing is bound; starting {init}; hint: the add-on carries one (vfio-early addon), or add /usr/lib/vfio-early/vfio-early-boot to the image",
             BINDERS.join(", /")
         ),
-        (Some(b), Ran::Failed(why)) => error!(
+        Some((b, Ran::Failed(why))) => error!(
             "init: the binder {}: {why}; nothing is bound; starting {init}",
             b.display()
         ),
-        (Some(b), Ran::Ended(status, took)) if status.success() => info!(
+        Some((b, Ran::Ended(status, took))) if status.success() => info!(
             "init: the binder {} ended after {} ms; starting {init}",
             b.display(),
             ms(took)
         ),
-        (Some(b), Ran::Ended(status, took)) => warn!(
+        Some((b, Ran::Ended(status, took))) => warn!(
             "init: the binder {} ended with {status} after {} ms (its records say what it did); starting {init}",
             b.display(),
             ms(took)
         ),
-        (Some(b), Ran::Killed(took)) => error!(
+        Some((b, Ran::Killed(took))) => error!(
             "init: the binder {} was still running {} ms after its {} s deadline: killed after {} ms; devices it took may stay on vfio-pci or without a driver; starting {init}",
             b.display(),
             GRACE.as_millis(),
