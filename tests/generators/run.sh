@@ -270,8 +270,8 @@ for ((i = 0; i < ${#N[@]}; i++)); do
                 ;;
             vga) ;;
             shim)
-                # The shim's record, then the image's own init: its first init-top record (the
-                # real root is reached: the report exists).
+                # The shim said it starts the image's /init (that the real root was reached is
+                # the report's existence, checked by the expect column).
                 shimrec=$(report_klog "$dir" | grep -F 'vfio-early: init: ' | grep -F 'starting /init' | head -n 1)
                 [ -n "$shimrec" ] || reasons+=$'\n'"no shim record \"init: ... starting /init\""
                 ;;
