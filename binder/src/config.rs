@@ -146,7 +146,9 @@ pub enum InputError {
     EmptyEntry(Token),
     #[error("starts with a UTF-8 byte-order mark: ignored (save the file without it)")]
     ByteOrderMark,
-    #[error("cannot be read: {0}")]
+    #[error(
+        "cannot be read: {0}; so nothing is bound (it may hold a device entry or the kill switch)"
+    )]
     Unreadable(Token),
     #[error("too many device entries (capacity {MAX_ENTRIES}): \"{0}\" not applied, so nothing is bound")]
     TooManyEntries(Token),
@@ -169,6 +171,7 @@ impl InputError {
         matches!(
             self,
             InputError::TooManyEntries(_)
+                | InputError::Unreadable(_)
                 | InputError::Cut(_)
                 | InputError::TooManyFiles(_)
                 | InputError::NameNotRead

@@ -7,20 +7,14 @@
 #![no_main]
 
 use std::ffi::{c_char, c_int, CString};
-use std::time::Duration;
+use std::path::Path;
 
 use log::{error, warn};
 use nix::libc;
 
-use vfio_early::arena::Arena;
 use vfio_early::run;
-use vfio_early::shim;
+use vfio_early::shim::{self, Identity};
 use vfio_early::sysfs::{self, Root};
-
-/// The settings are read here (for the deadline) and the binder runs in its own process: a
-/// small heap in `.bss`, past it the system allocator.
-#[global_allocator]
-static HEAP: Arena<{ 1 << 18 }> = Arena::new();
 
 const HELP: &str = "\
 vfio-early init: the rdinit shim of vfio-early
@@ -49,39 +43,60 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int 
             );
         return vfio_early::out::exit_code(if help { 0 } else { run::EXIT_USAGE });
     }
+    shim::fill_stdio();
     let root = Root::new("/");
     let mounted = shim::prepare(&root);
     run::boot_logger(&root);
     shim::report_mounts(&mounted);
+    // PID 1 parses only what decides which init to start; the binder reads the settings.
     let line = sysfs::read_attr::<4096>(&root.path("proc/cmdline"))
         .ok()
         .flatten()
         .unwrap_or_default();
     let (inits, why) = shim::inits(line.as_bytes());
     if let Some(why) = why {
-        warn!("init: {why}; hint: vfio-early.init= names the image's init by its absolute path");
+        warn!("shim: {why}; hint: vfio-early.init= names the image's init by its absolute path");
     }
-    // The command line as read above (the binder reads every source again itself).
-    let settings = run::read_input(&root, Some(line.as_str())).settings;
-    let deadline = Duration::from_millis(settings.timeout_ms.into());
+    let own = Identity::own(&root);
+    if own.is_none() {
+        warn!("shim: cannot tell which file this shim is (no /proc/self/exe, no AT_EXECFN): an init that is the shim itself is not recognised");
+    }
     let binder = shim::binder(&root);
-    let ran = binder.as_deref().map(|b| shim::run_binder(b, deadline));
+    let ran = binder.as_deref().map(shim::run_binder);
     shim::restore(&mounted);
+    let mut reported = false;
+    let mut tried: heapless::Vec<&str, 6> = heapless::Vec::new();
     for (i, init) in inits.iter().enumerate() {
-        if i == 0 {
+        let next = inits.get(i + 1);
+        // The same file as the shim (through a link, `//`, `..` or a hard link): starting it
+        // would start the shim again, for ever.
+        if own.is_some() && Identity::of(Path::new(init)) == own {
+            warn!(
+                "shim: {init} is this shim itself (the same file as /proc/self/exe): skipped{}",
+                next.map_or(String::new(), |n| format!("; trying {n}"))
+            );
+            continue;
+        }
+        let _ = tried.push(init);
+        if !reported {
             let outcome = binder.as_deref().zip(ran.as_ref());
-            shim::report(outcome, deadline, init);
+            shim::report(outcome.map(|(b, (r, t))| (b, r, t)), init);
+            reported = true;
         }
         // SAFETY: argv as the C runtime passed it.
         let e = unsafe { exec(init, argc, argv) };
-        match inits.get(i + 1) {
-            Some(next) => warn!("init: cannot start {init}: {e}; starting {next}"),
-            None => error!("init: cannot start {init}: {e}"),
+        match next {
+            Some(next) => warn!("shim: cannot start {init}: {e}; starting {next}"),
+            None => error!("shim: cannot start {init}: {e}"),
         }
     }
+    if !reported {
+        let outcome = binder.as_deref().zip(ran.as_ref());
+        shim::report(outcome.map(|(b, (r, t))| (b, r, t)), "no init");
+    }
     error!(
-        "init: no init could be started (tried {}): the kernel panics now, as it would itself",
-        inits.join(", ")
+        "shim: no init could be started (tried {}): the kernel panics now, as it would itself",
+        tried.join(", ")
     );
     1
 }

@@ -192,11 +192,29 @@ fn unreadable(e: &sysfs::SysError) -> InputError {
 /// Every file that is not read is a blocking problem.
 fn cmdline_d_files(root: &Root, problems: &mut Problems) -> heapless::Vec<FileName, MAX_CMDLINE_D> {
     let mut names: heapless::Vec<FileName, MAX_CMDLINE_D> = heapless::Vec::new();
-    let Ok(dir) = std::fs::read_dir(root.path("etc/cmdline.d")) else {
-        return names;
+    let unreadable_dir = |problems: &mut Problems, e: &std::io::Error| {
+        let origin = Origin::CmdlineD(Token::new("*.conf"));
+        problems.push(origin, InputError::Unreadable(Token::new(&e.to_string())));
+    };
+    // Absent: dracut reads none. Anything else it cannot list (a loop, a file there, EIO) may
+    // hide a file dracut's shell would still read: nothing is bound.
+    let dir = match std::fs::read_dir(root.path("etc/cmdline.d")) {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return names,
+        Err(e) => {
+            unreadable_dir(problems, &e);
+            return names;
+        }
     };
     let mut more = false;
-    for e in dir.flatten() {
+    for e in dir {
+        let e = match e {
+            Ok(e) => e,
+            Err(e) => {
+                unreadable_dir(problems, &e);
+                break;
+            }
+        };
         let name = e.file_name();
         if !name.as_encoded_bytes().ends_with(b".conf") {
             continue;
@@ -468,6 +486,10 @@ pub fn run_split_with<K: Kernel>(
 
     let input = read_input(root, opts.cmdline.as_deref());
     let settings = &input.settings;
+    if opts.mode == Mode::Boot {
+        // Started by the rdinit shim: it waits for us by this deadline, not its default.
+        crate::shim::tell_deadline(settings.timeout_ms);
+    }
     if settings.debug {
         log::set_max_level(LevelFilter::Debug);
     }

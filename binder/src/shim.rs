@@ -6,11 +6,18 @@
 //! the mounts back as it found them and execs the image's real init with the original
 //! arguments and environment. Whatever the binder does (fails, hangs, dies), the real init runs.
 //!
-//! `inits` is pure; `prepare`, `run_binder` and `restore` are the side effects, under one root.
+//! PID 1 parses nothing that can fail: the binder reads the settings and tells the shim its
+//! deadline on a pipe (one line of decimal milliseconds: [`tell_deadline`], [`parse_deadline`]);
+//! until told, the shim waits the default deadline. Which init to start is decided by file
+//! identity, never by name: a candidate that is the shim's own file is skipped (it would start
+//! the shim again, for ever).
+//!
+//! `inits` and `parse_deadline` are pure; `prepare`, `run_binder`, `restore` and `Identity` are
+//! the side effects, under one root.
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -19,6 +26,7 @@ use log::{error, info, warn};
 use nix::libc;
 
 use crate::cmdline;
+use crate::config::DEFAULT_TIMEOUT_MS;
 use crate::sysfs::Root;
 use crate::text::Token;
 use crate::wait;
@@ -38,6 +46,12 @@ const FALLBACKS: [&str; 5] = ["/init", "/sbin/init", "/etc/init", "/bin/init", "
 pub const PATH_MAX: usize = 255;
 /// Past the run's own deadline, how long the binder may take to end before it is killed.
 pub const GRACE: Duration = Duration::from_secs(2);
+/// The deadline until the binder tells its own (the settings' default), and the most it may
+/// tell (the settings' maximum): a file never sets how long PID 1 waits.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_millis(DEFAULT_TIMEOUT_MS as u64);
+pub const MAX_DEADLINE: Duration = Duration::from_secs(600);
+/// Longest deadline line read: ten digits and the newline.
+const TOLD_MAX: usize = 11;
 /// After a kill, how long to wait to reap it (a child in an uninterruptible sysfs write ends
 /// only when the write returns; the real init reaps it then).
 const REAP: Duration = Duration::from_millis(500);
@@ -55,19 +69,14 @@ pub fn inits(line: &[u8]) -> (heapless::Vec<String, 6>, Option<String>) {
     let mut why = None;
     let mut out = heapless::Vec::new();
     if let Some(v) = named {
-        let token = Token::from_bytes(v);
         match std::str::from_utf8(v) {
-            Ok(p) if p.starts_with('/') && p.len() <= PATH_MAX && !p.starts_with(SHIM_PATH) => {
+            Ok(p) if p.starts_with('/') && p.len() <= PATH_MAX => {
                 let _ = out.push(p.to_string());
-            }
-            Ok(p) if p.starts_with(SHIM_PATH) => {
-                why = Some(format!(
-                    "vfio-early.init=\"{token}\" names the shim itself: ignored"
-                ));
             }
             _ => {
                 why = Some(format!(
-                    "vfio-early.init=\"{token}\" is not an absolute path of at most {PATH_MAX} bytes: ignored"
+                    "vfio-early.init=\"{}\" is not an absolute path of at most {PATH_MAX} bytes: ignored",
+                    Token::from_bytes(v)
                 ));
             }
         }
@@ -78,6 +87,113 @@ pub fn inits(line: &[u8]) -> (heapless::Vec<String, 6>, Option<String>) {
         }
     }
     (out, why)
+}
+
+/// The deadline a binder told: one line of 1 to 10 ASCII digits (milliseconds) and a newline,
+/// capped at [`MAX_DEADLINE`]. `Err` says what was wrong with anything else.
+pub fn parse_deadline(told: &[u8]) -> Result<Duration, &'static str> {
+    let Some(digits) = told.strip_suffix(b"\n") else {
+        return Err("no whole line");
+    };
+    if digits.is_empty() || digits.len() > TOLD_MAX - 1 || !digits.iter().all(u8::is_ascii_digit) {
+        return Err("not decimal milliseconds");
+    }
+    let ms = digits
+        .iter()
+        .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    Ok(Duration::from_millis(ms).min(MAX_DEADLINE))
+}
+
+/// The binder's side: when the shim started it ([`wait::TELL_ENV`] names descriptor 3 and that
+/// is a pipe), tells it the run's deadline and closes the descriptor (nothing the binder starts
+/// inherits it). Anything else: nothing done (a variable of that name from the kernel command
+/// line must not make us write to a descriptor we do not own).
+pub fn tell_deadline(timeout_ms: u32) {
+    // libc's getenv and a stack buffer: this runs in every boot build, which stays small.
+    // SAFETY: getenv with a NUL-terminated name; nothing sets variables in this process.
+    let named = unsafe { libc::getenv(wait::TELL_ENV.as_ptr()) };
+    // SAFETY: a non-null result is a NUL-terminated string in the environment.
+    if named.is_null() || unsafe { std::ffi::CStr::from_ptr(named) }.to_bytes() != b"3" {
+        return;
+    }
+    let fd = wait::TELL_FD;
+    // SAFETY: fstat fills a local stat buffer; an fd that is not open gives -1.
+    let is_fifo = unsafe {
+        let mut st = std::mem::zeroed::<libc::stat>();
+        libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFIFO
+    };
+    if !is_fifo {
+        return;
+    }
+    let mut line = [b'\n'; 11];
+    let mut at = line.len() - 1;
+    let mut n = timeout_ms;
+    loop {
+        at -= 1;
+        line[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let line = &line[at..];
+    // SAFETY: a write of a local buffer to fd 3, then its close: the descriptor is ours (the
+    // shim passed it), and nothing else in this process uses it.
+    unsafe {
+        libc::write(fd, line.as_ptr().cast(), line.len());
+        libc::close(fd);
+    }
+}
+
+/// A file's identity: device and inode, after following links.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Identity {
+    dev: u64,
+    ino: u64,
+}
+
+impl Identity {
+    pub fn of(path: &Path) -> Option<Identity> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(Identity {
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+    }
+
+    /// The shim's own file: `/proc/self/exe` while /proc is mounted, else the path the kernel
+    /// started it by (`AT_EXECFN`).
+    pub fn own(root: &Root) -> Option<Identity> {
+        Identity::of(&root.path("proc/self/exe")).or_else(|| {
+            // SAFETY: getauxval reads the auxiliary vector; AT_EXECFN is a pointer to a
+            // NUL-terminated string the kernel put on our stack (0 when absent).
+            let p = unsafe { libc::getauxval(libc::AT_EXECFN) } as *const libc::c_char;
+            if p.is_null() {
+                return None;
+            }
+            // SAFETY: as above: a NUL-terminated string that lives as long as the process.
+            let name = unsafe { std::ffi::CStr::from_ptr(p) };
+            Identity::of(Path::new(std::ffi::OsStr::from_bytes(name.to_bytes())))
+        })
+    }
+}
+
+/// Fills descriptors 0-2 where the kernel opened none (no `/dev/console` in the image) with
+/// close-on-exec memfds: what the shim opens later never takes those numbers (the binder's
+/// stdio and told descriptor are then never mixed up), and the init still starts with them
+/// closed, as the kernel left them.
+pub fn fill_stdio() {
+    for fd in 0..3 {
+        // SAFETY: F_GETFD on a number only asks whether it is open.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0 {
+            continue;
+        }
+        // The lowest free number is `fd` (the lower ones are open): the memfd takes it.
+        if let Ok(f) = sink() {
+            let _ = f.into_raw_fd();
+        }
+    }
 }
 
 /// The filesystems the binder reads, mounted only where nothing is yet (an initramfs starts
@@ -167,7 +283,7 @@ pub fn prepare(root: &Root) -> Mounted {
 /// Says what `prepare` could not mount (the logger now works, or falls back to nothing).
 pub fn report_mounts(m: &Mounted) {
     for p in &m.problems {
-        warn!("init: {p}; the binder may find no devices");
+        warn!("shim: {p}; the binder may find no devices");
     }
 }
 
@@ -178,6 +294,26 @@ pub enum Ran {
     Ended(wait::Status, Duration),
     /// Still running past the deadline and the grace: killed.
     Killed(Duration),
+}
+
+/// What the binder told of its deadline.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Told {
+    /// A deadline (capped at [`MAX_DEADLINE`]).
+    Deadline(Duration),
+    /// Something that is not a deadline line: the default holds.
+    Garbage(&'static str),
+    /// Nothing before it ended or closed the pipe, or before the default deadline: the default.
+    Nothing,
+}
+
+impl Told {
+    pub fn deadline(&self) -> Duration {
+        match self {
+            Told::Deadline(d) => *d,
+            Told::Garbage(_) | Told::Nothing => DEFAULT_DEADLINE,
+        }
+    }
 }
 
 /// A descriptor for the child's 0, 1 and 2 that needs no `/dev`: an empty memfd (reads see EOF,
@@ -192,23 +328,89 @@ fn sink() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// A close-on-exec pipe: (read end, write end).
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1; 2];
+    // SAFETY: pipe2 fills the two-element array or fails.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: the kernel just returned these descriptors; nothing else owns them.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Reads the binder's deadline line from `rd` until `until`, a whole line, its end or
+/// [`TOLD_MAX`] bytes.
+fn read_told(rd: &OwnedFd, until: Instant) -> Told {
+    let mut buf = [0u8; TOLD_MAX];
+    let mut len = 0;
+    while len < buf.len() && !buf[..len].contains(&b'\n') {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Told::Nothing;
+        }
+        let ms = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+        let mut pfd = libc::pollfd {
+            fd: rd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd, ours, for the call.
+        if unsafe { libc::poll(&mut pfd, 1, ms) } <= 0 {
+            continue; // a timeout or EINTR: the loop looks at the time again
+        }
+        let rest = &mut buf[len..];
+        // SAFETY: a read into the unused tail of a local buffer, at most its length.
+        let n = unsafe { libc::read(rd.as_raw_fd(), rest.as_mut_ptr().cast(), rest.len()) };
+        match n {
+            0 => break, // closed: it ended, or closed the pipe without a word
+            n if n > 0 => len += n.unsigned_abs(),
+            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ => break,
+        }
+    }
+    if len == 0 {
+        return Told::Nothing;
+    }
+    match parse_deadline(&buf[..len]) {
+        Ok(d) => Told::Deadline(d),
+        Err(why) => Told::Garbage(why),
+    }
+}
+
 /// The first binder present under `root`.
 pub fn binder(root: &Root) -> Option<PathBuf> {
     BINDERS.iter().map(|p| root.path(p)).find(|p| p.is_file())
 }
 
-/// Runs `binder bind` and waits for it up to `deadline` plus the grace, then kills it.
-pub fn run_binder(binder: &Path, deadline: Duration) -> Ran {
+/// Runs `binder bind`, learns its deadline from it (the default until it tells one) and waits
+/// for it up to that deadline plus the grace, then kills it.
+pub fn run_binder(binder: &Path) -> (Ran, Told) {
     let start = Instant::now();
-    let fd = match sink() {
-        Ok(fd) => fd,
-        Err(e) => return Ran::Failed(format!("no descriptor for its output: {e}")),
+    let fds = sink().and_then(|s| pipe().map(|p| (s, p)));
+    let (fd, (rd, wr)) = match fds {
+        Ok(fds) => fds,
+        Err(e) => {
+            return (
+                Ran::Failed(format!("no descriptors for it: {e}")),
+                Told::Nothing,
+            )
+        }
     };
-    let mut child = match wait::spawn(binder, "bind", fd.as_fd(), fd.as_fd(), fd.as_fd()) {
+    let spawned = wait::spawn(
+        binder,
+        "bind",
+        fd.as_fd(),
+        fd.as_fd(),
+        fd.as_fd(),
+        Some(wr.as_fd()),
+    );
+    // Our copy of the write end closed: the read end sees the end when the child's goes.
+    drop(wr);
+    let mut child = match spawned {
         Ok(c) => c,
-        Err(e) => return Ran::Failed(format!("cannot start it: {e}")),
+        Err(e) => return (Ran::Failed(format!("cannot start it: {e}")), Told::Nothing),
     };
-    match child.wait_until(start + deadline + GRACE) {
+    let told = read_told(&rd, start + DEFAULT_DEADLINE + GRACE);
+    let ran = match child.wait_until(start + told.deadline() + GRACE) {
         Ok(Some(status)) => Ran::Ended(status, start.elapsed()),
         Ok(None) => {
             child.kill();
@@ -216,7 +418,8 @@ pub fn run_binder(binder: &Path, deadline: Duration) -> Ran {
             Ran::Killed(start.elapsed())
         }
         Err(e) => Ran::Failed(format!("waiting for it: {e}")),
-    }
+    };
+    (ran, told)
 }
 
 /// Takes down what `prepare` mounted, last first; a busy one (a module load the binder left
@@ -231,7 +434,7 @@ pub fn restore(m: &Mounted) {
             // SAFETY: as above.
             if let Err(e) = check(unsafe { libc::umount2(t.as_ptr(), libc::MNT_DETACH) }) {
                 error!(
-                    "init: cannot unmount {}: {e}; the init finds it mounted",
+                    "shim: cannot unmount {}: {e}; the init finds it mounted",
                     target.display()
                 );
             }
@@ -239,34 +442,53 @@ pub fn restore(m: &Mounted) {
     }
 }
 
+/// A deadline as people write it: whole seconds, else milliseconds.
+fn span(d: Duration) -> String {
+    match d.as_millis() {
+        ms if ms % 1000 == 0 => format!("{} s", ms / 1000),
+        ms => format!("{ms} ms"),
+    }
+}
+
 /// One line on how the run went, before the init is started.
 /// `binder`: the one found and how its run ended; `None`: the image has none.
-pub fn report(binder: Option<(&Path, &Ran)>, deadline: Duration, init: &str) {
+pub fn report(binder: Option<(&Path, &Ran, &Told)>, init: &str) {
     let ms = |d: &Duration| d.as_millis();
-    match binder {
-        None => warn!(
-            "init: no binder in this image (looked for /{}); nothing is bound; starting {init}; hint: the add-on carries one (vfio-early addon), or add /usr/lib/vfio-early/vfio-early-boot to the image",
+    let Some((b, ran, told)) = binder else {
+        warn!(
+            "shim: no binder in this image (looked for /{}); nothing is bound; starting {init}; hint: the add-on carries one (vfio-early addon), or add /usr/lib/vfio-early/vfio-early-boot to the image",
             BINDERS.join(", /")
-        ),
-        Some((b, Ran::Failed(why))) => error!(
-            "init: the binder {}: {why}; nothing is bound; starting {init}",
+        );
+        return;
+    };
+    if let Told::Garbage(why) = told {
+        warn!(
+            "shim: the binder {} told its deadline as something that is {why}: waited the default {}",
+            b.display(),
+            span(DEFAULT_DEADLINE)
+        );
+    }
+    match ran {
+        Ran::Failed(why) => error!(
+            "shim: the binder {}: {why}; nothing is bound; starting {init}",
             b.display()
         ),
-        Some((b, Ran::Ended(status, took))) if status.success() => info!(
-            "init: the binder {} ended after {} ms; starting {init}",
+        Ran::Ended(status, took) if status.success() => info!(
+            "shim: the binder {} ended after {} ms; starting {init}",
             b.display(),
             ms(took)
         ),
-        Some((b, Ran::Ended(status, took))) => warn!(
-            "init: the binder {} ended with {status} after {} ms (its records say what it did); starting {init}",
+        Ran::Ended(status, took) => warn!(
+            "shim: the binder {} ended with {status} after {} ms (its records say what it did); starting {init}",
             b.display(),
             ms(took)
         ),
-        Some((b, Ran::Killed(took))) => error!(
-            "init: the binder {} was still running {} ms after its {} s deadline: killed after {} ms; devices it took may stay on vfio-pci or without a driver; starting {init}",
+        Ran::Killed(took) => error!(
+            "shim: the binder {} was still running {} ms after its {} deadline ({}): killed after {} ms; devices it took may stay on vfio-pci or without a driver; starting {init}",
             b.display(),
             GRACE.as_millis(),
-            deadline.as_secs(),
+            span(told.deadline()),
+            if matches!(told, Told::Deadline(_)) { "as it told" } else { "the default: it told none" },
             ms(took)
         ),
     }
@@ -314,10 +536,6 @@ mod tests {
             ("vfio-early.init", ""),
             ("vfio-early.init=init", "init"),
             ("vfio-early.init=../../x", "../../x"),
-            (
-                "vfio-early.init=/usr/lib/vfio-early/init",
-                "/usr/lib/vfio-early/init",
-            ),
         ] {
             let (v, why) = list(arg);
             assert_eq!(v, FALLBACKS, "{arg}");
@@ -326,6 +544,52 @@ mod tests {
         }
         let long = format!("vfio-early.init=/{}", "x".repeat(PATH_MAX));
         assert!(list(&long).1.unwrap().contains("at most 255 bytes"));
+    }
+
+    #[test]
+    fn names_never_decide_what_the_shim_is() {
+        // The shim's own path, or one beside it, is a name like any other: `Identity` decides.
+        for p in ["/usr/lib/vfio-early/init", "/usr/lib/vfio-early/init.real"] {
+            let (v, why) = list(&format!("vfio-early.init={p}"));
+            assert_eq!((v[0].as_str(), why), (p, None));
+        }
+        let t = tempfile::tempdir().unwrap();
+        let shim = t.path().join("init");
+        std::fs::write(&shim, b"x").unwrap();
+        std::fs::create_dir(t.path().join("sub")).unwrap();
+        std::os::unix::fs::symlink(&shim, t.path().join("link")).unwrap();
+        std::fs::hard_link(&shim, t.path().join("hard")).unwrap();
+        std::fs::write(t.path().join("other"), b"x").unwrap();
+        let own = Identity::of(&shim);
+        assert!(own.is_some());
+        let same = |rel: &str| Identity::of(&t.path().join(rel)) == own;
+        for rel in ["link", "hard", "sub/../init", "sub//../init"] {
+            assert!(same(rel), "{rel}");
+        }
+        assert!(!same("other"));
+        assert_eq!(Identity::of(&t.path().join("none")), None);
+    }
+
+    #[test]
+    fn the_told_deadline_is_one_line_of_milliseconds_capped() {
+        let ok = |s: &str| parse_deadline(s.as_bytes());
+        assert_eq!(ok("1000\n"), Ok(Duration::from_secs(1)));
+        assert_eq!(ok("0\n"), Ok(Duration::ZERO));
+        assert_eq!(ok("9999999999\n"), Ok(MAX_DEADLINE));
+        assert_eq!(ok("600001\n"), Ok(MAX_DEADLINE));
+        for bad in [
+            "",
+            "\n",
+            "1000",
+            "10 00\n",
+            "-1\n",
+            "+1\n",
+            "12345678901\n",
+            "1e3\n",
+            "1000\n\n",
+        ] {
+            assert!(ok(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
@@ -354,23 +618,50 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_binder_that_hangs_is_killed_past_the_grace() {
-        let t = tempfile::tempdir().unwrap();
-        let b = t.path().join("binder");
-        std::fs::write(&b, "#!/bin/sh\nexec sleep 60\n").unwrap();
+    fn script(dir: &Path, body: &str) -> PathBuf {
+        let b = dir.join("binder");
+        std::fs::write(&b, format!("#!/bin/sh\n{body}\n")).unwrap();
         std::fs::set_permissions(&b, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        match run_binder(&b, Duration::ZERO) {
-            Ran::Killed(took) => assert!(took >= GRACE, "{took:?}"),
+        b
+    }
+
+    #[test]
+    fn a_binder_that_hangs_is_killed_past_its_told_deadline_and_the_grace() {
+        let t = tempfile::tempdir().unwrap();
+        let b = script(t.path(), "echo 0 >&3; exec sleep 60");
+        match run_binder(&b) {
+            (Ran::Killed(took), Told::Deadline(d)) => {
+                assert_eq!(d, Duration::ZERO);
+                assert!(took >= GRACE && took < DEFAULT_DEADLINE, "{took:?}");
+            }
             other => panic!("{other:?}"),
         }
-        std::fs::write(&b, "#!/bin/sh\nkill -SEGV $$\n").unwrap();
-        match run_binder(&b, Duration::from_secs(20)) {
-            Ran::Ended(s, _) => assert_eq!(s.to_string(), "signal: 11"),
+        let b = script(t.path(), "kill -SEGV $$");
+        match run_binder(&b) {
+            (Ran::Ended(s, _), Told::Nothing) => assert_eq!(s.to_string(), "signal: 11"),
             other => panic!("{other:?}"),
         }
-        match run_binder(&t.path().join("none"), Duration::from_secs(1)) {
-            Ran::Failed(why) => assert!(why.contains("cannot start it"), "{why}"),
+        match run_binder(&t.path().join("none")) {
+            (Ran::Failed(why), Told::Nothing) => assert!(why.contains("cannot start it"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_binder_learns_the_descriptor_from_its_environment() {
+        let t = tempfile::tempdir().unwrap();
+        let b = script(
+            t.path(),
+            "[ \"$VFIO_EARLY_DEADLINE_FD\" = 3 ] && [ -p /dev/fd/3 ] && echo 'ten\nseconds' >&3",
+        );
+        match run_binder(&b) {
+            (Ran::Ended(s, _), Told::Garbage(_)) => assert!(s.success()),
+            other => panic!("{other:?}"),
+        }
+        // A huge one is capped (the child ends at once: nothing waits for it).
+        let b = script(t.path(), "echo 99999999 >&3");
+        match run_binder(&b) {
+            (Ran::Ended(..), Told::Deadline(d)) => assert_eq!(d, MAX_DEADLINE),
             other => panic!("{other:?}"),
         }
     }

@@ -50,14 +50,23 @@ impl fmt::Display for Status {
     }
 }
 
+/// The environment variable that names the descriptor a child tells its deadline on (see
+/// `shim`), and that descriptor.
+pub const TELL_ENV: &std::ffi::CStr = c"VFIO_EARLY_DEADLINE_FD";
+pub const TELL_FD: libc::c_int = 3;
+/// The environment entry the child gets: [`TELL_ENV`] naming [`TELL_FD`].
+const TELL_ENTRY: &std::ffi::CStr = c"VFIO_EARLY_DEADLINE_FD=3";
+
 /// Starts `path arg` with the given stdin, stdout and stderr, the environment inherited, SIGPIPE
-/// back at its default (we ignore it; a child must not) and no signal blocked.
+/// back at its default (we ignore it; a child must not) and no signal blocked. `tell`, when
+/// given, becomes the child's descriptor [`TELL_FD`] and [`TELL_ENV`] names it.
 pub fn spawn(
     path: &Path,
     arg: &str,
     stdin: BorrowedFd<'_>,
     stdout: BorrowedFd<'_>,
     stderr: BorrowedFd<'_>,
+    tell: Option<BorrowedFd<'_>>,
 ) -> io::Result<Child> {
     let invalid = |_| io::Error::from(io::ErrorKind::InvalidInput);
     let prog = CString::new(path.as_os_str().as_bytes()).map_err(invalid)?;
@@ -66,15 +75,35 @@ pub fn spawn(
     extern "C" {
         static environ: *const *mut libc::c_char;
     }
+    // With a told descriptor: our environment plus its entry.
+    let mut envp: Vec<*const libc::c_char> = Vec::new();
+    if tell.is_some() {
+        // SAFETY: environ is the C runtime's null-terminated array of valid pointers, read up to
+        // its null entry; nothing changes it meanwhile (we set no variable).
+        unsafe {
+            let mut p = environ;
+            while !(*p).is_null() {
+                envp.push((*p).cast_const());
+                p = p.add(1);
+            }
+        }
+        envp.push(TELL_ENTRY.as_ptr());
+        envp.push(std::ptr::null());
+    }
     let mut pid = 0;
-    // SAFETY: every pointer handed to posix_spawn* is valid for the call (the CStrings and
-    // argv live until it returns; the actions and attributes are initialised first and
+    // SAFETY: every pointer handed to posix_spawn* is valid for the call (the CStrings, argv
+    // and envp live until it returns; the actions and attributes are initialised first and
     // destroyed after); the descriptors are borrowed, so they are open.
     let rc = unsafe {
         let mut actions = std::mem::zeroed::<libc::posix_spawn_file_actions_t>();
         let mut attr = std::mem::zeroed::<libc::posix_spawnattr_t>();
         libc::posix_spawn_file_actions_init(&mut actions);
         libc::posix_spawnattr_init(&mut attr);
+        // The told descriptor first: the stdio dups that follow cannot overwrite it (every
+        // descriptor we pass is 3 or above: the shim fills 0-2 first).
+        if let Some(fd) = tell {
+            libc::posix_spawn_file_actions_adddup2(&mut actions, fd.as_raw_fd(), TELL_FD);
+        }
         for (fd, to) in [(stdin, 0), (stdout, 1), (stderr, 2)] {
             libc::posix_spawn_file_actions_adddup2(&mut actions, fd.as_raw_fd(), to);
         }
@@ -89,13 +118,18 @@ pub fn spawn(
         libc::posix_spawnattr_setsigmask(&mut attr, &none);
         let flags = libc::POSIX_SPAWN_SETSIGDEF | libc::POSIX_SPAWN_SETSIGMASK;
         libc::posix_spawnattr_setflags(&mut attr, flags as libc::c_short);
+        let env = if envp.is_empty() {
+            environ
+        } else {
+            envp.as_ptr().cast()
+        };
         let rc = libc::posix_spawn(
             &mut pid,
             prog.as_ptr(),
             &actions,
             &attr,
             argv.as_ptr().cast(),
-            environ,
+            env,
         );
         libc::posix_spawn_file_actions_destroy(&mut actions);
         libc::posix_spawnattr_destroy(&mut attr);
@@ -196,7 +230,7 @@ mod tests {
 
     fn start(path: &str, arg: &str) -> Child {
         let n = null();
-        spawn(Path::new(path), arg, n.as_fd(), n.as_fd(), n.as_fd()).unwrap()
+        spawn(Path::new(path), arg, n.as_fd(), n.as_fd(), n.as_fd(), None).unwrap()
     }
 
     #[test]
@@ -233,6 +267,7 @@ mod tests {
             n.as_fd(),
             n.as_fd(),
             n.as_fd(),
+            None,
         );
         assert_eq!(e.unwrap_err().kind(), io::ErrorKind::NotFound);
     }
@@ -253,6 +288,7 @@ mod tests {
             n.as_fd(),
             out.as_fd(),
             n.as_fd(),
+            None,
         )
         .unwrap();
         let end = child

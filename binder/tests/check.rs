@@ -269,6 +269,21 @@ fn configuration_and_device_findings_carry_their_fix() {
 }
 
 #[test]
+fn an_unreadable_config_is_an_error_that_says_nothing_is_bound() {
+    let t = ready();
+    t.remove("etc/vfio-early.conf").mkdir("etc/vfio-early.conf");
+    let (code, f) = findings(&t);
+    assert_eq!(code, 2);
+    has(
+        &f,
+        "error",
+        "config",
+        "/etc/vfio-early.conf: cannot be read: not a regular file; so nothing is bound",
+        "fix the /etc/vfio-early.conf",
+    );
+}
+
+#[test]
 fn group_members_left_outside_get_the_add_command() {
     let t = ready();
     t.device(Dev::new("01:00.2", 0x1b36, 0x000d, 0x0c0330).group(5));

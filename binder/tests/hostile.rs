@@ -297,6 +297,114 @@ fn fifos_never_block_a_read() {
     }
 }
 
+/// Makes `rel` a FIFO.
+fn fifo(t: &FakeTree, rel: &str) {
+    let p = t.path(rel);
+    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    let _ = std::fs::remove_file(&p);
+    nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o644)).expect("mkfifo");
+}
+
+#[test]
+fn a_source_that_exists_but_cannot_be_read_binds_nothing() {
+    // Each case names a device on a source that reads fine, and makes another source exist
+    // but unreadable: what it holds (a kill switch, say) is unknown, so nothing may be bound.
+    let cases: &[(&str, &Setup, &str)] = &[
+        (
+            "config a FIFO",
+            &|t| fifo(t, "etc/vfio-early.conf"),
+            "/etc/vfio-early.conf: cannot be read: not a regular file",
+        ),
+        (
+            "config a directory",
+            &|t| {
+                t.mkdir("etc/vfio-early.conf");
+            },
+            "/etc/vfio-early.conf: cannot be read: not a regular file",
+        ),
+        (
+            "config a symlink loop",
+            &|t| {
+                t.symlink("etc/vfio-early.conf", "vfio-early.conf");
+            },
+            "/etc/vfio-early.conf: cannot be read: Too many levels of symbolic links",
+        ),
+        (
+            "a cmdline.d file a FIFO",
+            &|t| fifo(t, "etc/cmdline.d/50-x.conf"),
+            "/etc/cmdline.d/50-x.conf: cannot be read: not a regular file",
+        ),
+        (
+            "a cmdline.d file a dangling link",
+            &|t| {
+                t.mkdir("etc/cmdline.d")
+                    .symlink("etc/cmdline.d/50-x.conf", "/nowhere");
+            },
+            "/etc/cmdline.d/50-x.conf: cannot be read: No such file or directory",
+        ),
+        (
+            "cmdline.d a symlink loop",
+            &|t| {
+                t.symlink("etc/cmdline.d", "cmdline.d");
+            },
+            "/etc/cmdline.d/*.conf: cannot be read: Too many levels of symbolic links",
+        ),
+        (
+            "cmdline.d a file",
+            &|t| {
+                t.file("etc/cmdline.d", "vfio-early.off\n");
+            },
+            "/etc/cmdline.d/*.conf: cannot be read: Not a directory",
+        ),
+    ];
+    for (name, setup, needle) in cases {
+        let t = twins();
+        t.cmdline("vfio-early.devices=01:00.0");
+        setup(&t);
+        let log = boot(&t);
+        assert!(taken(&t).is_empty(), "{name}: {:?} {log:#?}", taken(&t));
+        assert!(has(&log, needle), "{name}: want {needle:?} in {log:#?}");
+        assert!(
+            has(&log, "nothing is bound in this boot"),
+            "{name}: {log:#?}"
+        );
+        let state = t.read("run/vfio-early/state.json");
+        let named = needle.split(": cannot").next().expect("source");
+        assert!(
+            state.contains(named) && state.contains("cannot be read"),
+            "{name}: {state}"
+        );
+        let (code, out) = plan(&t);
+        assert_eq!(code, 1, "{name}: {out}");
+        assert!(out.contains(needle), "{name}: {out}");
+    }
+    // /proc/cmdline itself, with the device in the config file.
+    for (name, make) in [
+        (
+            "a FIFO",
+            &(|t: &FakeTree| fifo(t, "proc/cmdline")) as &Setup,
+        ),
+        ("a directory", &|t: &FakeTree| {
+            t.remove("proc/cmdline").mkdir("proc/cmdline");
+        }),
+        ("missing", &|t: &FakeTree| {
+            t.remove("proc/cmdline");
+        }),
+    ] {
+        let t = twins();
+        t.file("etc/vfio-early.conf", "devices = 01:00.0\n");
+        make(&t);
+        let log = boot(&t);
+        assert!(taken(&t).is_empty(), "/proc/cmdline {name}: {log:#?}");
+        assert!(
+            has(&log, "kernel command line: cannot be read"),
+            "/proc/cmdline {name}: {log:#?}"
+        );
+        let (code, _) = plan(&t);
+        assert_eq!(code, 1, "/proc/cmdline {name}");
+    }
+}
+
 #[test]
 fn a_dry_run_says_would_bind() {
     let t = twins();

@@ -528,7 +528,7 @@ gen_addon_images() {
         rm usr/lib/vfio-early/addon/vfio-early &&
         cpio -it --quiet <"$images/addon.cpio" | grep -vx usr/lib/vfio-early/addon/vfio-early |
         cpio -o -H newc -R 0:0 --quiet >"$images/addon-nobinder.cpio" &&
-        printf '#!/bin/sh\n# vfiotest: a binder that hangs\nsleep 600 || while :; do :; done\n' >usr/lib/vfio-early/addon/vfio-early &&
+        printf '#!/bin/sh\n# vfiotest: a binder that hangs after telling the shim a 1 s deadline, as the real one tells its timeout\n[ "$VFIO_EARLY_DEADLINE_FD" = 3 ] && echo 1000 >&3\nsleep 600 || while :; do :; done\n' >usr/lib/vfio-early/addon/vfio-early &&
         chmod 755 usr/lib/vfio-early/addon/vfio-early &&
         cpio -it --quiet <"$images/addon.cpio" | cpio -o -H newc -R 0:0 --quiet >"$images/addon-hang.cpio") ||
         { rm -rf "$x"; h_err "repacking the add-on for the shim's broken cases failed (no usr/lib/vfio-early/init in it?)"; return 1; }

@@ -162,11 +162,11 @@ longd         | dsd         | longd | vfio-early.devices=01:00.0                
 addon         | dsd         | addon | vfio-early.devices=01:00.0                        | 00:02.0=bochs-drm $CARD1_VFIO $CARD2_NATIVE | fenced 2 devices in; (entry 01:00.0): bound to vfio-pci via the add-on's modules; summary: 2 bound, 0 refused, 0 failed | ran before-udev split native-in-initrd vga
 addon-none    | dsd         | bare  | vfio-early.devices=01:00.0                        | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci |                                               | notran native-in-initrd
 addon-other   | dsd         | addon-other | vfio-early.devices=01:00.0                  | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | the add-on was built for kernel 6.1.0-0-other-amd64, this is; override cleared and re-probed so the host keeps it; summary: 0 bound, 0 refused, 2 failed | ran split native-in-initrd
-shim          | its         | shim  | rdinit=/usr/lib/vfio-early/init vfio-early.devices=01:00.0 vfiotestenv=kept -- rootarg1 | 00:02.0=bochs-drm $CARD1_VFIO $CARD2_NATIVE | (entry 01:00.0): bound to vfio-pci via the add-on's modules; summary: 2 bound, 0 refused, 0 failed; init: the binder /usr/lib/vfio-early/addon/vfio-early ended after | before-udev shim passthrough vga
+shim          | its         | shim  | rdinit=/usr/lib/vfio-early/init vfio-early.devices=01:00.0 vfiotestenv=kept -- rootarg1 | 00:02.0=bochs-drm $CARD1_VFIO $CARD2_NATIVE | (entry 01:00.0): bound to vfio-pci via the add-on's modules; summary: 2 bound, 0 refused, 0 failed; shim: the binder /usr/lib/vfio-early/addon/vfio-early ended after | before-udev shim passthrough vga
 shim-garbage  | its         | shim  | rdinit=/usr/lib/vfio-early/init vfio-early.devices=01:00.0,zz:zz.9,../../x vfio-early.init=../../x vfio-early.bogus=1 | $CARD1_VFIO $CARD2_NATIVE | zz:zz.9; ../../x; bogus; summary: 2 bound, 0 refused, 0 failed, 2 bad entries, 1 other input problem in; is not an absolute path of at most 255 bytes: ignored | before-udev shim
-shim-noinit   | its         | shim  | rdinit=/usr/lib/vfio-early/init vfio-early.devices=01:00.0 vfio-early.init=/sbin/no-such-init | $CARD1_VFIO $CARD2_NATIVE | summary: 2 bound; starting /sbin/no-such-init; init: cannot start /sbin/no-such-init: No such file or directory (os error 2); starting /init | before-udev
-shim-nobinder | its         | shim-nobinder | rdinit=/usr/lib/vfio-early/init vfio-early.devices=01:00.0 | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | init: no binder in this image (looked for /usr/bin/vfio-early, /usr/lib/vfio-early/addon/vfio-early, /usr/lib/vfio-early/vfio-early-boot); nothing is bound; starting /init | shim
-shim-hang     | its         | shim-hang | rdinit=/usr/lib/vfio-early/init vfio-early.devices=01:00.0 vfio-early.timeout=1 | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | was still running 2000 ms after its 1 s deadline: killed after; starting /init | shim
+shim-noinit   | its         | shim  | rdinit=/usr/lib/vfio-early/init vfio-early.devices=01:00.0 vfio-early.init=/sbin/no-such-init | $CARD1_VFIO $CARD2_NATIVE | summary: 2 bound; starting /sbin/no-such-init; shim: cannot start /sbin/no-such-init: No such file or directory (os error 2); starting /init | before-udev
+shim-nobinder | its         | shim-nobinder | rdinit=/usr/lib/vfio-early/init vfio-early.devices=01:00.0 | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | shim: no binder in this image (looked for /usr/bin/vfio-early, /usr/lib/vfio-early/addon/vfio-early, /usr/lib/vfio-early/vfio-early-boot); nothing is bound; starting /init | shim
+shim-hang     | its         | shim-hang | rdinit=/usr/lib/vfio-early/init vfio-early.devices=01:00.0 vfio-early.timeout=1 | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | was still running 2000 ms after its 1 s deadline (as it told): killed after; starting /init | shim
 rdinit-noshim | its         | bare  | rdinit=/usr/lib/vfio-early/init vfio-early.devices=01:00.0 | | | kernel-fallback
 dyn           | its dsd     | dyn   | vfio-early.devices=01:00.0                        | $CARD1_VFIO $CARD2_NATIVE               | (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound | ran before-udev dynlibs
 "
@@ -272,8 +272,8 @@ for ((i = 0; i < ${#N[@]}; i++)); do
             shim)
                 # The shim said it starts the image's /init (that the real root was reached is
                 # the report's existence, checked by the expect column).
-                shimrec=$(report_klog "$dir" | grep -F 'vfio-early: init: ' | grep -F 'starting /init' | head -n 1)
-                [ -n "$shimrec" ] || reasons+=$'\n'"no shim record \"init: ... starting /init\""
+                shimrec=$(report_klog "$dir" | grep -F 'vfio-early: shim: ' | grep -F 'starting /init' | head -n 1)
+                [ -n "$shimrec" ] || reasons+=$'\n'"no shim record \"shim: ... starting /init\""
                 ;;
             passthrough)
                 # The kernel's arguments for init (after --) and its environment (vfiotestenv=)

@@ -184,6 +184,26 @@ fill_image() {
         { h_err "vfio-pci does not resolve inside the image tree"; return 1; }
 }
 
+# build_shimlink_image BASE OUT: BASE plus a newc overlay (the kernel unpacks concatenated
+# archives in order) in which /init is a symlink to the static rdinit shim at
+# /usr/lib/vfio-early/init and the test init is /sbin/init: the kernel starts the shim through
+# the link, and the shim must know itself by its file, skip /init and start /sbin/init.
+build_shimlink_image() {
+    local base=$1 out=$2 stage shim=$REPO_DIR/target/$MUSL_TARGET/release/vfio-early-init
+    [ -x "$shim" ] || { h_err "no static rdinit shim at $shim (make static)"; return 1; }
+    stage=$(mktemp -d "$(dirname "$out")/shimlink.XXXXXX")
+    mkdir -p "$stage/usr/lib/vfio-early" "$stage/sbin" &&
+        install -m 755 "$shim" "$stage/usr/lib/vfio-early/init" &&
+        install -m 755 "$QEMU_DIR/init" "$stage/sbin/init" &&
+        ln -s usr/lib/vfio-early/init "$stage/init" &&
+        pack_image "$stage" "$stage.cpio" &&
+        cat "$base" "$stage.cpio" >"$out"
+    local rc=$?
+    rm -rf "$stage" "$stage.cpio"
+    [ "$rc" -eq 0 ] || h_err "building $out failed"
+    return "$rc"
+}
+
 pack_image() {
     local stage=$1 img=$2
     (cd "$stage" && find . -mindepth 1 -print0 | LC_ALL=C sort -z |

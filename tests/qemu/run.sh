@@ -16,6 +16,8 @@ ensure_host
 build_binder
 IMAGES[test]="$OUT_DIR/qemu/test-initrd.img"
 build_image "${IMAGES[test]}"
+IMAGES[shimlink]="$OUT_DIR/qemu/test-initrd-shimlink.img"
+build_shimlink_image "${IMAGES[test]}" "${IMAGES[shimlink]}"
 h_say "kernel $(kernel_version), binder $BINDER_BIN, image ${IMAGES[test]}"
 h_say "image modules: $(sed 's|.*/||; s|\.ko$||' <<<"$MODULE_FILES" | tr '\n' ' ')"
 

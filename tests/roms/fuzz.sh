@@ -9,7 +9,7 @@
 # execution count and any crash (the input is kept under tests/out/fuzz/<target>/); exits 1 on
 # a crash or a failed build.
 #
-#   tests/roms/fuzz.sh [TARGET...]          default: inspect clean_range cmdline config entry
+#   tests/roms/fuzz.sh [TARGET...]          default: inspect clean_range cmdline config entry shim
 # Environment: FUZZ_SECONDS (per target, default 60), FUZZ_JOBS (libFuzzer -fork workers,
 # default 1), FUZZ_ARGS (more libFuzzer flags). Needs `cargo install cargo-fuzz` and a
 # nightly toolchain; the corpus grows in tests/.cache/fuzz/corpus/<target>.
@@ -22,7 +22,7 @@ CACHE=$TESTS_DIR/.cache/fuzz
 OUT=${VFIO_EARLY_TEST_OUT:-$TESTS_DIR/out}/fuzz
 TRIPLE=$(rustc +nightly -vV | sed -n 's/^host: //p')
 targets=("$@")
-[ "${#targets[@]}" -gt 0 ] || targets=(inspect clean_range cmdline config entry)
+[ "${#targets[@]}" -gt 0 ] || targets=(inspect clean_range cmdline config entry shim)
 
 command -v cargo-fuzz >/dev/null || { echo "fuzz: cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 1; }
 cd "$REPO_DIR" || exit 1
@@ -65,6 +65,8 @@ vfio-early.devices=01:00.0,10de:1c03:1043:85f4+unbind vfio-early.group=strict vf
 \002vfio-early.off\240quiet vfio-early.devices=,,,
 01:00.9+boot-vga
 0000:ff:1f.7@ffff:ffff:ffff:ffff+unbind+guarded+boot-vga
+rdinit=/usr/lib/vfio-early/init vfio-early.init=//usr/lib/../lib/vfio-early/init -- vfio-early.init=/x
+10000\n
 SEEDS
 echo "fuzz: $(find "$SEEDS" -type f | wc -l) ROM seeds, $i text seeds, ${SECONDS_EACH}s per target"
 
@@ -81,7 +83,7 @@ for t in "${targets[@]}"; do
     # the count covers the whole time and every distinct crash is kept. -timeout: a unit
     # slower than 10 s is a finding too. The largest seed sets max_len.
     seeds=$SEEDS
-    case $t in cmdline | config | entry) seeds=$TEXT_SEEDS ;; esac
+    case $t in cmdline | config | entry | shim) seeds=$TEXT_SEEDS ;; esac
     # shellcheck disable=SC2086 # FUZZ_ARGS is a list of flags
     "$bin" "$corpus" "$seeds" -fork="${FUZZ_JOBS:-1}" -ignore_crashes=1 -max_total_time="$SECONDS_EACH" \
         -timeout=10 -rss_limit_mb=4096 -artifact_prefix="$art/" ${FUZZ_ARGS:-} >"$log" 2>&1

@@ -63,9 +63,21 @@ boot() {
     shift
     n=$(dmesg | wc -l)
     # A shim that never execs the init fails here instead of hanging the suite.
-    VFIOTEST=kept timeout -s KILL 60 unshare --pid --fork --mount --propagation private chroot "$r" /usr/lib/vfio-early/init "$@" >"$r.stdout" 2>&1
+    VFIOTEST=kept timeout -s KILL 60 unshare --kill-child --pid --fork --mount --propagation private chroot "$r" /usr/lib/vfio-early/init "$@" >"$r.stdout" 2>&1
     echo $? >"$r.rc"
-    dmesg | tail -n +"$((n + 1))" | grep -o 'vfio-early: init: .*' >"$r.log"
+    dmesg | tail -n +"$((n + 1))" | grep -o 'vfio-early: shim: .*' >"$r.log"
+}
+# boot_cmdline ROOT LINE: as boot, with LINE as the kernel command line the shim reads: /proc is
+# mounted before it (it keeps a mount it did not make) with LINE bound over /proc/cmdline.
+boot_cmdline() {
+    local r=$1 n
+    printf '%s\n' "$2" >"$r.cmdline"
+    mkdir -p "$r/proc"
+    n=$(dmesg | wc -l)
+    VFIOTEST=kept timeout -s KILL 60 unshare --kill-child --pid --fork --mount --propagation private \
+        sh -c 'mount -t proc proc "$1/proc" && mount --bind "$1.cmdline" "$1/proc/cmdline" && exec chroot "$1" /usr/lib/vfio-early/init' sh "$r" >"$r.stdout" 2>&1
+    echo $? >"$r.rc"
+    dmesg | tail -n +"$((n + 1))" | grep -o 'vfio-early: shim: .*' >"$r.log"
 }
 has() { grep -qF -- "$2" "$1"; }
 
@@ -95,8 +107,9 @@ boot "$r"
 has "$r/binder.out" "/usr/bin/vfio-early bind" && pass binder-order "$(head -n 1 "$r/binder.out")" ||
     fail binder-order "ran $(head -n 1 "$r/binder.out" 2>/dev/null)"
 
-# 3-5. No binder, one that dies on a signal, one that never ends (timeout = 1 in the image's
-#      config: killed 2 s past it): the init runs every time, and the log says what happened.
+# 3-5. No binder, one that dies on a signal, one that never ends (it tells the shim a 1 s
+#      deadline, as the real binder tells its timeout: killed 2 s past it): the init runs every
+#      time, and the log says what happened.
 r=$(tree missing)
 boot "$r"
 grep -qxF "PID 1" "$r/init.out" 2>/dev/null && has "$r.log" "no binder in this image" &&
@@ -107,13 +120,12 @@ boot "$r"
 grep -qxF "PID 1" "$r/init.out" 2>/dev/null && has "$r.log" "ended with signal: 11" &&
     pass binder-signal "$(cut -c1-100 "$r.log")" || fail binder-signal "init: $(cat "$r/init.out" 2>/dev/null); log: $(cat "$r.log")"
 r=$(tree hang)
-binder "$r" usr/lib/vfio-early/vfio-early-boot 'echo $$ >/binder.pid; exec /bin/busybox sleep 600'
-echo "timeout = 1" >"$r/etc/vfio-early.conf"
+binder "$r" usr/lib/vfio-early/vfio-early-boot 'echo $$ >/binder.pid; echo 1000 >&3; exec /bin/busybox sleep 600'
 boot "$r"
 pid=$(cat "$r/binder.pid" 2>/dev/null)
 why=""
 grep -qxF "PID 1" "$r/init.out" 2>/dev/null || why+="the init did not run; "
-has "$r.log" "still running 2000 ms after its 1 s deadline: killed" || why+="log: $(cat "$r.log"); "
+has "$r.log" "still running 2000 ms after its 1 s deadline (as it told): killed" || why+="log: $(cat "$r.log"); "
 [ -n "$pid" ] || why+="the stand-in never started; "
 [ -z "$why" ] && pass binder-hang "$(cut -c1-110 "$r.log")" || fail binder-hang "$why"
 
@@ -141,12 +153,60 @@ boot "$r"
 r=$(tree premounted)
 binder "$r" usr/lib/vfio-early/vfio-early-boot "exit 0"
 mkdir -p "$r/proc"
-unshare --pid --fork --mount --propagation private --mount-proc="$r/proc" chroot "$r" /usr/lib/vfio-early/init >"$r.stdout" 2>&1
+timeout -s KILL 60 unshare --kill-child --pid --fork --mount --propagation private --mount-proc="$r/proc" chroot "$r" /usr/lib/vfio-early/init >"$r.stdout" 2>&1
 if grep -qxF "EMPTY-sys 0" "$r/init.out" 2>/dev/null && ! grep -qxF "EMPTY-proc 0" "$r/init.out"; then
     pass premounted "a /proc mounted before it stays; its own /sys is gone"
 else
     fail premounted "$(tr '\n' '|' <"$r/init.out" 2>/dev/null)"
 fi
+
+# 11-16. Which init is the shim is decided by the file, never by its name (issue 23): an /init
+#      that is a symlink to the shim, and the shim named through "//", ".." or a symlink in
+#      vfio-early.init=, are skipped (the next init runs, once: no loop); a name beside the
+#      shim's (init.real) is an init like any other.
+r=$(tree selflink)
+binder "$r" usr/lib/vfio-early/vfio-early-boot "exit 0"
+mkdir -p "$r/sbin" && mv "$r/init" "$r/sbin/init" && ln -s usr/lib/vfio-early/init "$r/init"
+boot "$r"
+runs=$(grep -c . "$r/binder.out" 2>/dev/null)
+grep -qxF "ARGV0 /sbin/init" "$r/init.out" 2>/dev/null && has "$r.log" "/init is this shim itself (the same file as /proc/self/exe): skipped; trying /sbin/init" &&
+    [ "$(grep -c 'ended after' "$r.log")" = 1 ] &&
+    pass init-symlink-to-shim "$(grep -F 'skipped' "$r.log")" || fail init-symlink-to-shim "rc $(cat "$r.rc"); init: $(cat "$r/init.out" 2>/dev/null); log: $(head -c 600 "$r.log"); binder lines $runs"
+for named in //usr/lib/vfio-early/init /usr/lib/../lib/vfio-early/init /sbin/realinit; do
+    r=$(tree "named$(echo "$named" | tr -c 'a-z' '_')")
+    binder "$r" usr/lib/vfio-early/vfio-early-boot "exit 0"
+    mkdir -p "$r/sbin" && ln -s /usr/lib/vfio-early/init "$r/sbin/realinit"
+    boot_cmdline "$r" "rdinit=/usr/lib/vfio-early/init vfio-early.init=$named"
+    grep -qxF "ARGV0 /init" "$r/init.out" 2>/dev/null && has "$r.log" "$named is this shim itself" &&
+        [ "$(grep -c 'ended after' "$r.log")" = 1 ] &&
+        pass "init=$named" "skipped, /init ran once" || fail "init=$named" "rc $(cat "$r.rc"); init: $(cat "$r/init.out" 2>/dev/null); log: $(head -c 600 "$r.log")"
+done
+r=$(tree initreal)
+binder "$r" usr/lib/vfio-early/vfio-early-boot "exit 0"
+cp "$r/init" "$r/usr/lib/vfio-early/init.real"
+boot_cmdline "$r" "vfio-early.init=/usr/lib/vfio-early/init.real"
+grep -qxF "ARGV0 /usr/lib/vfio-early/init.real" "$r/init.out" 2>/dev/null && has "$r.log" "starting /usr/lib/vfio-early/init.real" &&
+    pass init.real "a name beside the shim's starts" || fail init.real "init: $(cat "$r/init.out" 2>/dev/null); log: $(cat "$r.log")"
+
+# 17-18. The deadline comes from the binder, never from a file PID 1 parses: one that tells
+#      nothing is killed at the default 10 s plus the 2 s grace; one that tells a huge one is
+#      capped (600 s; here it ends by itself after a second) and the init follows at once.
+r=$(tree untold)
+binder "$r" usr/lib/vfio-early/vfio-early-boot 'exec /bin/busybox sleep 600'
+echo "timeout = 1" >"$r/etc/vfio-early.conf"
+boot "$r"
+grep -qxF "PID 1" "$r/init.out" 2>/dev/null && has "$r.log" "still running 2000 ms after its 10 s deadline (the default: it told none): killed" &&
+    pass deadline-untold "$(cut -c1-120 "$r.log")" || fail deadline-untold "init: $(cat "$r/init.out" 2>/dev/null); log: $(cat "$r.log")"
+r=$(tree huge)
+binder "$r" usr/lib/vfio-early/vfio-early-boot 'echo 4000000000 >&3; /bin/busybox sleep 1'
+boot "$r"
+grep -qxF "PID 1" "$r/init.out" 2>/dev/null && has "$r.log" "ended after" &&
+    pass deadline-huge "$(cut -c1-120 "$r.log")" || fail deadline-huge "init: $(cat "$r/init.out" 2>/dev/null); log: $(cat "$r.log")"
+r=$(tree garbage)
+binder "$r" usr/lib/vfio-early/vfio-early-boot 'printf "soon" >&3; exit 0'
+boot "$r"
+grep -qxF "PID 1" "$r/init.out" 2>/dev/null && has "$r.log" "told its deadline as something that is no whole line: waited the default 10 s" &&
+    pass deadline-garbage "$(head -n 1 "$r.log" | cut -c1-120)" || fail deadline-garbage "init: $(cat "$r/init.out" 2>/dev/null); log: $(cat "$r.log")"
 
 # 10. Not PID 1 (by hand on a running system): it says what it is and touches nothing.
 r=$(tree byhand)
