@@ -16,6 +16,14 @@ skipped=0
 failures=()
 
 stage() { printf '\n==== %s\n' "$1"; }
+# Wall time of every step, printed as a table at the end (a slow addition shows).
+STEP_NAMES=()
+STEP_SECS=()
+T_ALL=$SECONDS
+timed() { # NAME SECONDS
+    STEP_NAMES+=("$1")
+    STEP_SECS+=("$2")
+}
 # count_suite NAME EXIT LOG: adds a suite's closing "N passed, M failed" line to the totals; a
 # suite that failed without saying so counts as one failure.
 count_suite() {
@@ -31,7 +39,7 @@ count_suite() {
     [ "$f" -eq 0 ] || failures+=("$1: $f failed")
 }
 check() { # NAME CMD...: one pass/fail unit
-    local name=$1
+    local name=$1 t0=$SECONDS
     shift
     if "$@"; then
         passed=$((passed + 1))
@@ -39,20 +47,32 @@ check() { # NAME CMD...: one pass/fail unit
         failed=$((failed + 1))
         failures+=("$name")
     fi
+    timed "$name" $((SECONDS - t0))
+}
+suite() { # NAME LOG CMD...: a suite that ends with "N passed, M failed", its output in tests/out/LOG
+    local name=$1 log=tests/out/$2 t0=$SECONDS rc
+    shift 2
+    "$@" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    count_suite "$name" "$rc" "$log"
+    timed "$name" $((SECONDS - t0))
 }
 
 stage "host setup (Debian packages, rustup components, Debian kernel)"
+t0=$SECONDS
 if ! tests/setup-host.sh; then
     echo "run-all: host setup failed: nothing else can run" >&2
     echo "total: 0 passed, 1 failed"
     exit 1
 fi
+timed "host setup" $((SECONDS - t0))
 
 stage "format and lint"
 check fmt cargo fmt --all -- --check
 check clippy cargo clippy --workspace --all-targets -- -D warnings
 
 stage "unit, property and fake-tree tests"
+t0=$SECONDS
 cargo test --workspace 2>&1 | tee tests/out/cargo-test.log
 cargo_rc=${PIPESTATUS[0]}
 read -r p f < <(awk '/^test result:/ {p += $4; f += $6} END {print p + 0, f + 0}' tests/out/cargo-test.log)
@@ -63,55 +83,54 @@ if [ "$cargo_rc" -ne 0 ] && [ "$f" -eq 0 ]; then
     failures+=("cargo test (exit $cargo_rc)")
 fi
 [ "$f" -eq 0 ] || failures+=("$f cargo tests")
+timed "cargo test" $((SECONDS - t0))
 
 stage "the build: static binary, size budget, source tarball, hooks' config reading, add-on kernel hooks, the rdinit shim as PID 1"
 check "make (static musl, stable)" make
-tests/size-budget.sh 2>&1 | tee tests/out/size-budget.log
-count_suite "size budget" "${PIPESTATUS[0]}" tests/out/size-budget.log
-tests/build/dist.sh 2>&1 | tee tests/out/dist.log
-count_suite "dist tarball builds" "${PIPESTATUS[0]}" tests/out/dist.log
-tests/hooks/strict-agree.sh 2>&1 | tee tests/out/strict-agree.log
-count_suite "build-strict readers agree" "${PIPESTATUS[0]}" tests/out/strict-agree.log
-tests/hooks/addon-hooks.sh 2>&1 | tee tests/out/addon-hooks.log
-count_suite "add-on kernel hooks" "${PIPESTATUS[0]}" tests/out/addon-hooks.log
-tests/shim/pid1.sh 2>&1 | tee tests/out/shim-pid1.log
-count_suite "rdinit shim as PID 1" "${PIPESTATUS[0]}" tests/out/shim-pid1.log
+suite "size budget" size-budget.log tests/size-budget.sh
+suite "dist tarball builds" dist.log tests/build/dist.sh
+suite "build-strict readers agree" strict-agree.log tests/hooks/strict-agree.sh
+suite "add-on kernel hooks" addon-hooks.log tests/hooks/addon-hooks.sh
+suite "rdinit shim as PID 1" shim-pid1.log tests/shim/pid1.sh
 
 stage "expansion ROMs: real fixtures from Debian's packages, goldens, crafted findings, clean round trips, persist under faults"
-tests/roms/run.sh 2>&1 | tee tests/out/roms.log
-count_suite "rom checks" "${PIPESTATUS[0]}" tests/out/roms.log
+suite "rom checks" roms.log tests/roms/run.sh
 check "fuzz (ROM parser, bounded)" env FUZZ_SECONDS="${FUZZ_SECONDS:-30}" tests/roms/fuzz.sh
-tests/roms/persist-faults.sh 2>&1 | tee tests/out/persist-faults.log
-count_suite "rom persist under faults" "${PIPESTATUS[0]}" tests/out/persist-faults.log
+suite "rom persist under faults" persist-faults.log tests/roms/persist-faults.sh
 
 stage "mkinitcpio hooks under a recording stand-in of its build API"
-tests/mkinitcpio/standin-test.sh 2>&1 | tee tests/out/mkinitcpio.log
-count_suite "mkinitcpio stand-in" "${PIPESTATUS[0]}" tests/out/mkinitcpio.log
+suite "mkinitcpio stand-in" mkinitcpio.log tests/mkinitcpio/standin-test.sh
 
 stage "benchmarks (numbers, not tests; the issues' budgets on them are checked after the generator suite)"
 check "benchmark runs" tests/bench/bench.sh
 check "ROM capture benchmark runs" tests/bench/rom-capture.sh
 
 stage "real kernel under QEMU"
-tests/qemu/run.sh 2>&1 | tee tests/out/qemu.log
-count_suite "qemu boots" "${PIPESTATUS[0]}" tests/out/qemu.log
+suite "qemu boots" qemu.log tests/qemu/run.sh
 
 stage "images built by the real generators (initramfs-tools, dracut systemd and shell) under QEMU"
-tests/generators/run.sh 2>&1 | tee tests/out/generators.log
-count_suite "generator boots" "${PIPESTATUS[0]}" tests/out/generators.log
-tests/generators/rom-persist.sh 2>&1 | tee tests/out/rom-persist.log
-count_suite "ROM capture across switch_root and a rebuild" "${PIPESTATUS[0]}" tests/out/rom-persist.log
+suite "generator boots" generators.log tests/generators/run.sh
+suite "ROM capture across switch_root and a rebuild" rom-persist.log tests/generators/rom-persist.sh
 
 stage "the issues' budgets on the benchmark's and the generator suite's figures"
-tests/bench/budget.sh 2>&1 | tee tests/out/bench-budget.log
-count_suite "benchmark budgets" "${PIPESTATUS[0]}" tests/out/bench-budget.log
+suite "benchmark budgets" bench-budget.log tests/bench/budget.sh
 
 stage "the .deb: contents, lintian, install / purge / upgrade in initramfs-tools and dracut roots, boots"
-tests/packaging/deb.sh 2>&1 | tee tests/out/deb.log
-count_suite "deb package" "${PIPESTATUS[0]}" tests/out/deb.log
+suite "deb package" deb.log tests/packaging/deb.sh
 stage "the Arch and RPM packages: makepkg, rpmbuild, rpm into the dracut root, boot"
-tests/packaging/arch-rpm.sh 2>&1 | tee tests/out/arch-rpm.log
-count_suite "Arch and RPM packages" "${PIPESTATUS[0]}" tests/out/arch-rpm.log
+suite "Arch and RPM packages" arch-rpm.log tests/packaging/arch-rpm.sh
+
+stage "time"
+printf '%-48s %6s\n' step seconds
+for i in "${!STEP_NAMES[@]}"; do
+    printf '%-48s %6d\n' "${STEP_NAMES[i]}" "${STEP_SECS[i]}"
+done
+printf '%-48s %6d  (%d min)\n' "whole command" $((SECONDS - T_ALL)) $(((SECONDS - T_ALL + 59) / 60))
+# The slowest boots of the QEMU suites (each boot directory's "wall": QEMU's own wall time).
+echo "slowest boots (s, QEMU wall time):"
+find tests/out -name wall -type f -newer tests/out/cargo-test.log 2>/dev/null |
+    while read -r w; do printf '%s %s\n' "$(cat "$w")" "${w%/wall}"; done |
+    sort -rn | head -n 10 | awk '{ printf "  %6.1f  %s\n", $1, $2 }'
 
 stage "result"
 [ "${#failures[@]}" -eq 0 ] || printf 'failed: %s\n' "${failures[@]}"
