@@ -59,7 +59,7 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int 
     }
     let own = Identity::own(&root);
     if own.is_none() {
-        warn!("shim: cannot tell which file this shim is (no /proc/self/exe, no AT_EXECFN): an init that is the shim itself is not recognised");
+        warn!("shim: cannot tell which file this shim is (no /proc/self/exe, no AT_EXECFN): only an init named {} is known to be the shim", shim::SHIM_PATH);
     }
     let binder = shim::binder(&root);
     let ran = binder.as_deref().map(shim::run_binder);
@@ -70,7 +70,12 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int 
         let next = inits.get(i + 1);
         // The same file as the shim (through a link, `//`, `..` or a hard link): starting it
         // would start the shim again, for ever.
-        if own.is_some() && Identity::of(Path::new(init)) == own {
+        // Without our own identity, the name is all there is (a loop is worse than a skip).
+        let is_shim = match own {
+            Some(_) => Identity::of(Path::new(init)) == own,
+            None => init.as_str() == shim::SHIM_PATH,
+        };
+        if is_shim {
             warn!(
                 "shim: {init} is this shim itself (the same file as /proc/self/exe): skipped{}",
                 next.map_or(String::new(), |n| format!("; trying {n}"))

@@ -354,8 +354,13 @@ fn read_told(rd: &OwnedFd, until: Instant) -> Told {
             revents: 0,
         };
         // SAFETY: one pollfd, ours, for the call.
-        if unsafe { libc::poll(&mut pfd, 1, ms) } <= 0 {
-            continue; // a timeout or EINTR: the loop looks at the time again
+        match unsafe { libc::poll(&mut pfd, 1, ms) } {
+            0 => continue, // the time is looked at again
+            n if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {
+                continue;
+            }
+            n if n < 0 => break, // anything else would fail again at once: the default holds
+            _ => {}
         }
         let rest = &mut buf[len..];
         // SAFETY: a read into the unused tail of a local buffer, at most its length.
@@ -488,7 +493,10 @@ pub fn report(binder: Option<(&Path, &Ran, &Told)>, init: &str) {
             b.display(),
             GRACE.as_millis(),
             span(told.deadline()),
-            if matches!(told, Told::Deadline(_)) { "as it told" } else { "the default: it told none" },
+            match told {
+                Told::Deadline(_) => "as it told",
+                _ => "the default: it told none; a binder older than the shim tells none, so rebuild the image or the add-on",
+            },
             ms(took)
         ),
     }

@@ -83,7 +83,14 @@ pub fn spawn(
         unsafe {
             let mut p = environ;
             while !(*p).is_null() {
-                envp.push((*p).cast_const());
+                // An entry of that name from the kernel command line would come first and win.
+                let name = TELL_ENV.to_bytes_with_nul();
+                let entry = std::ffi::CStr::from_ptr(*p).to_bytes();
+                if !entry.starts_with(&name[..name.len() - 1])
+                    || entry.get(name.len() - 1) != Some(&b'=')
+                {
+                    envp.push((*p).cast_const());
+                }
                 p = p.add(1);
             }
         }
@@ -99,13 +106,14 @@ pub fn spawn(
         let mut attr = std::mem::zeroed::<libc::posix_spawnattr_t>();
         libc::posix_spawn_file_actions_init(&mut actions);
         libc::posix_spawnattr_init(&mut attr);
-        // The told descriptor first: the stdio dups that follow cannot overwrite it (every
-        // descriptor we pass is 3 or above: the shim fills 0-2 first).
-        if let Some(fd) = tell {
-            libc::posix_spawn_file_actions_adddup2(&mut actions, fd.as_raw_fd(), TELL_FD);
-        }
         for (fd, to) in [(stdin, 0), (stdout, 1), (stderr, 2)] {
             libc::posix_spawn_file_actions_adddup2(&mut actions, fd.as_raw_fd(), to);
+        }
+        // The told descriptor last: the stdio sources may be number 3 themselves (the sink
+        // when no kmsg descriptor holds 3), so 3 is overwritten only once they are copied. It
+        // is never 0-2 itself: the shim fills those first.
+        if let Some(fd) = tell {
+            libc::posix_spawn_file_actions_adddup2(&mut actions, fd.as_raw_fd(), TELL_FD);
         }
         // SIGPIPE is the one signal we ignore (handlers do not survive exec); naming only it
         // keeps the child from resetting every signal one syscall each.

@@ -330,6 +330,13 @@ fn a_source_that_exists_but_cannot_be_read_binds_nothing() {
             "/etc/vfio-early.conf: cannot be read: Too many levels of symbolic links",
         ),
         (
+            "config a link to nothing",
+            &|t| {
+                t.symlink("etc/vfio-early.conf", "/nowhere");
+            },
+            "/etc/vfio-early.conf: cannot be read: a symbolic link to nothing",
+        ),
+        (
             "a cmdline.d file a FIFO",
             &|t| fifo(t, "etc/cmdline.d/50-x.conf"),
             "/etc/cmdline.d/50-x.conf: cannot be read: not a regular file",
