@@ -547,6 +547,90 @@ gen_addon_images() {
     done
 }
 
+# The kernel-install plugin with the root's real kernel-install and 90-loaderentry.install
+# (systemd 252), the main image (the dracut systemd image built without vfio-early) delivered
+# each way a generator does it, by stand-in plugins: written into the entry directory
+# (mkinitcpio's and dracut 059's plugins), staged as initrd (mkinitcpio v37+, dracut 102+),
+# staged by Debian's own 85-initrd.install (a link named initrd.img-KVER), or passed to
+# kernel-install as an argument. GEN_KI_WAYS lists them; for each way, GEN_OUT/ki-WAY.entry is
+# the loader entry and GEN_OUT/ki-WAY.log kernel-install's output. The entry-directory way's
+# initrds, concatenated in the entry's order (4-byte aligned, as a boot loader loads them), are
+# the image dsd-ki-entry.img the row dsd-ki-entry boots.
+GEN_KI_WAYS="entry staged debian argument"
+GEN_KI_MID=0123456789abcdef0123456789abcdef
+GEN_KI_DIR=/var/tmp/vfiotest-ki
+gen_kernel_install_entries() {
+    local r=$GEN_ROOT k=$GEN_KI_DIR way plugins esp rc=0 f img prev d=/usr/lib/kernel/install.d
+    local main
+    main=$(gen_image_path dsd bare)
+    [ -f "$main" ] || { h_err "no dracut systemd image without vfio-early ($main)"; return 1; }
+    rm -rf "${r:?}$k" "$GEN_CACHE/images/dsd-ki-entry.img" "$GEN_OUT"/ki-*
+    mkdir -p "$r$k/conf" "$r$k/plugins" "$r/etc/vfio-early" || return 1
+    cp "$main" "$r$k/main.img" || return 1
+    printf 'layout=bls\n' >"$r$k/conf/install.conf"
+    printf 'root=/dev/vda ro\n' >"$r$k/conf/cmdline"
+    printf '#!/bin/sh\n[ "$1" = add ] || exit 0\ncp %s/main.img "$3/initrd"\n' "$k" >"$r$k/plugins/50-standin-entry.install"
+    printf '#!/bin/sh\n[ "$1" = add ] || exit 0\ncp %s/main.img "$KERNEL_INSTALL_STAGING_AREA/initrd"\n' "$k" >"$r$k/plugins/50-standin-staged.install"
+    chmod 755 "$r$k/plugins"/*
+    touch "$r/etc/vfio-early/addon.enabled"
+    gen_mount_root "$r" || { gen_umount_all; return 1; }
+    for way in $GEN_KI_WAYS; do
+        esp=$k/esp-$way
+        mkdir -p "$r$esp"
+        plugins="$d/85-vfio-early-addon.install $d/90-loaderentry.install"
+        set --
+        case $way in
+            entry | staged) plugins="$k/plugins/50-standin-$way.install $plugins" ;;
+            debian)
+                cp "$r$k/main.img" "$r/boot/initrd.img-$GEN_KVER"
+                plugins="$d/85-initrd.install $plugins"
+                ;;
+            argument)
+                plugins="$d/85-initrd.install $plugins"
+                set -- "$k/main.img"
+                ;;
+        esac
+        gen_chroot "$r" KERNEL_INSTALL_CONF_ROOT="$k/conf" BOOT_ROOT="$esp" MACHINE_ID="$GEN_KI_MID" \
+            KERNEL_INSTALL_PLUGINS="$plugins" KERNEL_INSTALL_VERBOSE=1 \
+            kernel-install add "$GEN_KVER" "/boot/vmlinuz-$GEN_KVER" "$@" >"$GEN_OUT/ki-$way.log" 2>&1 || rc=1
+        rm -f "$r/boot/initrd.img-$GEN_KVER"
+        cp "$r$esp/loader/entries/$GEN_KI_MID-$GEN_KVER.conf" "$GEN_OUT/ki-$way.entry" 2>/dev/null
+    done
+    gen_umount_all || rc=1
+    rm -f "$r/etc/vfio-early/addon.enabled"
+    # The entry-directory way, as a boot loader loads it.
+    img=$GEN_CACHE/images/dsd-ki-entry.img
+    for f in $(awk '$1 == "initrd" { print $2 }' "$GEN_OUT/ki-entry.entry" 2>/dev/null); do
+        f=$r$k/esp-entry/$GEN_KI_MID/$GEN_KVER/${f##*/}
+        if [ -f "$img" ]; then
+            prev=$img.prev
+            mv "$img" "$prev" && gen_append "$prev" "$f" "$img" && rm -f "$prev" || rc=1
+        else
+            cp "$f" "$img" || rc=1
+        fi
+    done
+    return "$rc"
+}
+
+# gen_ki_check WAY: what is wrong with that way's entry (nothing: it is right): exactly two
+# initrd lines, the main image byte for byte first, the add-on last; /init comes from the main
+# image alone (the add-on carries none).
+gen_ki_check() {
+    local way=$1 entry=$GEN_OUT/ki-$1.entry dir=$GEN_ROOT$GEN_KI_DIR/esp-$1/$GEN_KI_MID/$GEN_KVER
+    local lines first last
+    [ -s "$entry" ] || { echo "no loader entry (kernel-install: $(tail -n 3 "$GEN_OUT/ki-$way.log" | tr '\n' ' '))"; return; }
+    lines=$(awk '$1 == "initrd" { print $2 }' "$entry")
+    [ "$(wc -l <<<"$lines")" -eq 2 ] || echo "initrd lines: $(tr '\n' ' ' <<<"$lines") (want the main image, then the add-on)"
+    first=$(head -n 1 <<<"$lines") last=$(tail -n 1 <<<"$lines")
+    cmp -s "$dir/${first##*/}" "$GEN_ROOT$GEN_KI_DIR/main.img" || echo "the first initrd ($first) is not the main image"
+    [ "${last##*/}" = "initrd~vfio-early" ] || echo "the last initrd is $last, not the add-on"
+    if cpio -it --quiet <"$dir/${last##*/}" 2>/dev/null | grep -qxE '\.?/?init'; then
+        echo "the add-on carries an /init: it would replace the main image's"
+    fi
+    cpio -it --quiet <"$dir/${last##*/}" 2>/dev/null | grep -qx 'usr/lib/vfio-early/addon/vfio-early' ||
+        echo "the last initrd is not vfio-early's add-on"
+}
+
 # gen_append BASE ADDON OUT: BASE, zeros to a 4-byte boundary (as boot loaders pad each
 # initrd), then ADDON.
 gen_append() {

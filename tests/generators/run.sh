@@ -100,6 +100,8 @@ if gen_addon_images; then
 else
     build_failed=1
 fi
+phase "kernel-install entries (the root's kernel-install and 90-loaderentry.install, the main image delivered each way)"
+gen_kernel_install_entries || { h_err "kernel-install in the root failed for some way (see $GEN_OUT/ki-*.log)"; build_failed=1; }
 
 # ---------------------------------------------------------------- sizes
 phase "image sizes (raw = uncompressed cpio)"
@@ -162,6 +164,7 @@ longd         | dsd         | longd | vfio-early.devices=01:00.0                
 addon         | dsd         | addon | vfio-early.devices=01:00.0                        | 00:02.0=bochs-drm $CARD1_VFIO $CARD2_NATIVE | fenced 2 devices in; (entry 01:00.0): bound to vfio-pci via the add-on's modules; summary: 2 bound, 0 refused, 0 failed | ran before-udev split native-in-initrd vga
 addon-none    | dsd         | bare  | vfio-early.devices=01:00.0                        | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci |                                               | notran native-in-initrd
 addon-other   | dsd         | addon-other | vfio-early.devices=01:00.0                  | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | the add-on was built for kernel 6.1.0-0-other-amd64, this is; override cleared and re-probed so the host keeps it; summary: 0 bound, 0 refused, 2 failed | ran split native-in-initrd
+ki-entry      | dsd         | ki-entry | vfio-early.devices=01:00.0                     | $CARD1_VFIO $CARD2_NATIVE               | fenced 2 devices in; (entry 01:00.0): bound to vfio-pci via the add-on's modules; summary: 2 bound, 0 refused, 0 failed | ran before-udev split native-in-initrd
 shim          | its         | shim  | rdinit=/usr/lib/vfio-early/init vfio-early.devices=01:00.0 vfiotestenv=kept -- rootarg1 | 00:02.0=bochs-drm $CARD1_VFIO $CARD2_NATIVE | (entry 01:00.0): bound to vfio-pci via the add-on's modules; summary: 2 bound, 0 refused, 0 failed; shim: the binder /usr/lib/vfio-early/addon/vfio-early ended after | before-udev shim passthrough vga
 shim-garbage  | its         | shim  | rdinit=/usr/lib/vfio-early/init vfio-early.devices=01:00.0,zz:zz.9,../../x vfio-early.init=../../x vfio-early.bogus=1 | $CARD1_VFIO $CARD2_NATIVE | zz:zz.9; ../../x; bogus; summary: 2 bound, 0 refused, 0 failed, 2 bad entries, 1 other input problem in; is not an absolute path of at most 255 bytes: ignored | before-udev shim
 shim-noinit   | its         | shim  | rdinit=/usr/lib/vfio-early/init vfio-early.devices=01:00.0 vfio-early.init=/sbin/no-such-init | $CARD1_VFIO $CARD2_NATIVE | summary: 2 bound; starting /sbin/no-such-init; shim: cannot start /sbin/no-such-init: No such file or directory (os error 2); starting /init | before-udev
@@ -498,6 +501,19 @@ if selected dsd-addon-archive; then
         result dsd-addon-archive FAIL "" "$reasons"
     fi
 fi
+
+# The kernel-install plugin (issue 25): every way a generator delivers the main image gives an
+# entry that lists it first and the add-on after it (the entry-directory way is booted: row
+# dsd-ki-entry).
+for way in $GEN_KI_WAYS; do
+    selected "dsd-kernel-install-$way" || continue
+    reasons=$(gen_ki_check "$way")
+    if [ -z "$reasons" ]; then
+        result "dsd-kernel-install-$way" OK "initrd lines: $(awk '$1 == "initrd" { printf "%s ", $2 }' "$GEN_OUT/ki-$way.entry" | sed "s|[^ ]*/||g")"
+    else
+        result "dsd-kernel-install-$way" FAIL "" "$reasons"
+    fi
+done
 
 # build-strict = yes with the binary missing: the generator must fail and say why.
 for f in its dsd; do

@@ -15,7 +15,8 @@ make -s -C "$repo" install-addon DESTDIR="$t" BINDIR=/bin SYSCONFDIR=/etc LIBDIR
     { cat "$t/make.log"; echo "0 passed, 1 failed"; exit 1; }
 # The scripts name @BINDIR@/vfio-early and @SYSCONFDIR@ as absolute paths: point them into $t.
 for f in "$t"/etc/kernel/postinst.d/* "$t"/etc/kernel/postrm.d/* "$t"/lib/kernel/install.d/*; do
-    sed -i -e "s|\"/bin/vfio-early\"|\"$t/bin/vfio-early\"|" -e "s|\"/etc/vfio-early|\"$t/etc/vfio-early|g" "$f"
+    sed -i -e "s|\"/bin/vfio-early\"|\"$t/bin/vfio-early\"|" -e "s|\"/etc/vfio-early|\"$t/etc/vfio-early|g" \
+        -e "s|\"/etc/kernel/postinst.d/zz-systemd-boot\"|\"$t/etc/kernel/postinst.d/zz-systemd-boot\"|" "$f"
 done
 mkdir -p "$t/bin" "$t/boot" "$t/stage"
 # The stand-in: records its arguments; writes the -o file, or fails when $t/fail exists.
@@ -66,10 +67,76 @@ sh "$postrm" "$K" /boot/vmlinuz-$K; rc=$?
 [ "$rc" -eq 0 ] && [ ! -e "$t/boot/vfio-early-addon-$K.img" ] && [ -z "$(calls)" ]
 check postrm-removes $? "exit $rc"
 
-KERNEL_INSTALL_LAYOUT=bls KERNEL_INSTALL_STAGING_AREA=$t/stage sh "$plugin" add "$K" "$t/entry" /boot/vmlinuz-$K; rc=$?
+# The kernel-install plugin (issue 25): never an entry without its main image. ki ARGS...: the
+# plugin with a fresh staging area and entry directory; "$t/ki.err" holds what it said.
+ki() {
+    rm -rf "$t/stage" "$t/entry" && mkdir -p "$t/stage" "$t/entry"
+    KERNEL_INSTALL_LAYOUT=bls KERNEL_INSTALL_STAGING_AREA=$t/stage KERNEL_INSTALL_BOOT_ROOT=$t/esp \
+        sh "$plugin" add "$K" "$t/entry" /boot/vmlinuz-$K "$@" 2>"$t/ki.err"
+}
+staged() { (cd "$t/stage" && for f in initrd*; do [ -e "$f" ] && printf '%s ' "$f"; done); }
+A="addon --kver $K -o $t/stage/.vfio-early-addon.tmp --conf $t/etc/vfio-early.conf"
+printf 'main image' >"$t/boot/initrd.img-$K"
+
+ki "$t/boot/initrd.img-$K"; rc=$?
 c=$(calls)
-[ "$rc" -eq 0 ] && [ "$c" = "addon --kver $K -o $t/stage/initrd-vfio-early --conf $t/etc/vfio-early.conf" ] && [ -s "$t/stage/initrd-vfio-early" ]
-check kernel-install-bls $? "exit $rc, called: $c"
+[ "$rc" -eq 0 ] && [ "$c" = "$A" ] && [ "$(staged)" = "initrd~vfio-early " ] && [ "$(cat "$t/stage/initrd~vfio-early")" = addon ]
+check ki-main-as-argument $? "exit $rc, staged: $(staged), called: $c"
+
+rm -rf "$t/stage" && mkdir -p "$t/stage"
+ki_staged() { # NAME: the main image staged as NAME (a link, as Debian's 85-initrd.install makes)
+    rm -rf "$t/stage" "$t/entry" && mkdir -p "$t/stage" "$t/entry"
+    ln -s "$t/boot/initrd.img-$K" "$t/stage/$1"
+    KERNEL_INSTALL_LAYOUT=bls KERNEL_INSTALL_STAGING_AREA=$t/stage sh "$plugin" add "$K" "$t/entry" /boot/vmlinuz-$K 2>"$t/ki.err"
+}
+ki_staged "initrd.img-$K"; rc=$?
+calls >/dev/null
+[ "$rc" -eq 0 ] && [ "$(staged)" = "initrd.img-$K initrd~vfio-early " ]
+check ki-main-staged-debian $? "exit $rc, staged in C order: $(staged)"
+ki_staged initrd; rc=$?
+calls >/dev/null
+[ "$rc" -eq 0 ] && [ "$(staged)" = "initrd initrd~vfio-early " ]
+check ki-main-staged-initrd $? "exit $rc, staged: $(staged)"
+# A main image whose name would sort after the add-on's: nothing added, said.
+ki_staged "initrd~zz"; rc=$?
+calls >/dev/null
+[ "$rc" -eq 0 ] && [ "$(staged)" = "initrd~zz " ] && grep -q 'sorts after initrd~vfio-early: no initrd add-on added' "$t/ki.err"
+check ki-sorts-last-or-nothing $? "exit $rc, staged: $(staged); $(cat "$t/ki.err")"
+
+# Written into the entry directory (mkinitcpio's and dracut 059's plugins): a real copy staged
+# as initrd, never a link (90-loaderentry would install it onto itself and abort).
+rm -rf "$t/stage" "$t/entry" && mkdir -p "$t/stage" "$t/entry" && printf 'entry main image' >"$t/entry/initrd"
+KERNEL_INSTALL_LAYOUT=bls KERNEL_INSTALL_STAGING_AREA=$t/stage sh "$plugin" add "$K" "$t/entry" /boot/vmlinuz-$K 2>"$t/ki.err"; rc=$?
+calls >/dev/null
+[ "$rc" -eq 0 ] && [ "$(staged)" = "initrd initrd~vfio-early " ] && [ ! -L "$t/stage/initrd" ] &&
+    cmp -s "$t/stage/initrd" "$t/entry/initrd" && ! [ "$t/stage/initrd" -ef "$t/entry/initrd" ]
+check ki-main-in-entry-dir $? "exit $rc, staged: $(staged)"
+# The fallback in BOOT_ROOT (/initramfs-KVER.img): a copy too.
+mkdir -p "$t/esp" && printf 'esp main image' >"$t/esp/initramfs-$K.img"
+ki; rc=$?
+calls >/dev/null
+[ "$rc" -eq 0 ] && [ "$(staged)" = "initrd initrd~vfio-early " ] && cmp -s "$t/stage/initrd" "$t/esp/initramfs-$K.img"
+check ki-main-in-boot-root $? "exit $rc, staged: $(staged)"
+rm -f "$t/esp/initramfs-$K.img"
+
+# No main image anywhere: the add-on alone would make an entry that cannot boot.
+ki; rc=$?
+c=$(calls)
+[ "$rc" -eq 0 ] && [ -z "$c" ] && [ -z "$(staged)" ] && grep -q 'no initrd add-on added (it would be the entry.s only initrd)' "$t/ki.err"
+check ki-no-main-no-addon $? "exit $rc, staged: $(staged); $(cat "$t/ki.err")"
+
+# No room on the boot partition: nothing staged, said.
+mkdir -p "$t/small"
+if mount -t tmpfs -o size=256k vfiotest-small "$t/small" 2>/dev/null; then
+    rm -rf "$t/stage" && mkdir -p "$t/stage" "$t/small/entry"
+    KERNEL_INSTALL_LAYOUT=bls KERNEL_INSTALL_STAGING_AREA=$t/stage sh "$plugin" add "$K" "$t/small/entry" /boot/vmlinuz-$K "$t/boot/initrd.img-$K" 2>"$t/ki.err"; rc=$?
+    calls >/dev/null
+    umount "$t/small"
+    [ "$rc" -eq 0 ] && [ -z "$(staged)" ] && [ ! -e "$t/stage/.vfio-early-addon.tmp" ] && grep -q 'KiB free, the add-on needs' "$t/ki.err"
+    check ki-no-room $? "exit $rc, staged: $(staged); $(cat "$t/ki.err")"
+else
+    check ki-no-room 1 "cannot mount a small tmpfs (needs root)"
+fi
 
 err=$(KERNEL_INSTALL_LAYOUT=uki KERNEL_INSTALL_STAGING_AREA=$t/stage sh "$plugin" add "$K" "$t/entry" /boot/vmlinuz-$K 2>&1); rc=$?
 [ "$rc" -eq 0 ] && [ -z "$(calls)" ] && grep -q 'is not bls' <<<"$err"
@@ -80,19 +147,44 @@ err=$(KERNEL_INSTALL_LAYOUT=bls sh "$plugin" add "$K" "$t/entry" /boot/vmlinuz-$
 check kernel-install-no-staging $? "exit $rc: $err"
 
 touch "$t/fail"
-err=$(KERNEL_INSTALL_LAYOUT=bls KERNEL_INSTALL_STAGING_AREA=$t/stage sh "$plugin" add "$K" "$t/entry" /boot/vmlinuz-$K 2>&1); rc=$?
+ki "$t/boot/initrd.img-$K"; rc=$?
 calls >/dev/null
-[ "$rc" -eq 0 ] && grep -q 'was not built' <<<"$err"
-check kernel-install-failure-exits-0 $? "exit $rc: $(tail -n 1 <<<"$err")"
+[ "$rc" -eq 0 ] && [ -z "$(staged)" ] && grep -q 'was not built' "$t/ki.err"
+check kernel-install-failure-exits-0 $? "exit $rc: $(tail -n 1 "$t/ki.err")"
 rm -f "$t/fail"
 
 KERNEL_INSTALL_LAYOUT=bls KERNEL_INSTALL_STAGING_AREA=$t/stage sh "$plugin" remove "$K" "$t/entry"; rc=$?
 [ "$rc" -eq 0 ] && [ -z "$(calls)" ]
 check kernel-install-remove $? "exit $rc (kernel-install removes the entry's directory itself)"
 
+# Debian with systemd-boot: its postinst hook runs kernel-install (whose plugin adds the add-on
+# to the entry), so vfio-early's own hook builds no second one in /boot.
+mkdir -p "$t/sbin" && printf '#!/bin/sh\n[ "$1" = is-installed ] && exit "${BOOTCTL_RC:-0}"\n' >"$t/sbin/bootctl" && chmod 755 "$t/sbin/bootctl"
+touch "$t/etc/kernel/postinst.d/zz-systemd-boot"
+PATH=$t/sbin:$PATH sh "$post" "$K" /boot/vmlinuz-$K; rc=$?
+c=$(calls)
+[ "$rc" -eq 0 ] && [ -z "$c" ]
+check postinst-systemd-boot-leaves-it-to-kernel-install $? "exit $rc, calls: ${c:-none}"
+BOOTCTL_RC=1 PATH=$t/sbin:$PATH sh "$post" "$K" /boot/vmlinuz-$K; rc=$?
+c=$(calls)
+[ "$rc" -eq 0 ] && [ -n "$c" ]
+check postinst-systemd-boot-not-installed-builds $? "exit $rc, calls: ${c:-none}"
+rm -f "$t/etc/kernel/postinst.d/zz-systemd-boot"
+
+# The package removed, its conffiles left (Debian's `apt remove`): the next kernel's hooks and
+# plugin say nothing and exit 0.
+mv "$t/bin/vfio-early" "$t/bin/vfio-early.gone"
+out=$(sh "$post" "$K" /boot/vmlinuz-$K 2>&1; echo "rc=$?"; sh "$postrm" "$K" /boot/vmlinuz-$K 2>&1; echo "rc=$?"
+    KERNEL_INSTALL_LAYOUT=bls KERNEL_INSTALL_STAGING_AREA=$t/stage sh "$plugin" add "$K" "$t/entry" /boot/vmlinuz-$K "$t/boot/initrd.img-$K" 2>&1; echo "rc=$?")
+[ "$out" = "rc=0
+rc=0
+rc=0" ] && [ -z "$(calls)" ]
+check hooks-after-package-removal $? "$(tr '\n' ' ' <<<"$out")"
+mv "$t/bin/vfio-early.gone" "$t/bin/vfio-early"
+
 rm -f "$t/etc/vfio-early/addon.enabled"
-KERNEL_INSTALL_LAYOUT=bls KERNEL_INSTALL_STAGING_AREA=$t/stage sh "$plugin" add "$K" "$t/entry" /boot/vmlinuz-$K; rc=$?
-[ "$rc" -eq 0 ] && [ -z "$(calls)" ]
+ki "$t/boot/initrd.img-$K"; rc=$?
+[ "$rc" -eq 0 ] && [ -z "$(calls)" ] && [ -z "$(staged)" ]
 check kernel-install-not-enabled $? "exit $rc"
 
 echo "$passed passed, $failed failed"
