@@ -488,8 +488,10 @@ fn read_static(path: &Path) -> Result<Vec<u8>, AddonError> {
 }
 
 /// `vfio-early addon`: builds the add-on and writes it atomically (a temporary name, then a
-/// rename: an interrupted run leaves the old file or none, never half of one). Exit 0 written,
-/// 1 refused (the reason on stderr), 2 unwritable.
+/// rename: an interrupted run leaves the old file or none, never half of one), over a regular
+/// file or nothing (`-o /dev/null` refuses the device node, never replaces it), keeping an
+/// existing file's mode and owner; `-o -` writes it to stdout. Exit 0 written, 1 refused (the
+/// reason on stderr), 2 unwritable.
 pub fn main(req: &Request<'_>, out: &Path) -> i32 {
     let built = match build(req) {
         Ok(b) => b,
@@ -501,8 +503,25 @@ pub fn main(req: &Request<'_>, out: &Path) -> i32 {
     for n in &built.notes {
         errln!("vfio-early: note: {n}");
     }
+    if out == Path::new("-") {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        if let Err(e) = stdout
+            .write_all(&built.archive)
+            .and_then(|()| stdout.flush())
+        {
+            errln!("vfio-early: cannot write the add-on to stdout: {e}");
+            return crate::run::EXIT_USAGE;
+        }
+        errln!(
+            "vfio-early: wrote the add-on to stdout: {} bytes for kernel {}",
+            built.archive.len(),
+            req.kver
+        );
+        return crate::run::EXIT_OK;
+    }
     let written = crate::files::Dir::of_user_path(out)
-        .and_then(|(dir, name)| dir.write(&name, &built.archive, crate::files::Replace::Yes));
+        .and_then(|(dir, name)| dir.replace_regular(&name, &built.archive, 0o644));
     if let Err(e) = written {
         errln!("vfio-early: cannot write the add-on: {e}");
         return crate::run::EXIT_USAGE;

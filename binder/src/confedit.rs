@@ -10,7 +10,7 @@ use std::path::Path;
 
 use crate::config::{Problems, Settings, MAX_ENTRIES};
 use crate::entry::{self, Entry, Selector};
-use crate::files::{Dir, Replace};
+use crate::files::Dir;
 use crate::generator;
 use crate::nextboot;
 use crate::pci::Bdf;
@@ -87,25 +87,13 @@ fn write(root: &Root, old: &str, text: &str) -> Result<(), String> {
         ));
     }
     let path = root.path(CONFIG_FILE);
-    // The file keeps its permission bits; a symlink (config management) is not replaced by a
-    // file behind its back.
-    use std::os::unix::fs::PermissionsExt;
-    let mode = match std::fs::symlink_metadata(&path) {
-        Ok(m) if m.file_type().is_symlink() => {
-            return Err(format!(
-                "{} is a symlink: edit what it points to (`--dry-run` shows the change)",
-                path.display()
-            ))
-        }
-        Ok(m) if !m.is_file() => return Err(format!("{} is not a regular file", path.display())),
-        Ok(m) => m.permissions().mode() & 0o7777,
-        Err(_) => 0o644,
-    };
     let (dir, name) = Dir::of_user_path(&path).map_err(|e| e.to_string())?;
     // A run killed before its rename left its temporary file; under the lock none is live.
     let _ = dir.remove_stale_temps();
-    dir.write_mode(&name, text.as_bytes(), Replace::Yes, mode)
-        .map_err(|e| format!("{}: {e}", path.display()))
+    // Over a regular file only (a symlink from config management is not replaced by a file
+    // behind its back); its mode, owner and group stay.
+    dir.replace_regular(&name, text.as_bytes(), 0o644)
+        .map_err(|e| e.to_string())
 }
 
 /// Holds the lock that serialises `add` and `remove` (on `/etc` itself).

@@ -50,6 +50,21 @@ fn err(path: &Path, e: Errno) -> SysError {
     }
 }
 
+/// Why what a `stat` mode describes is not a regular file to replace (`None`: it is one).
+fn not_regular(mode: nix::libc::mode_t) -> Option<&'static str> {
+    use nix::libc::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK};
+    Some(match mode & S_IFMT {
+        S_IFREG => return None,
+        S_IFCHR => "a character device, not a regular file: not replaced",
+        S_IFBLK => "a block device, not a regular file: not replaced",
+        S_IFIFO => "a FIFO, not a regular file: not replaced",
+        S_IFDIR => "a directory, not a regular file: not replaced",
+        S_IFLNK => "a symbolic link: not replaced (edit or name what it points to)",
+        S_IFSOCK => "a socket, not a regular file: not replaced",
+        _ => "not a regular file: not replaced",
+    })
+}
+
 fn not_a_dir(path: &Path) -> SysError {
     SysError::Malformed {
         path: path.to_path_buf(),
@@ -167,13 +182,70 @@ impl Dir {
         self.write_mode(name, data, replace, 0o644)
     }
 
-    /// [`Dir::write`] with the file's permission bits (a replaced config keeps its own).
+    /// [`Dir::write`] with the file's permission bits.
     pub fn write_mode(
         &self,
         name: &str,
         data: &[u8],
         replace: Replace,
         mode: u32,
+    ) -> Result<(), SysError> {
+        self.publish(name, data, replace, mode, None)
+    }
+
+    /// Replaces `name` with `data` as [`Dir::write`] does, over a regular file or nothing
+    /// only: anything else there (a device node such as `/dev/null`, a FIFO, a directory, a
+    /// symbolic link) is refused with its kind named and left as it is. A file that is there
+    /// keeps its permission bits, owner and group; a new one gets `mode`.
+    pub fn replace_regular(&self, name: &str, data: &[u8], mode: u32) -> Result<(), SysError> {
+        let mut st = std::mem::MaybeUninit::<nix::libc::stat>::uninit();
+        let c = std::ffi::CString::new(name).map_err(|_| SysError::Malformed {
+            path: self.child(name),
+            what: "a name with a NUL byte",
+        })?;
+        // SAFETY: fstatat on our directory descriptor with a NUL-terminated name fills `st`
+        // when it returns 0 (read only then).
+        let rc = unsafe {
+            nix::libc::fstatat(
+                self.fd.as_raw_fd(),
+                c.as_ptr(),
+                st.as_mut_ptr(),
+                nix::libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        let keep = if rc == 0 {
+            // SAFETY: fstatat returned 0, so it filled the buffer.
+            let st = unsafe { st.assume_init() };
+            if let Some(kind) = not_regular(st.st_mode) {
+                return Err(SysError::Malformed {
+                    path: self.child(name),
+                    what: kind,
+                });
+            }
+            Some((st.st_mode & 0o7777, st.st_uid, st.st_gid))
+        } else {
+            match Errno::last() {
+                Errno::ENOENT => None,
+                e => return Err(err(&self.child(name), e)),
+            }
+        };
+        match keep {
+            Some((mode, uid, gid)) => {
+                self.publish(name, data, Replace::Yes, mode, Some((uid, gid)))
+            }
+            None => self.publish(name, data, Replace::Yes, mode, None),
+        }
+    }
+
+    /// The writer: a temporary name, written whole (mode set exactly, and the owner when
+    /// asked), fsynced, published.
+    fn publish(
+        &self,
+        name: &str,
+        data: &[u8],
+        replace: Replace,
+        mode: u32,
+        owner: Option<(u32, u32)>,
     ) -> Result<(), SysError> {
         let at = Some(self.fd.as_raw_fd());
         let flags =
@@ -191,19 +263,34 @@ impl Dir {
         };
         // SAFETY: openat just returned this descriptor; nothing else owns it.
         let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-        let written = file
-            .write_all(data)
-            .and_then(|()| {
-                if self.durable {
-                    file.sync_all()
-                } else {
-                    Ok(())
-                }
-            })
-            .map_err(|e| SysError::Io {
-                path: self.child(&temp),
-                source: e,
-            });
+        // The umask applies to openat's mode: a kept mode is set exactly; the owner before the
+        // mode (chown clears set-id bits).
+        let owned = match owner {
+            // SAFETY: fchown and fchmod on the descriptor we just opened.
+            Some((uid, gid)) => {
+                Errno::result(unsafe { nix::libc::fchown(file.as_raw_fd(), uid, gid) })
+                    .and_then(|_| {
+                        Errno::result(unsafe { nix::libc::fchmod(file.as_raw_fd(), mode) })
+                    })
+                    .map(drop)
+                    .map_err(|e| err(&self.child(&temp), e))
+            }
+            None => Ok(()),
+        };
+        let written = owned.and_then(|()| {
+            file.write_all(data)
+                .and_then(|()| {
+                    if self.durable {
+                        file.sync_all()
+                    } else {
+                        Ok(())
+                    }
+                })
+                .map_err(|e| SysError::Io {
+                    path: self.child(&temp),
+                    source: e,
+                })
+        });
         drop(file);
         let published = written.and_then(|()| {
             match replace {
@@ -447,6 +534,77 @@ pub fn read_regular(mut file: File, path: &Path, cap: usize) -> Result<Input, Sy
 mod tests {
     use super::*;
     use std::fs;
+
+    #[test]
+    fn replace_regular_only_replaces_a_regular_file_and_keeps_its_mode_and_owner() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let t = tempfile::tempdir().unwrap();
+        let dir = Dir::open(t.path(), "", false).unwrap();
+        // New: the mode given (0644; the umask may narrow a new file's, never a kept one's).
+        dir.replace_regular("new", b"one", 0o644).unwrap();
+        assert_eq!(fs::read(t.path().join("new")).unwrap(), b"one");
+        // Existing: its bits (0600, 0666 past any umask) and owner stay.
+        for bits in [0o600, 0o666, 0o640] {
+            fs::set_permissions(t.path().join("new"), fs::Permissions::from_mode(bits)).unwrap();
+            let before = fs::metadata(t.path().join("new")).unwrap();
+            dir.replace_regular("new", b"two", 0o644).unwrap();
+            let after = fs::metadata(t.path().join("new")).unwrap();
+            assert_eq!(after.mode() & 0o7777, bits);
+            assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+            assert_ne!(
+                after.ino(),
+                before.ino(),
+                "replaced by rename, not rewritten in place"
+            );
+        }
+        // Anything else: refused by kind, left as it is, no temporary left.
+        nix::unistd::mkfifo(&t.path().join("fifo"), Mode::from_bits_truncate(0o600)).unwrap();
+        fs::create_dir(t.path().join("dir")).unwrap();
+        std::os::unix::fs::symlink("new", t.path().join("link")).unwrap();
+        for (name, kind) in [
+            ("fifo", "a FIFO"),
+            ("dir", "a directory"),
+            ("link", "a symbolic link"),
+        ] {
+            let e = dir
+                .replace_regular(name, b"x", 0o644)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(kind) && e.contains("not replaced"),
+                "{name}: {e}"
+            );
+        }
+        assert!(std::os::unix::fs::FileTypeExt::is_fifo(
+            &fs::symlink_metadata(t.path().join("fifo"))
+                .unwrap()
+                .file_type()
+        ));
+        assert!(t.path().join("dir").is_dir());
+        assert!(fs::symlink_metadata(t.path().join("link"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read(t.path().join("new")).unwrap(), b"two");
+        let names: Vec<_> = fs::read_dir(t.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names.len(), 4, "{names:?}");
+        // Device nodes (`-o /dev/null`) by their mode.
+        use nix::libc::{S_IFBLK, S_IFCHR, S_IFSOCK};
+        assert!(not_regular(S_IFCHR | 0o666)
+            .unwrap()
+            .starts_with("a character device"));
+        assert!(not_regular(S_IFBLK | 0o660)
+            .unwrap()
+            .starts_with("a block device"));
+        assert!(not_regular(S_IFSOCK | 0o755)
+            .unwrap()
+            .starts_with("a socket"));
+        assert_eq!(not_regular(nix::libc::S_IFREG | 0o644), None);
+    }
 
     #[test]
     fn finds_bytes_at_every_offset() {

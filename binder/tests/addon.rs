@@ -351,3 +351,54 @@ fn the_rdinit_shim_rides_along_when_the_package_has_it() {
     let (code, _, err) = addon(&t, &["--init", "/x", "--no-init"]);
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn the_output_is_a_regular_file_or_nothing_and_keeps_its_mode() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    let t = kernel_tree();
+    let out = t.path("out.img");
+    // Whatever is not a regular file is refused by kind and left as it was (`-o /dev/null`
+    // turned a system's /dev/null into a 1 MB file).
+    nix::unistd::mkfifo(&out, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let (code, _, err) = addon(&t, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("a FIFO, not a regular file: not replaced"),
+        "{err}"
+    );
+    assert!(std::fs::symlink_metadata(&out)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    std::fs::remove_file(&out).unwrap();
+    std::fs::create_dir(&out).unwrap();
+    let (code, _, err) = addon(&t, &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("a directory, not a regular file"), "{err}");
+    std::fs::remove_dir(&out).unwrap();
+    t.file("target.img", "keep me");
+    std::os::unix::fs::symlink("target.img", &out).unwrap();
+    let (code, _, err) = addon(&t, &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("a symbolic link: not replaced"), "{err}");
+    assert_eq!(t.read("target.img"), "keep me");
+    std::fs::remove_file(&out).unwrap();
+    // An existing file: replaced whole, its 0600 kept (it was made 0644).
+    t.file("out.img", "old");
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (code, _, err) = addon(&t, &[]);
+    assert_eq!(code, 0, "{err}");
+    let m = std::fs::metadata(&out).unwrap();
+    assert_eq!(m.mode() & 0o777, 0o600);
+    assert!(m.len() > 1000);
+    // `-o -`: the archive on stdout, nothing on disk.
+    let (code, stdout, err) = exe::run(exe::HOST, &t, &["addon", "--kver", KVER, "-o", "-"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        stdout.starts_with("070701"),
+        "{}",
+        &stdout[..stdout.len().min(40)]
+    );
+    assert!(err.contains("wrote the add-on to stdout"), "{err}");
+    assert!(!t.path("-").exists());
+}

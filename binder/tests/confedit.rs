@@ -293,12 +293,25 @@ fn the_file_keeps_its_mode_and_a_symlink_stays() {
         .mode()
         & 0o777;
     assert_eq!(mode, 0o600);
+    // The group too (root:adm 0640 stays root:adm), for add and remove alike.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { nix::libc::geteuid() } == 0 {
+        use std::os::unix::fs::MetadataExt;
+        std::os::unix::fs::chown(t.path(CONF), None, Some(4)).unwrap();
+        std::fs::set_permissions(t.path(CONF), std::fs::Permissions::from_mode(0o640)).unwrap();
+        for args in [&["add", "02:00.0"][..], &["remove", "02:00.0"][..]] {
+            let (code, _, err) = run(&t, args);
+            assert_eq!(code, 0, "{args:?}: {err}");
+            let m = std::fs::metadata(t.path(CONF)).unwrap();
+            assert_eq!((m.gid(), m.mode() & 0o777), (4, 0o640), "{args:?}");
+        }
+    }
     t.file("etc/managed.conf", "# from config management\n")
         .remove(CONF)
         .symlink(CONF, "managed.conf");
     let (code, _, err) = run(&t, &["add", "02:00.0"]);
     assert_eq!(code, 2);
-    assert!(err.contains("is a symlink"), "{err}");
+    assert!(err.contains("a symbolic link: not replaced"), "{err}");
     assert!(std::fs::symlink_metadata(t.path(CONF))
         .unwrap()
         .file_type()

@@ -24,7 +24,7 @@ cat >"$t/bin/vfio-early" <<STUB
 #!/bin/sh
 echo "\$*" >>"$t/calls"
 [ ! -e "$t/fail" ] || { echo "vfio-early: addon for \$3: refused (stand-in)" >&2; exit 1; }
-while [ \$# -gt 0 ]; do [ "\$1" = -o ] && printf 'addon' >"\$2"; shift; done
+while [ \$# -gt 0 ]; do [ "\$1" = -o ] && { printf 'addon'; head -c "\${ADDON_BYTES:-0}" /dev/zero; } >"\$2"; shift; done
 STUB
 chmod 755 "$t/bin/vfio-early"
 passed=0 failed=0
@@ -111,29 +111,45 @@ calls >/dev/null
 [ "$rc" -eq 0 ] && [ "$(staged)" = "initrd initrd~vfio-early " ] && [ ! -L "$t/stage/initrd" ] &&
     cmp -s "$t/stage/initrd" "$t/entry/initrd" && ! [ "$t/stage/initrd" -ef "$t/entry/initrd" ]
 check ki-main-in-entry-dir $? "exit $rc, staged: $(staged)"
-# The fallback in BOOT_ROOT (/initramfs-KVER.img): a copy too.
+# Again over the same entry directory (kernel-install add never empties it; the generator
+# wrote a new image there): the new image is the one staged.
+cp "$t/stage/initrd~vfio-early" "$t/entry/" && rm -rf "$t/stage" && mkdir -p "$t/stage" && printf 'rebuilt main image' >"$t/entry/initrd"
+KERNEL_INSTALL_LAYOUT=bls KERNEL_INSTALL_STAGING_AREA=$t/stage sh "$plugin" add "$K" "$t/entry" /boot/vmlinuz-$K 2>"$t/ki.err"; rc=$?
+calls >/dev/null
+[ "$rc" -eq 0 ] && [ "$(staged)" = "initrd initrd~vfio-early " ] && [ "$(cat "$t/stage/initrd")" = "rebuilt main image" ]
+check ki-entry-dir-again $? "exit $rc, staged: $(staged)"
+# Only BOOT_ROOT/initramfs-KVER.img (90-loaderentry's last fallback): a copy in the entry
+# directory would outlive that image's next rebuild, so nothing is added, and it is said.
 mkdir -p "$t/esp" && printf 'esp main image' >"$t/esp/initramfs-$K.img"
 ki; rc=$?
-calls >/dev/null
-[ "$rc" -eq 0 ] && [ "$(staged)" = "initrd initrd~vfio-early " ] && cmp -s "$t/stage/initrd" "$t/esp/initramfs-$K.img"
-check ki-main-in-boot-root $? "exit $rc, staged: $(staged)"
+c=$(calls)
+[ "$rc" -eq 0 ] && [ -z "$c" ] && [ -z "$(staged)" ] && grep -q "hide $t/esp/initramfs-$K.img" "$t/ki.err"
+check ki-boot-root-fallback-untouched $? "exit $rc, staged: $(staged); $(cat "$t/ki.err")"
 rm -f "$t/esp/initramfs-$K.img"
 
 # No main image anywhere: the add-on alone would make an entry that cannot boot.
 ki; rc=$?
 c=$(calls)
-[ "$rc" -eq 0 ] && [ -z "$c" ] && [ -z "$(staged)" ] && grep -q 'no initrd add-on added (it would be the entry.s only initrd)' "$t/ki.err"
+[ "$rc" -eq 0 ] && [ -z "$c" ] && [ -z "$(staged)" ] && grep -q 'no initrd add-on added (it would be the entry.s only initrd, or hide' "$t/ki.err"
 check ki-no-main-no-addon $? "exit $rc, staged: $(staged); $(cat "$t/ki.err")"
 
-# No room on the boot partition: nothing staged, said.
+# Room on the boot partition for all 90-loaderentry copies: a 2 MiB partition holds an
+# 800 KiB main image or a 600 KiB add-on with the 1 MiB margin, not both: nothing staged, said;
+# with a 100 KiB add-on it is staged.
 mkdir -p "$t/small"
-if mount -t tmpfs -o size=256k vfiotest-small "$t/small" 2>/dev/null; then
-    rm -rf "$t/stage" && mkdir -p "$t/stage" "$t/small/entry"
-    KERNEL_INSTALL_LAYOUT=bls KERNEL_INSTALL_STAGING_AREA=$t/stage sh "$plugin" add "$K" "$t/small/entry" /boot/vmlinuz-$K "$t/boot/initrd.img-$K" 2>"$t/ki.err"; rc=$?
+head -c 819200 /dev/zero >"$t/boot/big-initrd"
+if mount -t tmpfs -o size=2m vfiotest-small "$t/small" 2>/dev/null; then
+    mkdir -p "$t/small/entry"
+    for bytes in 614400 102400; do
+        rm -rf "$t/stage" && mkdir -p "$t/stage"
+        ADDON_BYTES=$bytes KERNEL_INSTALL_LAYOUT=bls KERNEL_INSTALL_STAGING_AREA=$t/stage \
+            sh "$plugin" add "$K" "$t/small/entry" /boot/vmlinuz-$K "$t/boot/big-initrd" 2>"$t/ki.err"
+        echo "$? $(staged)" >"$t/ki.$bytes"
+    done
     calls >/dev/null
     umount "$t/small"
-    [ "$rc" -eq 0 ] && [ -z "$(staged)" ] && [ ! -e "$t/stage/.vfio-early-addon.tmp" ] && grep -q 'KiB free, the add-on needs' "$t/ki.err"
-    check ki-no-room $? "exit $rc, staged: $(staged); $(cat "$t/ki.err")"
+    [ "$(cat "$t/ki.614400")" = "0 " ] && [ "$(cat "$t/ki.102400")" = "0 initrd~vfio-early " ]
+    check ki-no-room $? "600 KiB add-on: $(cat "$t/ki.614400"); 100 KiB: $(cat "$t/ki.102400")"
 else
     check ki-no-room 1 "cannot mount a small tmpfs (needs root)"
 fi
@@ -160,6 +176,7 @@ check kernel-install-remove $? "exit $rc (kernel-install removes the entry's dir
 # Debian with systemd-boot: its postinst hook runs kernel-install (whose plugin adds the add-on
 # to the entry), so vfio-early's own hook builds no second one in /boot.
 mkdir -p "$t/sbin" && printf '#!/bin/sh\n[ "$1" = is-installed ] && exit "${BOOTCTL_RC:-0}"\n' >"$t/sbin/bootctl" && chmod 755 "$t/sbin/bootctl"
+printf '#!/bin/sh\n[ "$1" = inspect ] && echo "KERNEL_INSTALL_LAYOUT: ${KI_LAYOUT:-bls}"\n' >"$t/sbin/kernel-install" && chmod 755 "$t/sbin/kernel-install"
 touch "$t/etc/kernel/postinst.d/zz-systemd-boot"
 PATH=$t/sbin:$PATH sh "$post" "$K" /boot/vmlinuz-$K; rc=$?
 c=$(calls)
@@ -169,6 +186,11 @@ BOOTCTL_RC=1 PATH=$t/sbin:$PATH sh "$post" "$K" /boot/vmlinuz-$K; rc=$?
 c=$(calls)
 [ "$rc" -eq 0 ] && [ -n "$c" ]
 check postinst-systemd-boot-not-installed-builds $? "exit $rc, calls: ${c:-none}"
+# systemd-boot, but kernel-install's layout is not bls (the plugin would add nothing): built.
+KI_LAYOUT=other PATH=$t/sbin:$PATH sh "$post" "$K" /boot/vmlinuz-$K; rc=$?
+c=$(calls)
+[ "$rc" -eq 0 ] && [ -n "$c" ]
+check postinst-systemd-boot-not-bls-builds $? "exit $rc, calls: ${c:-none}"
 rm -f "$t/etc/kernel/postinst.d/zz-systemd-boot"
 
 # The package removed, its conffiles left (Debian's `apt remove`): the next kernel's hooks and
