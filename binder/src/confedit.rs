@@ -274,36 +274,40 @@ fn remove_inner(root: &Root, words: &[String], dry_run: bool) -> Result<i32, Str
     let mut removed = Vec::new();
     let mut code = 0;
     for line in old.split_inclusive('\n') {
-        let entries = line_entries(line);
-        let keep: Vec<&Entry> = entries
-            .iter()
-            .filter(|e| !matches!(e.selector, Selector::Bdf { bdf, .. } if bdfs.contains(&bdf)))
-            .collect();
-        if keep.len() == entries.len() {
+        let named =
+            |e: &Entry| matches!(e.selector, Selector::Bdf { bdf, .. } if bdfs.contains(&bdf));
+        if !line_entries(line).iter().any(named) {
             new.push_str(line);
             continue;
         }
-        removed.extend(
-            entries
-                .iter()
-                .filter(|e| !keep.contains(e))
-                .map(|e| e.text.to_string()),
-        );
-        if keep.is_empty() {
-            // The whole line was these devices: it goes, its comment with it.
+        // Only the named entries go: every other word of the list (a bad entry too: the user
+        // fixes it, we do not drop it), the key as written and the comment stay.
+        let end = if line.ends_with('\n') { "\n" } else { "" };
+        let (body, comment) = match line.trim_end_matches('\n').split_once('#') {
+            Some((b, c)) => (b, Some(c)),
+            None => (line.trim_end_matches('\n'), None),
+        };
+        let (key, value) = body.split_once('=').unwrap_or(("devices", body));
+        let mut kept = Vec::new();
+        for word in value.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            match entry::parse(word) {
+                Ok(e) if named(&e) => removed.push(e.text.to_string()),
+                _ => kept.push(word),
+            }
+        }
+        if kept.is_empty() && comment.is_none() {
+            continue; // the whole line was these devices
+        }
+        if kept.is_empty() {
+            // The comment was the user's: it stays, on a line of its own.
+            let _ = write!(new, "#{}{end}", comment.unwrap_or_default());
             continue;
         }
-        // The same key as written, the other entries, the comment kept.
-        let key = line.split_once('=').map_or("devices", |(k, _)| k.trim());
-        let comment = line.split_once('#').map(|(_, c)| c.trim_end());
-        let list: Vec<&str> = keep.iter().map(|e| e.text.as_str()).collect();
-        let _ = write!(new, "{key} = {}", list.join(", "));
+        let _ = write!(new, "{} = {}", key.trim(), kept.join(", "));
         if let Some(c) = comment {
-            let _ = write!(new, " #{c}");
+            let _ = write!(new, " #{}", c.trim_end());
         }
-        if line.ends_with('\n') {
-            new.push('\n');
-        }
+        new.push_str(end);
     }
     // An ID entry still takes the device: removing its address would change nothing.
     let left = line_entries(&new);

@@ -153,6 +153,19 @@ fn remove_takes_an_address_out_and_names_an_id_entry_that_covers_it() {
     assert_eq!(code, 1);
     assert!(err.contains("0000:01:00.0 is not listed"), "{err}");
 
+    // Only the named entry goes: a bad entry on the same line stays for the user to fix, the
+    // comment stays, and a line that held only the named one keeps its comment alone.
+    t.file(
+        CONF,
+        "devices = 03:00.0, 05:00.0, 04:00.0@10de:zzzz # mine\ndevices = 0000:03:00.0 # old card\n",
+    );
+    let (code, _, err) = run(&t, &["remove", "03:00.0"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        t.read(CONF),
+        "devices = 05:00.0, 04:00.0@10de:zzzz # mine\n# old card\n"
+    );
+
     t.file(CONF, "devices = 02:00.0\ndevices = 1234:1111\n");
     let (code, _, err) = run(&t, &["remove", "02:00.0"]);
     assert_eq!(code, 1);
