@@ -454,7 +454,7 @@ fn addon_of(root: &Root, rel: &str) -> Option<PathBuf> {
 /// add-on (which check cannot see), an error if the add-on is for another kernel.
 fn addon_finding(addon: &Path, image: &str, rel: &str, f: &mut Findings) {
     let shown = addon.display();
-    let kernel = initrd::read(addon, &[crate::modload::MANIFEST])
+    let kernel = initrd::scan(addon, &[crate::modload::MANIFEST], &mut |_, _| {})
         .ok()
         .and_then(|l| {
             let text = String::from_utf8_lossy(l.files.get(crate::modload::MANIFEST)?).into_owned();
@@ -489,7 +489,15 @@ fn image(root: &Root, given: Option<&Path>, f: &mut Findings) {
         |g| g.rebuild(),
     );
     let shown = path.display();
-    if let Err(e) = std::fs::File::open(&path) {
+    // O_NONBLOCK: a FIFO in the image's place must not hold check (scan refuses it by kind).
+    let opened = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&path)
+    };
+    if let Err(e) = opened {
         if e.kind() == std::io::ErrorKind::PermissionDenied {
             f.add(
                 Level::NeedsRoot,
@@ -500,7 +508,23 @@ fn image(root: &Root, given: Option<&Path>, f: &mut Findings) {
             return;
         }
     }
-    let listing = match initrd::read(&path, &[CONFIG_FILE, "usr/bin/vfio-early"]) {
+    // Each member's name is looked at once, nothing of it kept: only what is asked below
+    // (memory bounded whatever the image holds).
+    let modules: Vec<[String; 2]> = ["vfio", "vfio-pci"]
+        .iter()
+        .map(|m| [format!("/{m}.ko"), format!("/{}.ko", m.replace('-', "_"))])
+        .collect();
+    let mut seen_binary = false;
+    let mut seen_hook = false;
+    let mut seen_module = [false; 2];
+    let scanned = initrd::scan(&path, &[CONFIG_FILE, "usr/bin/vfio-early"], &mut |p, _| {
+        seen_binary |= p == "usr/bin/vfio-early";
+        seen_hook |= HOOKS.contains(&p);
+        for (seen, names) in seen_module.iter_mut().zip(&modules) {
+            *seen |= names.iter().any(|n| p.contains(n.as_str()));
+        }
+    });
+    let listing = match scanned {
         Ok(l) => l,
         Err(e) => {
             f.add(
@@ -513,20 +537,15 @@ fn image(root: &Root, given: Option<&Path>, f: &mut Findings) {
         }
     };
     let mut missing = Vec::new();
-    if !listing.has("usr/bin/vfio-early") {
+    if !seen_binary {
         missing.push("usr/bin/vfio-early".to_string());
     }
-    if !HOOKS.iter().any(|h| listing.has(h)) {
+    if !seen_hook {
         missing.push("its hook".to_string());
     }
     let rel = release(root);
-    for m in ["vfio", "vfio-pci"] {
+    for (m, present) in ["vfio", "vfio-pci"].into_iter().zip(seen_module) {
         let builtin = module_state(root, &rel, m) == Some("builtin");
-        let names = [format!("/{m}.ko"), format!("/{}.ko", m.replace('-', "_"))];
-        let present = listing
-            .members
-            .keys()
-            .any(|p| names.iter().any(|n| p.contains(n.as_str())));
         if !builtin && !present {
             missing.push(format!("module {m}"));
         }

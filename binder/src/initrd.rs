@@ -15,7 +15,19 @@ use std::process::{Command, Stdio};
 const NAME_MAX: usize = 4096;
 const WANTED_MAX: u64 = 1 << 20;
 
-/// What an image holds.
+/// What a scan of an image keeps: the files asked for, the parts, a count of the members (every
+/// name is looked at once and handed to the caller, none kept: memory is bounded whatever the
+/// image holds).
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub members: u64,
+    /// The bytes of the members asked for that are regular files.
+    pub files: BTreeMap<String, Vec<u8>>,
+    /// The compressions met, in order (`none` for an uncompressed archive).
+    pub parts: Vec<&'static str>,
+}
+
+/// What an image holds, every member kept (for archives we made ourselves: tests, the add-on).
 #[derive(Debug, Default)]
 pub struct Listing {
     /// Every member, by path without a leading `./` or `/`, with its mode.
@@ -75,8 +87,14 @@ fn pad4(n: u64) -> u64 {
     (4 - n % 4) % 4
 }
 
-/// One newc archive from `r`, up to its trailer; returns the bytes it took.
-fn archive(r: &mut impl Read, want: &[&str], out: &mut Listing) -> io::Result<u64> {
+/// One newc archive from `r`, up to its trailer; returns the bytes it took. Each member's path
+/// and mode go to `each`.
+fn archive(
+    r: &mut impl Read,
+    want: &[&str],
+    out: &mut Scan,
+    each: &mut dyn FnMut(&str, u32),
+) -> io::Result<u64> {
     let mut used = 0;
     loop {
         let mut head = [0u8; 110];
@@ -120,14 +138,20 @@ fn archive(r: &mut impl Read, want: &[&str], out: &mut Listing) -> io::Result<u6
         }
         skip(r, data_pad)?;
         if !path.is_empty() && path != "." {
-            out.members.insert(path, mode);
+            out.members += 1;
+            each(&path, mode);
         }
     }
 }
 
 /// Every archive of one stream, the NUL padding between them skipped (the kernel's unpacker takes
 /// archives one after another, and a later one overrides an earlier one's files).
-fn archives(r: &mut impl io::BufRead, want: &[&str], out: &mut Listing) -> io::Result<()> {
+fn archives(
+    r: &mut impl io::BufRead,
+    want: &[&str],
+    out: &mut Scan,
+    each: &mut dyn FnMut(&str, u32),
+) -> io::Result<()> {
     loop {
         let zeros = {
             let buf = r.fill_buf()?;
@@ -140,16 +164,71 @@ fn archives(r: &mut impl io::BufRead, want: &[&str], out: &mut Listing) -> io::R
             r.consume(zeros);
             continue;
         }
-        archive(r, want, out)?;
+        archive(r, want, out, each)?;
     }
 }
 
-/// Lists the image at `path`, keeping the bytes of the members named in `want`.
+/// Lists the image at `path`, keeping the bytes of the members named in `want`, every member
+/// with it.
 pub fn read(path: &Path, want: &[&str]) -> Result<Listing, String> {
+    let mut members = BTreeMap::new();
+    let s = scan(path, want, &mut |p, mode| {
+        members.insert(p.to_string(), mode);
+    })?;
+    Ok(Listing {
+        members,
+        files: s.files,
+        parts: s.parts,
+    })
+}
+
+/// The first offset at or after `at` that is not a zero byte (`len` when there is none), found
+/// by the file's data map (`SEEK_DATA`: a hole costs nothing) and then by the chunk.
+fn next_nonzero(file: &mut File, mut at: u64, len: u64) -> io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    let offset = nix::libc::off_t::try_from(at).unwrap_or(nix::libc::off_t::MAX);
+    // SAFETY: lseek on our own descriptor; the position is set again before every read.
+    let data = unsafe { nix::libc::lseek(file.as_raw_fd(), offset, nix::libc::SEEK_DATA) };
+    if data < 0 {
+        // ENXIO: nothing but a hole up to the end; anything else: look byte by byte below.
+        if io::Error::last_os_error().raw_os_error() == Some(nix::libc::ENXIO) {
+            return Ok(len);
+        }
+    } else {
+        at = at.max(data.unsigned_abs());
+    }
+    let mut buf = vec![0u8; 1 << 16];
+    while at < len {
+        file.seek(SeekFrom::Start(at))?;
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(len);
+        }
+        if let Some(i) = buf[..n].iter().position(|&b| b != 0) {
+            return Ok(at + i as u64);
+        }
+        at += n as u64;
+    }
+    Ok(len)
+}
+
+/// Reads the image at `path` (a regular file: a FIFO or a device is refused, never waited on),
+/// keeping the bytes of the members named in `want` and handing every member's path and mode to
+/// `each`; zero runs and holes between parts cost what their data costs.
+pub fn scan(path: &Path, want: &[&str], each: &mut dyn FnMut(&str, u32)) -> Result<Scan, String> {
+    use std::os::unix::fs::OpenOptionsExt;
     let fail = |e: io::Error| format!("{}: {e}", path.display());
-    let mut file = File::open(path).map_err(fail)?;
-    let len = file.metadata().map_err(fail)?.len();
-    let mut out = Listing::default();
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+        .map_err(fail)?;
+    let meta = file.metadata().map_err(fail)?;
+    if !meta.is_file() {
+        return Err(format!("{}: not a regular file", path.display()));
+    }
+    let len = meta.len();
+    let mut out = Scan::default();
     let mut at = 0u64;
     while at < len {
         file.seek(SeekFrom::Start(at)).map_err(fail)?;
@@ -157,13 +236,13 @@ pub fn read(path: &Path, want: &[&str]) -> Result<Listing, String> {
         let n = file.read(&mut magic).map_err(fail)?;
         file.seek(SeekFrom::Start(at)).map_err(fail)?;
         if magic[..n.min(4)].iter().all(|&b| b == 0) {
-            // Padding between parts: the next one starts at a 4-byte boundary.
-            at += 4;
+            // Padding between parts: the next one starts at a 4-byte boundary after the zeros.
+            at = next_nonzero(&mut file, at, len).map_err(fail)? & !3;
             continue;
         }
         if &magic[..n.min(6)] == b"070701" || &magic[..n.min(6)] == b"070702" {
             let mut r = BufReader::new(&mut file);
-            at += archive(&mut r, want, &mut out).map_err(fail)?;
+            at += archive(&mut r, want, &mut out, each).map_err(fail)?;
             out.parts.push("none");
             continue;
         }
@@ -189,7 +268,7 @@ pub fn read(path: &Path, want: &[&str]) -> Result<Listing, String> {
                 )
             })?;
         let mut r = BufReader::with_capacity(1 << 16, child.stdout.take().ok_or("no pipe")?);
-        let listed = archives(&mut r, want, &mut out);
+        let listed = archives(&mut r, want, &mut out, each);
         // Whatever is left is drained, so the decompressor can finish.
         let _ = io::copy(&mut r, &mut io::sink());
         let status = child.wait().map_err(fail)?;

@@ -573,3 +573,114 @@ fn an_image_without_vfio_early_is_ready_only_with_an_addon_for_this_kernel() {
     let (_, f) = findings(&t);
     has(&f, "warn", "image", "initrd-vfio-early carries it", "");
 }
+
+/// `check --image PATH --json` under an address-space limit (MiB); (exit code, all output).
+fn check_image_limited(t: &FakeTree, image: &std::path::Path, mib: u64) -> (i32, String) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(exe::HOST);
+    cmd.arg("--root")
+        .arg(&t.root)
+        .args(["check", "--image"])
+        .arg(image)
+        .stdin(std::process::Stdio::null());
+    // SAFETY: setrlimit is async-signal-safe; it runs in the child between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = nix::libc::rlimit {
+                rlim_cur: mib << 20,
+                rlim_max: mib << 20,
+            };
+            if nix::libc::setrlimit(nix::libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run check");
+    // The hang guard (a blocked read, a scan four bytes at a time over gigabytes).
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("check --image {} still running after 30 s", image.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().expect("output");
+    (
+        status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn check_reads_images_as_regular_files_in_bounded_time_and_memory() {
+    use std::io::{Seek, SeekFrom, Write};
+    let t = ready();
+    // A FIFO: named, never waited on.
+    let fifo = t.path("image.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let (_, out) = check_image_limited(&t, &fifo, 256);
+    assert!(out.contains("not a regular file"), "{out}");
+
+    // A sparse 4 GiB of nothing, then the image: the hole costs nothing (it took minutes when
+    // zeros were read four bytes at a time), and the archive after it is found.
+    image(&t, &[]);
+    let real = std::fs::read(t.path(&format!("boot/initrd.img-{REL}"))).unwrap();
+    let sparse = t.path("sparse.img");
+    let mut f = std::fs::File::create(&sparse).unwrap();
+    f.seek(SeekFrom::Start(4 << 30)).unwrap();
+    f.write_all(&real).unwrap();
+    drop(f);
+    let (_, out) = check_image_limited(&t, &sparse, 256);
+    assert!(
+        out.contains("carries vfio-early, its hook and the vfio modules"),
+        "{out}"
+    );
+    std::fs::remove_file(&sparse).unwrap();
+
+    // 16 MiB of written zeros before it: read by the chunk.
+    let zeros = t.path("zeros.img");
+    let mut f = std::fs::File::create(&zeros).unwrap();
+    f.write_all(&vec![0u8; 16 << 20]).unwrap();
+    f.write_all(&real).unwrap();
+    drop(f);
+    let (_, out) = check_image_limited(&t, &zeros, 256);
+    assert!(out.contains("carries vfio-early"), "{out}");
+    std::fs::remove_file(&zeros).unwrap();
+
+    // 60,000 members with 2,000-byte names (120 MB of names) behind zstd: no name is kept, so
+    // check stays within 96 MiB of address space (every name kept needed more than that).
+    let mut a = vfio_early::initrd::Newc::new(0);
+    let long = "d".repeat(1990);
+    for i in 0..60_000 {
+        a.member(&format!("{long}/{i:07}"), 0o100644, b"");
+    }
+    let cpio = a.finish();
+    let mut z = Command::new("zstd")
+        .args(["-1", "-q", "-c"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("zstd (tests/setup-host.sh installs it)");
+    let mut stdin = z.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || stdin.write_all(&cpio));
+    let packed = z.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    assert!(packed.status.success());
+    let many = t.path("many.img");
+    std::fs::write(&many, &packed.stdout).unwrap();
+    let (_, out) = check_image_limited(&t, &many, 96);
+    assert!(out.contains("lacks usr/bin/vfio-early"), "{out}");
+}
