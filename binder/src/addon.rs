@@ -107,6 +107,110 @@ pub enum AddonError {
     Conf(PathBuf, String),
     #[error("the unit template {0} changed (no `{1}` in it): the add-on's units cannot be made")]
     Template(&'static str, &'static str),
+    #[error("{0}: longer than {1} bytes, the most read of such a file: nothing written")]
+    TooLarge(PathBuf, usize),
+    #[error("{0}: {1}")]
+    Input(PathBuf, String),
+    #[error("{0} is not a kernel module ({1}): nothing written; hint: reinstall the kernel's modules package")]
+    NotModule(PathBuf, &'static str),
+}
+
+/// The most read of each input (every input is a regular file, read whole up to its cap: a FIFO
+/// or `/dev/zero` in an input's place is refused, never waited on or read without end).
+const INDEX_CAP: usize = 16 << 20;
+const KERNEL_CONFIG_CAP: usize = 4 << 20;
+const MODULE_CAP: usize = 64 << 20;
+const BINARY_CAP: usize = 64 << 20;
+
+/// An input read as a regular file with `cap`; `Ok(None)` when absent.
+fn read_capped(path: &Path, cap: usize) -> Result<Option<Vec<u8>>, AddonError> {
+    match crate::sysfs::read_input(path, cap) {
+        Ok(i) if i.cut => Err(AddonError::TooLarge(path.to_path_buf(), cap)),
+        Ok(i) => Ok(Some(i.bytes)),
+        Err(crate::sysfs::SysError::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Ok(None)
+        }
+        Err(crate::sysfs::SysError::Io { source, .. }) => {
+            Err(AddonError::Read(path.to_path_buf(), source))
+        }
+        Err(e) => Err(AddonError::Input(path.to_path_buf(), {
+            let t = e.to_string();
+            t.rsplit_once(": ")
+                .map_or(t.clone(), |(_, w)| w.to_string())
+        })),
+    }
+}
+
+/// A compressed module's bytes, decompressed by the system's own tool, at most [`MODULE_CAP`]
+/// (a bomb is refused, not followed to its end).
+fn decompressed(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, AddonError> {
+    use std::io::{Read, Write};
+    let name = path.to_string_lossy();
+    let tool: &[&str] = if name.ends_with(".xz") {
+        &["xz", "-dc"]
+    } else if name.ends_with(".zst") {
+        &["zstd", "-dcq"]
+    } else {
+        &["gzip", "-dc"]
+    };
+    let fail = |why: String| AddonError::Input(path.to_path_buf(), why);
+    let mut child = std::process::Command::new(tool[0])
+        .args(&tool[1..])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| fail(format!("cannot run {} to look inside it: {e}", tool[0])))?;
+    let mut stdin = child.stdin.take().ok_or_else(|| fail("no pipe".into()))?;
+    let input = bytes.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let mut out = Vec::new();
+    let stdout = child.stdout.take().ok_or_else(|| fail("no pipe".into()))?;
+    let read = stdout
+        .take(MODULE_CAP as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| fail(e.to_string()));
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = feeder.join();
+    read?;
+    if out.len() > MODULE_CAP {
+        return Err(fail(format!(
+            "decompresses to more than {MODULE_CAP} bytes: not a module"
+        )));
+    }
+    Ok(out)
+}
+
+/// What is wrong with `bytes` as a module for kernel `kver` (ELF, relocatable, `.modinfo`'s
+/// vermagic naming `kver`); `Ok` when nothing.
+fn check_module(path: &Path, bytes: &[u8], kver: &str) -> Result<(), AddonError> {
+    let not = |why| AddonError::NotModule(path.to_path_buf(), why);
+    if bytes.len() < 64 || &bytes[..4] != b"\x7fELF" {
+        return Err(not("not an ELF file"));
+    }
+    let little = bytes[5] == 1;
+    let e_type = if little {
+        u16::from_le_bytes([bytes[16], bytes[17]])
+    } else {
+        u16::from_be_bytes([bytes[16], bytes[17]])
+    };
+    if e_type != 1 {
+        return Err(not("an ELF file, but not a relocatable object"));
+    }
+    match vermagic(bytes) {
+        None => Err(not("no vermagic in its .modinfo")),
+        Some(found) if found != kver => Err(AddonError::WrongKernel {
+            path: path.to_path_buf(),
+            found: found.to_string(),
+            kver: kver.to_string(),
+        }),
+        Some(_) => Ok(()),
+    }
 }
 
 /// The directory of a kernel's modules under `root`.
@@ -195,12 +299,8 @@ pub fn load_order(
     out
 }
 
-fn read_text(path: &Path) -> Result<Option<String>, AddonError> {
-    match std::fs::read(path) {
-        Ok(b) => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(AddonError::Read(path.to_path_buf(), e)),
-    }
+fn read_text(path: &Path, cap: usize) -> Result<Option<String>, AddonError> {
+    Ok(read_capped(path, cap)?.map(|b| String::from_utf8_lossy(&b).into_owned()))
 }
 
 /// The kernel release an uncompressed module was built for (its `.modinfo` `vermagic=`).
@@ -314,7 +414,8 @@ pub fn units() -> Result<[(String, String); 2], AddonError> {
 fn conf_words(path: &Path) -> Result<String, AddonError> {
     use crate::config::{Problems, Settings};
     let bad = |what: String| AddonError::Conf(path.to_path_buf(), what);
-    let text = read_text(path)?.ok_or_else(|| bad("no such file".into()))?;
+    let text =
+        read_text(path, crate::run::CONFIG_CAP)?.ok_or_else(|| bad("no such file".into()))?;
     let mut settings = Settings::default();
     let mut problems = Problems::default();
     settings.apply_file(&text, &mut problems);
@@ -349,14 +450,20 @@ pub fn build(req: &Request<'_>) -> Result<Built, AddonError> {
     let mut notes = Vec::new();
     let dir = modules_dir(req.root, req.kver)?;
     let dep_path = dir.join("modules.dep");
-    let dep = read_text(&dep_path)?
+    let dep = read_text(&dep_path, INDEX_CAP)?
         .ok_or_else(|| AddonError::NoModulesDep(dir.clone(), req.kver.to_string()))?;
     let dep = parse_dep(&dep);
-    let soft = parse_softdep(&read_text(&dir.join("modules.softdep"))?.unwrap_or_default());
-    let builtin = read_text(&dir.join("modules.builtin"))?.unwrap_or_default();
-    let order = load_order(&dep, &soft, TARGET);
+    let soft =
+        parse_softdep(&read_text(&dir.join("modules.softdep"), INDEX_CAP)?.unwrap_or_default());
+    let builtin = read_text(&dir.join("modules.builtin"), INDEX_CAP)?.unwrap_or_default();
+    let is_builtin = |m: &str| builtin.lines().any(|l| module_name(l) == m);
+    // A module built into the kernel needs no file (a stale one in modules.dep is not wanted).
+    let order: Vec<String> = load_order(&dep, &soft, TARGET)
+        .into_iter()
+        .filter(|m| !is_builtin(m))
+        .collect();
     if order.is_empty() {
-        if !builtin.lines().any(|l| module_name(l) == TARGET) {
+        if !is_builtin(TARGET) {
             return Err(AddonError::NoVfio(req.kver.to_string()));
         }
         notes.push(format!(
@@ -367,17 +474,15 @@ pub fn build(req: &Request<'_>) -> Result<Built, AddonError> {
     if order.len() > MAX_MODULES {
         return Err(AddonError::TooManyModules);
     }
-    let config = read_text(&req.root.path(&format!("boot/config-{}", req.kver)))?;
+    let config = read_text(
+        &req.root.path(&format!("boot/config-{}", req.kver)),
+        KERNEL_CONFIG_CAP,
+    )?;
     let mut files = Vec::new();
     for name in &order {
         let path = dir.join(&dep[name].0);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(AddonError::MissingModule(path))
-            }
-            Err(e) => return Err(AddonError::Read(path, e)),
-        };
+        let bytes = read_capped(&path, MODULE_CAP)?
+            .ok_or_else(|| AddonError::MissingModule(path.clone()))?;
         let file = dep[name]
             .0
             .rsplit('/')
@@ -395,14 +500,13 @@ pub fn build(req: &Request<'_>) -> Result<Built, AddonError> {
                     req.kver
                 )),
             }
-        } else if let Some(found) = vermagic(&bytes) {
-            if found != req.kver {
-                return Err(AddonError::WrongKernel {
-                    path,
-                    found: found.to_string(),
-                    kver: req.kver.to_string(),
-                });
-            }
+        }
+        // Every module is looked at as the kernel will load it: an ELF relocatable object for
+        // this kernel (a compressed one after decompressing it, under the cap).
+        if crate::modload::compressed(&file) {
+            check_module(&path, &decompressed(&path, &bytes)?, req.kver)?;
+        } else {
+            check_module(&path, &bytes, req.kver)?;
         }
         files.push((name.clone(), file, bytes));
     }
@@ -476,13 +580,8 @@ pub fn build(req: &Request<'_>) -> Result<Built, AddonError> {
 
 /// A static executable's bytes (the add-on's binaries run in images that may have no loader).
 fn read_static(path: &Path) -> Result<Vec<u8>, AddonError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(AddonError::NoBinary(path.to_path_buf()))
-        }
-        Err(e) => return Err(AddonError::Read(path.to_path_buf(), e)),
-    };
+    let bytes =
+        read_capped(path, BINARY_CAP)?.ok_or_else(|| AddonError::NoBinary(path.to_path_buf()))?;
     check_static(path, &bytes)?;
     Ok(bytes)
 }

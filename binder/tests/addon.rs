@@ -15,10 +15,11 @@ use vfio_early::modload::Manifest;
 const KVER: &str = "6.1.0-50-amd64";
 const MODS: &str = "lib/modules/6.1.0-50-amd64";
 
-/// An ELF-looking module carrying a `.modinfo` vermagic.
+/// An ELF relocatable object (what a module is) carrying a `.modinfo` vermagic.
 fn module(kver: &str, tag: &str) -> Vec<u8> {
     let mut b = b"\x7fELF\x02\x01\x01\0".to_vec();
     b.resize(64, 0);
+    b[16] = 1; // e_type ET_REL
     b.extend_from_slice(format!("\0license=GPL\0vermagic={kver} SMP mod_unload\0{tag}").as_bytes());
     b
 }
@@ -286,6 +287,21 @@ fn every_malformed_input_is_refused_by_name_and_nothing_is_written() {
     assert!(err.contains("-o FILE"), "{err}");
 }
 
+/// `data` compressed by xz (as Debian's kernels compress modules).
+fn xz(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut c = std::process::Command::new("xz")
+        .args(["-c", "--check=crc32"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("xz");
+    c.stdin.take().unwrap().write_all(data).unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
 #[test]
 fn compressed_modules_need_a_kernel_that_decompresses() {
     let t = kernel_tree();
@@ -295,7 +311,7 @@ fn compressed_modules_need_a_kernel_that_decompresses() {
     t.file(&format!("{MODS}/modules.dep"), &dep)
         .bytes(
             &format!("{MODS}/kernel/drivers/vfio/vfio.ko.xz"),
-            b"\xfd7zXZ\0compressed",
+            &xz(&module(KVER, "vfio")),
         )
         .file(
             &format!("boot/config-{KVER}"),
@@ -401,4 +417,148 @@ fn the_output_is_a_regular_file_or_nothing_and_keeps_its_mode() {
     );
     assert!(err.contains("wrote the add-on to stdout"), "{err}");
     assert!(!t.path("-").exists());
+}
+
+/// A hostile input: its name, how it is made, extra arguments, what the refusal says.
+type Case<'a> = (&'a str, Box<dyn Fn(&FakeTree) + 'a>, Vec<&'a str>, &'a str);
+
+#[test]
+fn every_input_is_a_regular_file_read_with_a_cap_and_every_module_a_module() {
+    use std::os::unix::fs::symlink;
+    let vfio = format!("{MODS}/kernel/drivers/vfio/vfio.ko");
+    let mkfifo = |t: &FakeTree, rel: &str| {
+        let p = t.path(rel);
+        let _ = std::fs::remove_file(&p);
+        nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    };
+    let cases: Vec<Case> = vec![
+        (
+            "an empty module",
+            Box::new(|t: &FakeTree| {
+                t.bytes(&vfio, b"");
+            }),
+            vec![],
+            "vfio.ko is not a kernel module (not an ELF file)",
+        ),
+        (
+            "a truncated module",
+            Box::new(|t: &FakeTree| {
+                t.bytes(&vfio, &module(KVER, "vfio")[..30]);
+            }),
+            vec![],
+            "vfio.ko is not a kernel module (not an ELF file)",
+        ),
+        (
+            "a module that is a link to text",
+            Box::new(|t: &FakeTree| {
+                t.file("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n")
+                    .remove(&vfio);
+                symlink(t.path("etc/passwd"), t.path(&vfio)).unwrap();
+            }),
+            vec![],
+            "vfio.ko is not a kernel module (not an ELF file)",
+        ),
+        (
+            "a module that is a link to /dev/zero",
+            Box::new(|t: &FakeTree| {
+                t.remove(&vfio);
+                symlink("/dev/zero", t.path(&vfio)).unwrap();
+            }),
+            vec![],
+            "vfio.ko: not a regular file",
+        ),
+        (
+            "an executable in a module's place",
+            Box::new(|t: &FakeTree| {
+                t.bytes(&vfio, &static_elf());
+            }),
+            vec![],
+            "an ELF file, but not a relocatable object",
+        ),
+        (
+            "a module without vermagic",
+            Box::new(|t: &FakeTree| {
+                let mut m = module(KVER, "vfio");
+                m.truncate(64);
+                t.bytes(&vfio, &m);
+            }),
+            vec![],
+            "no vermagic in its .modinfo",
+        ),
+        (
+            "modules.dep a FIFO",
+            Box::new(|t: &FakeTree| {
+                mkfifo(t, &format!("{MODS}/modules.dep"));
+            }),
+            vec![],
+            "modules.dep: not a regular file",
+        ),
+        (
+            "a 300 MB modules.dep",
+            Box::new(|t: &FakeTree| {
+                let f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(t.path(&format!("{MODS}/modules.dep")))
+                    .unwrap();
+                f.set_len(300 << 20).unwrap();
+            }),
+            vec![],
+            "modules.dep: longer than 16777216 bytes",
+        ),
+        (
+            "--conf a FIFO",
+            Box::new(|t: &FakeTree| {
+                mkfifo(t, "etc/vfio-early.conf");
+            }),
+            vec!["--conf", "etc/vfio-early.conf"],
+            "vfio-early.conf: not a regular file",
+        ),
+        (
+            "an xz bomb in a module's place",
+            Box::new(|t: &FakeTree| {
+                let dep = t
+                    .read(&format!("{MODS}/modules.dep"))
+                    .replace("vfio.ko", "vfio.ko.xz");
+                t.file(&format!("{MODS}/modules.dep"), &dep)
+                    .file(
+                        &format!("boot/config-{KVER}"),
+                        "CONFIG_MODULE_DECOMPRESS=y\n",
+                    )
+                    .bytes(&format!("{vfio}.xz"), &xz(&vec![0u8; 100 << 20]));
+            }),
+            vec![],
+            "decompresses to more than 67108864 bytes",
+        ),
+    ];
+    for (name, setup, extra, needle) in cases {
+        let t = kernel_tree();
+        setup(&t);
+        let extra: Vec<String> = extra
+            .iter()
+            .map(|a| {
+                if a.starts_with("etc/") {
+                    t.path(a).to_string_lossy().into_owned()
+                } else {
+                    a.to_string()
+                }
+            })
+            .collect();
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let (code, _, err) = addon(&t, &extra);
+        assert_ne!(code, 0, "{name}: {err}");
+        assert!(err.contains(needle), "{name}: want {needle:?} in {err}");
+        assert!(!t.path("out.img").exists(), "{name}: nothing written");
+    }
+    // A module built into the kernel is not wanted, even with a stale file in modules.dep.
+    let t = kernel_tree();
+    t.file(
+        &format!("{MODS}/modules.builtin"),
+        "kernel/drivers/pci/pcie/portdrv.ko\nkernel/virt/lib/irqbypass.ko\n",
+    );
+    let (code, _, err) = addon(&t, &[]);
+    assert_eq!(code, 0, "{err}");
+    let l = initrd::read(&t.path("out.img"), &["usr/lib/vfio-early/addon/manifest"]).unwrap();
+    let m = String::from_utf8_lossy(&l.files["usr/lib/vfio-early/addon/manifest"]).into_owned();
+    assert!(!m.contains("irqbypass"), "{m}");
+    assert!(!l.has("usr/lib/vfio-early/addon/modules/irqbypass.ko"));
 }
