@@ -13,6 +13,7 @@
 #      boot with the same argument: all native
 #   3. apt install the previous build, write /etc/vfio-early.conf, apt install the current one
 #      -> the file untouched, the image rebuilt; boot with no argument: card A from the file
+#   4. apt remove with the add-on enabled -> the kernel hooks it leaves (conffiles) are silent
 # Plus the package itself: contents, no conffile but the add-on's kernel hooks, the trigger, no update-initramfs call in a
 # maintainer script, lintian (no errors, every warning listed in the README).
 # Ends with "N passed, M failed".
@@ -112,6 +113,24 @@ session() {
     gen_chroot "$root" vfio-early config >"$out/config.txt" 2>&1 || reasons+="vfio-early config failed: $(cat "$out/config.txt")"$'\n'
     printf '%s|%s|%s|%s\n' "$f-upgrade-conf" "$([ -z "$reasons" ] && echo OK || echo FAIL)" \
         "$DEB_PREV_VERSION -> $DEB_VERSION, /etc/vfio-early.conf untouched" "$(tr '\n' ';' <<<"$reasons")"
+
+    # 4. remove (not purge) with the add-on enabled: the kernel hooks are conffiles and stay; the
+    #    next kernel's hooks must say nothing and exit 0 (they printed "vfio-early: not found").
+    mkdir -p "$root/etc/vfio-early" && touch "$root/etc/vfio-early/addon.enabled"
+    apt_do remove.log remove -y -q vfio-early
+    reasons=""
+    local hook out_hook rc_hook
+    for hook in /etc/kernel/postinst.d/zz-vfio-early-addon /etc/kernel/postrm.d/zz-vfio-early-addon; do
+        if [ ! -x "$root$hook" ]; then
+            reasons+="$hook is gone after remove (a conffile should stay until purge)"$'\n'
+            continue
+        fi
+        out_hook=$(gen_chroot "$root" "$hook" "$GEN_KVER" "/boot/vmlinuz-$GEN_KVER" 2>&1)
+        rc_hook=$?
+        [ "$rc_hook" -eq 0 ] && [ -z "$out_hook" ] || reasons+="$hook after remove: exit $rc_hook, said: $out_hook"$'\n'
+    done
+    printf '%s|%s|%s|%s\n' "$f-removed-hooks" "$([ -z "$reasons" ] && echo OK || echo FAIL)" \
+        "apt remove, then the kernel hooks left behind: silent, exit 0" "$(tr '\n' ';' <<<"$reasons")"
     ovl_umount_all
     rm -rf "$out/upper" "$out/upper.work"
 }
@@ -183,7 +202,7 @@ verdict deb-lintian "$(grep -c '^[EWI]: ' "$SUITE_OUT/lintian.txt") tags: $(sed 
 phase "layers"
 layer_ensure its || exit 1
 layer_ensure dracut || exit 1
-phase "install, purge, upgrade (both roots at once)"
+phase "install, purge, upgrade, remove (both roots at once)"
 pids=()
 for f in its dracut; do
     session "$f" >"$SUITE_OUT/$f.checks" 2>"$SUITE_OUT/$f.session.log" &
@@ -197,7 +216,7 @@ for f in its dracut; do
         n=$((n + 1))
         result "$name" "$st" "$detail" "$(tr ';' '\n' <<<"$why")"
     done <"$SUITE_OUT/$f.checks"
-    [ "$n" -eq 6 ] || result "$f-session" FAIL "$n of 6 checks ran" "see $SUITE_OUT/$f.session.log: $(tail -n 3 "$SUITE_OUT/$f.session.log" | tr '\n' ' ')"
+    [ "$n" -eq 7 ] || result "$f-session" FAIL "$n of 7 checks ran" "see $SUITE_OUT/$f.session.log: $(tail -n 3 "$SUITE_OUT/$f.session.log" | tr '\n' ' ')"
 done
 
 # ---------------------------------------------------------------- boots
