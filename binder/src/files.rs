@@ -592,7 +592,30 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names.len(), 4, "{names:?}");
-        // Device nodes (`-o /dev/null`) by their mode.
+        // A real device node where root may make one (`-o /dev/null` replaced the system's).
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { nix::libc::geteuid() } == 0 {
+            use std::os::unix::fs::FileTypeExt;
+            let node = t.path().join("null");
+            nix::sys::stat::mknod(
+                &node,
+                SFlag::S_IFCHR,
+                Mode::from_bits_truncate(0o666),
+                nix::sys::stat::makedev(1, 3),
+            )
+            .unwrap();
+            let e = dir
+                .replace_regular("null", b"x", 0o644)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("a character device, not a regular file"), "{e}");
+            assert!(fs::symlink_metadata(&node)
+                .unwrap()
+                .file_type()
+                .is_char_device());
+            fs::remove_file(&node).unwrap();
+        }
+        // Device nodes by their mode.
         use nix::libc::{S_IFBLK, S_IFCHR, S_IFSOCK};
         assert!(not_regular(S_IFCHR | 0o666)
             .unwrap()
