@@ -135,55 +135,11 @@ fn read_capped(path: &Path, cap: usize) -> Result<Option<Vec<u8>>, AddonError> {
         Err(crate::sysfs::SysError::Io { source, .. }) => {
             Err(AddonError::Read(path.to_path_buf(), source))
         }
-        Err(e) => Err(AddonError::Input(path.to_path_buf(), {
-            let t = e.to_string();
-            t.rsplit_once(": ")
-                .map_or(t.clone(), |(_, w)| w.to_string())
-        })),
+        Err(crate::sysfs::SysError::Malformed { what, .. }) => {
+            Err(AddonError::Input(path.to_path_buf(), what.to_string()))
+        }
+        Err(e) => Err(AddonError::Input(path.to_path_buf(), e.to_string())),
     }
-}
-
-/// A compressed module's bytes, decompressed by the system's own tool, at most [`MODULE_CAP`]
-/// (a bomb is refused, not followed to its end).
-fn decompressed(path: &Path, bytes: &[u8]) -> Result<Vec<u8>, AddonError> {
-    use std::io::{Read, Write};
-    let name = path.to_string_lossy();
-    let tool: &[&str] = if name.ends_with(".xz") {
-        &["xz", "-dc"]
-    } else if name.ends_with(".zst") {
-        &["zstd", "-dcq"]
-    } else {
-        &["gzip", "-dc"]
-    };
-    let fail = |why: String| AddonError::Input(path.to_path_buf(), why);
-    let mut child = std::process::Command::new(tool[0])
-        .args(&tool[1..])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| fail(format!("cannot run {} to look inside it: {e}", tool[0])))?;
-    let mut stdin = child.stdin.take().ok_or_else(|| fail("no pipe".into()))?;
-    let input = bytes.to_vec();
-    let feeder = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let mut out = Vec::new();
-    let stdout = child.stdout.take().ok_or_else(|| fail("no pipe".into()))?;
-    let read = stdout
-        .take(MODULE_CAP as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| fail(e.to_string()));
-    let _ = child.kill();
-    let _ = child.wait();
-    let _ = feeder.join();
-    read?;
-    if out.len() > MODULE_CAP {
-        return Err(fail(format!(
-            "decompresses to more than {MODULE_CAP} bytes: not a module"
-        )));
-    }
-    Ok(out)
 }
 
 /// What is wrong with `bytes` as a module for kernel `kver` (ELF, relocatable, `.modinfo`'s
@@ -504,7 +460,9 @@ pub fn build(req: &Request<'_>) -> Result<Built, AddonError> {
         // Every module is looked at as the kernel will load it: an ELF relocatable object for
         // this kernel (a compressed one after decompressing it, under the cap).
         if crate::modload::compressed(&file) {
-            check_module(&path, &decompressed(&path, &bytes)?, req.kver)?;
+            let inside = crate::initrd::decompressed(&path, MODULE_CAP)
+                .map_err(|why| AddonError::Input(path.clone(), why))?;
+            check_module(&path, &inside, req.kver)?;
         } else {
             check_module(&path, &bytes, req.kver)?;
         }

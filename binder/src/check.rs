@@ -490,14 +490,7 @@ fn image(root: &Root, given: Option<&Path>, f: &mut Findings) {
     );
     let shown = path.display();
     // O_NONBLOCK: a FIFO in the image's place must not hold check (scan refuses it by kind).
-    let opened = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NONBLOCK)
-            .open(&path)
-    };
-    if let Err(e) = opened {
+    if let Err(e) = sysfs::open_ro(&path, nix::fcntl::OFlag::O_NONBLOCK) {
         if e.kind() == std::io::ErrorKind::PermissionDenied {
             f.add(
                 Level::NeedsRoot,

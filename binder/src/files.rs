@@ -198,36 +198,22 @@ impl Dir {
     /// symbolic link) is refused with its kind named and left as it is. A file that is there
     /// keeps its permission bits, owner and group; a new one gets `mode`.
     pub fn replace_regular(&self, name: &str, data: &[u8], mode: u32) -> Result<(), SysError> {
-        let mut st = std::mem::MaybeUninit::<nix::libc::stat>::uninit();
-        let c = std::ffi::CString::new(name).map_err(|_| SysError::Malformed {
-            path: self.child(name),
-            what: "a name with a NUL byte",
-        })?;
-        // SAFETY: fstatat on our directory descriptor with a NUL-terminated name fills `st`
-        // when it returns 0 (read only then).
-        let rc = unsafe {
-            nix::libc::fstatat(
-                self.fd.as_raw_fd(),
-                c.as_ptr(),
-                st.as_mut_ptr(),
-                nix::libc::AT_SYMLINK_NOFOLLOW,
-            )
-        };
-        let keep = if rc == 0 {
-            // SAFETY: fstatat returned 0, so it filled the buffer.
-            let st = unsafe { st.assume_init() };
-            if let Some(kind) = not_regular(st.st_mode) {
-                return Err(SysError::Malformed {
-                    path: self.child(name),
-                    what: kind,
-                });
+        let keep = match nix::sys::stat::fstatat(
+            Some(self.fd.as_raw_fd()),
+            name,
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            Ok(st) => {
+                if let Some(kind) = not_regular(st.st_mode) {
+                    return Err(SysError::Malformed {
+                        path: self.child(name),
+                        what: kind,
+                    });
+                }
+                Some((st.st_mode & 0o7777, st.st_uid, st.st_gid))
             }
-            Some((st.st_mode & 0o7777, st.st_uid, st.st_gid))
-        } else {
-            match Errno::last() {
-                Errno::ENOENT => None,
-                e => return Err(err(&self.child(name), e)),
-            }
+            Err(Errno::ENOENT) => None,
+            Err(e) => return Err(err(&self.child(name), e)),
         };
         match keep {
             Some((mode, uid, gid)) => {
@@ -266,13 +252,12 @@ impl Dir {
         // The umask applies to openat's mode: a kept mode is set exactly; the owner before the
         // mode (chown clears set-id bits).
         let owned = match owner {
-            // SAFETY: fchown and fchmod on the descriptor we just opened.
+            // SAFETY: fchown on the descriptor we just opened.
             Some((uid, gid)) => {
                 Errno::result(unsafe { nix::libc::fchown(file.as_raw_fd(), uid, gid) })
                     .and_then(|_| {
-                        Errno::result(unsafe { nix::libc::fchmod(file.as_raw_fd(), mode) })
+                        nix::sys::stat::fchmod(file.as_raw_fd(), Mode::from_bits_truncate(mode))
                     })
-                    .map(drop)
                     .map_err(|e| err(&self.child(&temp), e))
             }
             None => Ok(()),

@@ -216,13 +216,8 @@ fn next_nonzero(file: &mut File, mut at: u64, len: u64) -> io::Result<u64> {
 /// keeping the bytes of the members named in `want` and handing every member's path and mode to
 /// `each`; zero runs and holes between parts cost what their data costs.
 pub fn scan(path: &Path, want: &[&str], each: &mut dyn FnMut(&str, u32)) -> Result<Scan, String> {
-    use std::os::unix::fs::OpenOptionsExt;
     let fail = |e: io::Error| format!("{}: {e}", path.display());
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(path)
-        .map_err(fail)?;
+    let mut file = crate::sysfs::open_ro(path, nix::fcntl::OFlag::O_NONBLOCK).map_err(fail)?;
     let meta = file.metadata().map_err(fail)?;
     if !meta.is_file() {
         return Err(format!("{}: not a regular file", path.display()));
@@ -278,6 +273,38 @@ pub fn scan(path: &Path, want: &[&str], each: &mut dyn FnMut(&str, u32)) -> Resu
         }
         out.parts.push(kind);
         break;
+    }
+    Ok(out)
+}
+
+/// The file at `path` decompressed by the system's tool its magic bytes name, at most `cap`
+/// bytes (`Err` past that: a bomb is not followed to its end). The errors say why, not where.
+pub fn decompressed(path: &Path, cap: usize) -> Result<Vec<u8>, String> {
+    let mut file =
+        crate::sysfs::open_ro(path, nix::fcntl::OFlag::O_NONBLOCK).map_err(|e| e.to_string())?;
+    let mut magic = [0u8; 6];
+    let n = file.read(&mut magic).map_err(|e| e.to_string())?;
+    file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+    let (_, argv) = decompressor(&magic[..n]).ok_or("not compressed in a way this reader knows")?;
+    let mut child = Command::new(argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::from(file))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run {} to look inside it: {e}", argv[0]))?;
+    let mut out = Vec::new();
+    let read = child
+        .stdout
+        .take()
+        .ok_or("no pipe")?
+        .take(cap as u64 + 1)
+        .read_to_end(&mut out);
+    let _ = child.kill();
+    let _ = child.wait();
+    read.map_err(|e| e.to_string())?;
+    if out.len() > cap {
+        return Err(format!("decompresses to more than {cap} bytes: not taken"));
     }
     Ok(out)
 }

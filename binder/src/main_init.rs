@@ -64,44 +64,38 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int 
     let binder = shim::binder(&root);
     let ran = binder.as_deref().map(shim::run_binder);
     shim::restore(&mounted);
-    let mut reported = false;
-    let mut tried: heapless::Vec<&str, 6> = heapless::Vec::new();
+    // The same file as the shim (through a link, `//`, `..` or a hard link) would start the
+    // shim again, for ever: skipped. Without our own identity the name is all there is.
+    let inits: heapless::Vec<&str, 6> = inits
+        .iter()
+        .map(String::as_str)
+        .filter(|init| {
+            let is_shim = match own {
+                Some(_) => Identity::of(Path::new(init)) == own,
+                None => *init == shim::SHIM_PATH,
+            };
+            if is_shim {
+                warn!("shim: {init} is this shim itself (the same file): skipped");
+            }
+            !is_shim
+        })
+        .collect();
+    let outcome = binder.as_deref().zip(ran.as_ref());
+    shim::report(
+        outcome.map(|(b, (r, t))| (b, r, t)),
+        inits.first().copied().unwrap_or("no init"),
+    );
     for (i, init) in inits.iter().enumerate() {
-        let next = inits.get(i + 1);
-        // The same file as the shim (through a link, `//`, `..` or a hard link): starting it
-        // would start the shim again, for ever.
-        // Without our own identity, the name is all there is (a loop is worse than a skip).
-        let is_shim = match own {
-            Some(_) => Identity::of(Path::new(init)) == own,
-            None => init.as_str() == shim::SHIM_PATH,
-        };
-        if is_shim {
-            warn!(
-                "shim: {init} is this shim itself (the same file as /proc/self/exe): skipped{}",
-                next.map_or(String::new(), |n| format!("; trying {n}"))
-            );
-            continue;
-        }
-        let _ = tried.push(init);
-        if !reported {
-            let outcome = binder.as_deref().zip(ran.as_ref());
-            shim::report(outcome.map(|(b, (r, t))| (b, r, t)), init);
-            reported = true;
-        }
         // SAFETY: argv as the C runtime passed it.
         let e = unsafe { exec(init, argc, argv) };
-        match next {
+        match inits.get(i + 1) {
             Some(next) => warn!("shim: cannot start {init}: {e}; starting {next}"),
             None => error!("shim: cannot start {init}: {e}"),
         }
     }
-    if !reported {
-        let outcome = binder.as_deref().zip(ran.as_ref());
-        shim::report(outcome.map(|(b, (r, t))| (b, r, t)), "no init");
-    }
     error!(
         "shim: no init could be started (tried {}): the kernel panics now, as it would itself",
-        tried.join(", ")
+        inits.join(", ")
     );
     1
 }

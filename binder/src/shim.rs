@@ -52,6 +52,11 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_millis(DEFAULT_TIMEOUT_MS 
 pub const MAX_DEADLINE: Duration = Duration::from_secs(600);
 /// Longest deadline line read: ten digits and the newline.
 const TOLD_MAX: usize = 11;
+/// The binder's descriptor for its deadline, and the environment entry that names it (the
+/// variable alone: [`TELL_ENV`]).
+pub const TELL_FD: libc::c_int = 3;
+pub const TELL_ENV: &std::ffi::CStr = c"VFIO_EARLY_DEADLINE_FD";
+const TELL_ENTRY: &std::ffi::CStr = c"VFIO_EARLY_DEADLINE_FD=3";
 /// After a kill, how long to wait to reap it (a child in an uninterruptible sysfs write ends
 /// only when the write returns; the real init reaps it then).
 const REAP: Duration = Duration::from_millis(500);
@@ -104,39 +109,26 @@ pub fn parse_deadline(told: &[u8]) -> Result<Duration, &'static str> {
     Ok(Duration::from_millis(ms).min(MAX_DEADLINE))
 }
 
-/// The binder's side: when the shim started it ([`wait::TELL_ENV`] names descriptor 3 and that
+/// The binder's side: when the shim started it ([`TELL_ENV`] names descriptor 3 and that
 /// is a pipe), tells it the run's deadline and closes the descriptor (nothing the binder starts
 /// inherits it). Anything else: nothing done (a variable of that name from the kernel command
 /// line must not make us write to a descriptor we do not own).
 pub fn tell_deadline(timeout_ms: u32) {
     // libc's getenv and a stack buffer: this runs in every boot build, which stays small.
     // SAFETY: getenv with a NUL-terminated name; nothing sets variables in this process.
-    let named = unsafe { libc::getenv(wait::TELL_ENV.as_ptr()) };
+    let named = unsafe { libc::getenv(TELL_ENV.as_ptr()) };
     // SAFETY: a non-null result is a NUL-terminated string in the environment.
     if named.is_null() || unsafe { std::ffi::CStr::from_ptr(named) }.to_bytes() != b"3" {
         return;
     }
-    let fd = wait::TELL_FD;
-    // SAFETY: fstat fills a local stat buffer; an fd that is not open gives -1.
-    let is_fifo = unsafe {
-        let mut st = std::mem::zeroed::<libc::stat>();
-        libc::fstat(fd, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFIFO
-    };
+    let fd = TELL_FD;
+    let is_fifo =
+        nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFIFO);
     if !is_fifo {
         return;
     }
-    let mut line = [b'\n'; 11];
-    let mut at = line.len() - 1;
-    let mut n = timeout_ms;
-    loop {
-        at -= 1;
-        line[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let line = &line[at..];
+    let mut line = heapless::String::<12>::new();
+    let _ = core::fmt::Write::write_fmt(&mut line, format_args!("{timeout_ms}\n"));
     // SAFETY: a write of a local buffer to fd 3, then its close: the descriptor is ours (the
     // shim passed it), and nothing else in this process uses it.
     unsafe {
@@ -406,7 +398,11 @@ pub fn run_binder(binder: &Path) -> (Ran, Told) {
         fd.as_fd(),
         fd.as_fd(),
         fd.as_fd(),
-        Some(wr.as_fd()),
+        Some(&wait::Pass {
+            fd: wr.as_fd(),
+            to: TELL_FD,
+            entry: TELL_ENTRY,
+        }),
     );
     // Our copy of the write end closed: the read end sees the end when the child's goes.
     drop(wr);

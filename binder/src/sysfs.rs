@@ -173,10 +173,19 @@ pub fn read_input(path: &Path, cap: usize) -> Result<Input, SysError> {
     crate::files::read_regular(file, path, cap)
 }
 
-/// Like `read_input` for files that may legitimately be absent: `Ok(None)` then.
+/// Like `read_input` for files that may legitimately be absent: `Ok(None)` then. A symbolic
+/// link to nothing is not absence (someone meant a file there): an error.
 pub fn read_input_optional(path: &Path, cap: usize) -> Result<Option<Input>, SysError> {
     match read_input(path, cap) {
-        Err(SysError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(SysError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            match fs::symlink_metadata(path) {
+                Ok(_) => Err(SysError::Malformed {
+                    path: path.to_path_buf(),
+                    what: "a symbolic link to nothing",
+                }),
+                Err(_) => Ok(None),
+            }
+        }
         other => other.map(Some),
     }
 }

@@ -50,23 +50,24 @@ impl fmt::Display for Status {
     }
 }
 
-/// The environment variable that names the descriptor a child tells its deadline on (see
-/// `shim`), and that descriptor.
-pub const TELL_ENV: &std::ffi::CStr = c"VFIO_EARLY_DEADLINE_FD";
-pub const TELL_FD: libc::c_int = 3;
-/// The environment entry the child gets: [`TELL_ENV`] naming [`TELL_FD`].
-const TELL_ENTRY: &std::ffi::CStr = c"VFIO_EARLY_DEADLINE_FD=3";
+/// A descriptor passed to a child beyond its stdio: `fd` becomes its descriptor `to`, and the
+/// environment entry `entry` (`NAME=VALUE`, replacing any inherited `NAME`) tells it so.
+pub struct Pass<'a> {
+    pub fd: BorrowedFd<'a>,
+    pub to: libc::c_int,
+    pub entry: &'a std::ffi::CStr,
+}
 
 /// Starts `path arg` with the given stdin, stdout and stderr, the environment inherited, SIGPIPE
-/// back at its default (we ignore it; a child must not) and no signal blocked. `tell`, when
-/// given, becomes the child's descriptor [`TELL_FD`] and [`TELL_ENV`] names it.
+/// back at its default (we ignore it; a child must not) and no signal blocked; `pass` adds a
+/// descriptor and the entry that names it.
 pub fn spawn(
     path: &Path,
     arg: &str,
     stdin: BorrowedFd<'_>,
     stdout: BorrowedFd<'_>,
     stderr: BorrowedFd<'_>,
-    tell: Option<BorrowedFd<'_>>,
+    pass: Option<&Pass<'_>>,
 ) -> io::Result<Child> {
     let invalid = |_| io::Error::from(io::ErrorKind::InvalidInput);
     let prog = CString::new(path.as_os_str().as_bytes()).map_err(invalid)?;
@@ -75,26 +76,27 @@ pub fn spawn(
     extern "C" {
         static environ: *const *mut libc::c_char;
     }
-    // With a told descriptor: our environment plus its entry.
+    // With a passed descriptor: our environment, less any entry of that name (one from the
+    // kernel command line would come first and win), plus its entry.
     let mut envp: Vec<*const libc::c_char> = Vec::new();
-    if tell.is_some() {
+    if let Some(pass) = pass {
+        let entry = pass.entry.to_bytes();
+        let name = &entry[..=entry
+            .iter()
+            .position(|&b| b == b'=')
+            .unwrap_or(entry.len() - 1)];
         // SAFETY: environ is the C runtime's null-terminated array of valid pointers, read up to
         // its null entry; nothing changes it meanwhile (we set no variable).
         unsafe {
             let mut p = environ;
             while !(*p).is_null() {
-                // An entry of that name from the kernel command line would come first and win.
-                let name = TELL_ENV.to_bytes_with_nul();
-                let entry = std::ffi::CStr::from_ptr(*p).to_bytes();
-                if !entry.starts_with(&name[..name.len() - 1])
-                    || entry.get(name.len() - 1) != Some(&b'=')
-                {
+                if !std::ffi::CStr::from_ptr(*p).to_bytes().starts_with(name) {
                     envp.push((*p).cast_const());
                 }
                 p = p.add(1);
             }
         }
-        envp.push(TELL_ENTRY.as_ptr());
+        envp.push(pass.entry.as_ptr());
         envp.push(std::ptr::null());
     }
     let mut pid = 0;
@@ -109,11 +111,11 @@ pub fn spawn(
         for (fd, to) in [(stdin, 0), (stdout, 1), (stderr, 2)] {
             libc::posix_spawn_file_actions_adddup2(&mut actions, fd.as_raw_fd(), to);
         }
-        // The told descriptor last: the stdio sources may be number 3 themselves (the sink
+        // The passed descriptor last: the stdio sources may be its number themselves (the sink
         // when no kmsg descriptor holds 3), so 3 is overwritten only once they are copied. It
         // is never 0-2 itself: the shim fills those first.
-        if let Some(fd) = tell {
-            libc::posix_spawn_file_actions_adddup2(&mut actions, fd.as_raw_fd(), TELL_FD);
+        if let Some(pass) = pass {
+            libc::posix_spawn_file_actions_adddup2(&mut actions, pass.fd.as_raw_fd(), pass.to);
         }
         // SIGPIPE is the one signal we ignore (handlers do not survive exec); naming only it
         // keeps the child from resetting every signal one syscall each.

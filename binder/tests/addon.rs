@@ -62,6 +62,14 @@ fn kernel_tree() -> FakeTree {
     t
 }
 
+/// The add-on written to out.img, and its manifest's text.
+fn manifest(t: &FakeTree) -> (initrd::Listing, String) {
+    const MANIFEST: &str = "usr/lib/vfio-early/addon/manifest";
+    let l = initrd::read(&t.path("out.img"), &[MANIFEST]).unwrap();
+    let m = String::from_utf8_lossy(&l.files[MANIFEST]).into_owned();
+    (l, m)
+}
+
 fn addon(t: &FakeTree, extra: &[&str]) -> (i32, String, String) {
     let out = t.path("out.img");
     let mut args = vec!["addon", "--kver", KVER, "-o", out.to_str().unwrap()];
@@ -326,8 +334,7 @@ fn compressed_modules_need_a_kernel_that_decompresses() {
     );
     let (code, _, err) = addon(&t, &[]);
     assert_eq!(code, 0, "{err}");
-    let l = initrd::read(&t.path("out.img"), &["usr/lib/vfio-early/addon/manifest"]).unwrap();
-    let m = String::from_utf8_lossy(&l.files["usr/lib/vfio-early/addon/manifest"]).into_owned();
+    let (_, m) = manifest(&t);
     assert!(m.contains("module vfio vfio.ko.xz\n"), "{m}");
 }
 
@@ -557,8 +564,7 @@ fn every_input_is_a_regular_file_read_with_a_cap_and_every_module_a_module() {
     );
     let (code, _, err) = addon(&t, &[]);
     assert_eq!(code, 0, "{err}");
-    let l = initrd::read(&t.path("out.img"), &["usr/lib/vfio-early/addon/manifest"]).unwrap();
-    let m = String::from_utf8_lossy(&l.files["usr/lib/vfio-early/addon/manifest"]).into_owned();
+    let (l, m) = manifest(&t);
     assert!(!m.contains("irqbypass"), "{m}");
     assert!(!l.has("usr/lib/vfio-early/addon/modules/irqbypass.ko"));
 }

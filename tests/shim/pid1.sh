@@ -169,7 +169,7 @@ binder "$r" usr/lib/vfio-early/vfio-early-boot "exit 0"
 mkdir -p "$r/sbin" && mv "$r/init" "$r/sbin/init" && ln -s usr/lib/vfio-early/init "$r/init"
 boot "$r"
 runs=$(grep -c . "$r/binder.out" 2>/dev/null)
-grep -qxF "ARGV0 /sbin/init" "$r/init.out" 2>/dev/null && has "$r.log" "/init is this shim itself (the same file as /proc/self/exe): skipped; trying /sbin/init" &&
+grep -qxF "ARGV0 /sbin/init" "$r/init.out" 2>/dev/null && has "$r.log" "/init is this shim itself (the same file): skipped" && has "$r.log" "; starting /sbin/init" &&
     [ "$(grep -c 'ended after' "$r.log")" = 1 ] &&
     pass init-symlink-to-shim "$(grep -F 'skipped' "$r.log")" || fail init-symlink-to-shim "rc $(cat "$r.rc"); init: $(cat "$r/init.out" 2>/dev/null); log: $(head -c 600 "$r.log"); binder lines $runs"
 for named in //usr/lib/vfio-early/init /usr/lib/../lib/vfio-early/init /sbin/realinit; do
