@@ -111,7 +111,7 @@ impl Kernel for RealKernel {
             let path = self.root.path(rel);
             let log = log_dir.and_then(|d| d.create_truncated(MODPROBE_LOG_NAME).ok());
             let out = log.as_ref().map_or(null.as_fd(), |l| l.as_fd());
-            let child = crate::wait::spawn(&path, module, null.as_fd(), out, out, None);
+            let child = crate::wait::spawn(&path, &[module], null.as_fd(), out, out, None);
             match child {
                 Ok(c) => {
                     spawned = Some((c, path));
@@ -175,6 +175,8 @@ pub enum Via {
     DriversProbe,
     /// The initrd add-on's own modules (modprobe found no vfio-pci in the image).
     Addon,
+    /// Found on vfio-pci by the settle, after a rest of the run that did not report.
+    Unreported,
 }
 
 impl fmt::Display for Via {
@@ -183,6 +185,7 @@ impl fmt::Display for Via {
             Via::Modprobe => "modprobe",
             Via::DriversProbe => "drivers_probe",
             Via::Addon => "the add-on's modules",
+            Via::Unreported => "a load the run did not see end (found so at the settle)",
         })
     }
 }
@@ -226,6 +229,9 @@ pub enum Failure {
     Deadline,
     /// It followed a display that was not bound.
     Lead(Bdf),
+    /// The rest of a split run (load vfio-pci, check the bind) did not complete: refused,
+    /// killed, or stopped at its deadline; the settle found it so.
+    Unfinished,
 }
 
 /// How a device that was not bound was left.
@@ -256,6 +262,7 @@ impl fmt::Display for Failure {
             Failure::NotTaken(Some(d)) => write!(f, "vfio-pci did not take it ({d} holds it)"),
             Failure::Deadline => f.write_str("the deadline passed before it was probed"),
             Failure::Lead(lead) => write!(f, "{lead}, the display it goes with, was not bound"),
+            Failure::Unfinished => f.write_str("the rest of the run (loading vfio-pci, checking the bind) did not complete; see the finish's record above"),
         }
     }
 }
@@ -576,7 +583,7 @@ fn give_back<K: Kernel>(
 
 /// Gives a device back to the host: clear the override (unbind it from vfio-pci if it is
 /// there), let the kernel look for its driver.
-fn release<K: Kernel>(ctx: &mut Ctx<'_, K>, bdf: &Bdf, from_vfio: bool) -> Left {
+pub fn release<K: Kernel>(ctx: &mut Ctx<'_, K>, bdf: &Bdf, from_vfio: bool) -> Left {
     if let Err(e) = ctx.set_override(bdf, "\n") {
         return stuck(e);
     }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! What this boot's binder recorded (`/run/vfio-early/state.json`), read back by the host
-//! commands. A missing file, one from another version, or garbage is named, never a crash.
+//! commands. A missing file, one from a later version, or garbage is named, never a crash.
+//! Every older version is read and brought up to this one (an image built before an upgrade
+//! still boots the old binder: initramfs-tools rebuilds only the newest kernel's image).
 
 use core::fmt;
 
@@ -12,8 +14,8 @@ use crate::sysfs::{self, Root, SysError};
 
 /// The state file the binder writes is a few KiB; a cap far above it bounds a planted one.
 pub const CAP: usize = 1 << 20;
-/// The version this build writes and reads.
-pub const VERSION: u64 = 1;
+/// The version this build writes; it reads this one and every one before it.
+pub const VERSION: u64 = crate::run::STATE_VERSION as u64;
 
 /// One device's record.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,8 +42,13 @@ pub enum BootState {
     /// Not the binder's JSON.
     Garbage(String),
     Read {
-        /// `done`; `pending` while a split run's second phase has not reported; `incomplete`
-        /// when it was stopped at the switch to the real root (files before it have none: done).
+        /// The schema version the file was written in (brought up to [`VERSION`] on read).
+        version: u64,
+        /// The vfio-early release that wrote it (`None` before version 2).
+        binary: Option<String>,
+        /// `done`; `pending` while a split run's second phase has not reported; `settled` when
+        /// it never did and the settle wrote what it found (version 2); `incomplete` when it was
+        /// stopped at the switch to the real root (version 1); files before stages: done.
         stage: String,
         off: bool,
         dry_run: bool,
@@ -76,15 +83,15 @@ pub fn parse(bytes: &[u8]) -> BootState {
         Ok(v) => v,
         Err(e) => return BootState::Garbage(format!("not JSON: {e}")),
     };
-    match v.get("version").and_then(Value::as_u64) {
-        Some(VERSION) => {}
+    let version = match v.get("version").and_then(Value::as_u64) {
+        Some(n @ 1..=VERSION) => n,
         Some(other) => {
             return BootState::OtherVersion(format!(
-                "version {other}; this vfio-early reads version {VERSION}"
+                "version {other}; this vfio-early reads versions 1 to {VERSION}"
             ))
         }
         None => return BootState::Garbage("no \"version\" number".into()),
-    }
+    };
     let Some(list) = v.get("devices").and_then(Value::as_array) else {
         return BootState::Garbage("no \"devices\" list".into());
     };
@@ -114,6 +121,8 @@ pub fn parse(bytes: &[u8]) -> BootState {
         });
     }
     BootState::Read {
+        version,
+        binary: v.get("binary").and_then(Value::as_str).map(str::to_string),
         stage,
         off: v.get("off").and_then(Value::as_bool).unwrap_or(false),
         dry_run: v.get("dry_run").and_then(Value::as_bool).unwrap_or(false),
@@ -190,6 +199,9 @@ impl fmt::Display for BootState {
                     (_, _, "pending") => {
                         f.write_str(" (pending: loading vfio-pci has not reported yet)")
                     }
+                    (_, _, "settled") => f.write_str(
+                        " (settled: loading vfio-pci did not complete; each fenced device was given back or kept as on-fail says)",
+                    ),
                     _ => Ok(()),
                 }
             }
@@ -203,6 +215,7 @@ mod tests {
 
     #[test]
     fn reads_the_binders_file_and_names_everything_else() {
+        // Version 1 (no stage, no binary): read, brought up to this version.
         let good = br#"{"version":1,"off":false,"dry_run":false,"elapsed_ms":3,"asked":["01:00.0"],"problems":[],"warnings":["w"],"devices":[{"bdf":"0000:01:00.0","id":"1234:1111","class":"0x030000","driver_before":"","why":"entry 01:00.0","result":"bound","detail":"bound to vfio-pci via modprobe","driver_now":"vfio-pci"}]}"#;
         let s = parse(good);
         let r = s.record(&Bdf::parse("01:00.0").unwrap()).unwrap();
@@ -225,9 +238,19 @@ mod tests {
             "{s}"
         );
         assert!(matches!(
-            parse(br#"{"version":2,"devices":[]}"#),
+            parse(br#"{"version":3,"devices":[]}"#),
             BootState::OtherVersion(_)
         ));
+        // This version's file, with the release that wrote it; a settled run says so.
+        let settled = br#"{"version":2,"binary":"0.1.0","stage":"settled","devices":[{"bdf":"0000:01:00.0","result":"failed","left":"released","detail":"d","driver_now":"bochs-drm"}]}"#;
+        let s = parse(settled);
+        assert!(
+            matches!(&s, BootState::Read { version: 2, binary: Some(b), .. } if b == "0.1.0"),
+            "{s:?}"
+        );
+        assert!(s
+            .to_string()
+            .contains("settled: loading vfio-pci did not complete"));
         for bad in [
             &b""[..],
             b"\xff\xfe",

@@ -19,6 +19,9 @@ pub const MAX_ENTRIES: usize = 32;
 pub const MAX_PROBLEMS: usize = 16;
 /// Default deadline of the whole run.
 pub const DEFAULT_TIMEOUT_MS: u32 = 10_000;
+/// The longest deadline the settings accept (`timeout = 600`): every wait of ours is bounded by
+/// it, whatever a file says.
+pub const MAX_TIMEOUT_S: u32 = 600;
 
 /// The command-line namespace.
 pub const PREFIX: &[u8] = b"vfio-early.";
@@ -337,7 +340,7 @@ impl Settings {
         } else if param_eq(k, b"timeout") {
             let v = value.unwrap_or("");
             self.timeout_ms = match v.parse::<u32>() {
-                Ok(s @ 1..=600) => s * 1000,
+                Ok(s @ 1..=MAX_TIMEOUT_S) => s * 1000,
                 _ => return Err(bad("timeout", v, "whole seconds from 1 to 600")),
             };
         } else {

@@ -372,6 +372,52 @@ impl Dir {
         Ok(n)
     }
 
+    /// Another handle on the same open directory.
+    pub fn try_clone(&self) -> Result<Dir, SysError> {
+        let fd = self.fd.try_clone().map_err(|e| SysError::Io {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        Ok(Dir {
+            fd,
+            path: self.path.clone(),
+            durable: self.durable,
+        })
+    }
+
+    /// Takes an exclusive lock on the directory without waiting: `Ok(None)` when another open
+    /// of it holds one. The lock belongs to this handle's open file: it lasts while any copy of
+    /// the returned descriptor (or this `Dir`) is open, in this process or a child given it.
+    pub fn try_lock(&self) -> Result<Option<OwnedFd>, SysError> {
+        let fd = self.fd.try_clone().map_err(|e| SysError::Io {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        // SAFETY: flock on a descriptor we own.
+        let rc =
+            unsafe { nix::libc::flock(fd.as_raw_fd(), nix::libc::LOCK_EX | nix::libc::LOCK_NB) };
+        match Errno::result(rc) {
+            Ok(_) => Ok(Some(fd)),
+            Err(Errno::EWOULDBLOCK) => Ok(None),
+            Err(e) => Err(err(&self.path, e)),
+        }
+    }
+
+    /// Whether `fd` is an open of this same directory (device and inode).
+    pub fn is_same(&self, fd: std::os::fd::BorrowedFd<'_>) -> bool {
+        match (fstat(fd.as_raw_fd()), fstat(self.fd.as_raw_fd())) {
+            (Ok(a), Ok(b)) => (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino),
+            _ => false,
+        }
+    }
+
+    /// Renames `from` to `to` within the directory (replacing `to`): no data is written, so
+    /// it works on a full file system too.
+    pub fn rename(&self, from: &str, to: &str) -> Result<(), SysError> {
+        let d = Some(self.fd.as_raw_fd());
+        renameat(d, from, d, to).map_err(|e| err(&self.child(from), e))
+    }
+
     /// Holds an exclusive lock on the directory until the guard is dropped.
     pub fn lock(&self) -> Result<Flock<OwnedFd>, SysError> {
         let fd = self.fd.try_clone().map_err(|e| SysError::Io {

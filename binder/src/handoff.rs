@@ -5,12 +5,15 @@
 //! its plan is the fence's, and goes on where the fence stopped.
 //!
 //! One line per fact, written and read by this module only; a file that does not read back
-//! whole is refused whole.
+//! whole is refused whole. Versioned: version 2 adds the fence's settings (`set` lines), which
+//! the settle needs when the rest never ran; a version 1 file (an older image's binder, seen by
+//! the host's commands) reads as one without them.
 
 use core::fmt::Write as _;
 
 use crate::apply::{Failure, Fenced, Left, Outcome};
-use crate::device::{Device, Inventory, Name};
+use crate::config::{OnFail, Settings};
+use crate::device::{Device, Inventory, Name, MAX_DEVICES};
 use crate::iomem::Framebuffer;
 use crate::pci::{Bdf, Class, PciId};
 use crate::text::bounded;
@@ -18,7 +21,9 @@ use crate::text::bounded;
 pub const NAME: &str = "handoff";
 /// A handoff at the capacities (64 devices, 64 entries) is about 10 KiB.
 pub const CAP: usize = 64 * 1024;
-const MAGIC: &str = "vfio-early handoff 1";
+/// The first line, and the version it names.
+const MAGIC: &str = "vfio-early handoff ";
+pub const VERSION: u32 = 2;
 
 /// A handoff, read back.
 #[derive(Debug)]
@@ -30,14 +35,33 @@ pub struct Handoff {
     pub inputs: u64,
     pub inv: Inventory,
     pub fenced: Fenced,
+    /// The fenced addresses, in plan order.
+    pub fenced_bdfs: heapless::Vec<Bdf, MAX_DEVICES>,
+    /// The fence's settings (`None` from a version 1 file).
+    pub settings: Option<Settings>,
+}
+
+impl Handoff {
+    /// What to do with a fenced device vfio-pci did not take: the fence's setting, or the
+    /// default when the file predates it.
+    pub fn on_fail(&self) -> OnFail {
+        self.settings
+            .as_ref()
+            .map_or_else(OnFail::default, |s| s.on_fail)
+    }
+
     /// The fenced addresses, for messages.
-    pub fenced_bdfs: String,
+    pub fn fenced_list(&self) -> String {
+        let all: Vec<String> = self.fenced_bdfs.iter().map(Bdf::to_string).collect();
+        all.join(", ")
+    }
 }
 
 /// The handoff text; `None` when something in it would not read back (a driver name with a
 /// space): the rest then runs in the fence's own process.
 pub fn render(
     inputs: u64,
+    settings: &Settings,
     inv: &Inventory,
     fenced: &Fenced,
     bdfs: &[Bdf],
@@ -47,8 +71,11 @@ pub fn render(
     let mut t = String::with_capacity(1024 + 160 * inv.devices.len());
     let _ = writeln!(
         t,
-        "{MAGIC}\nstart {start_ns}\ndeadline {deadline_ns}\ninputs {inputs:x}"
+        "{MAGIC}{VERSION}\nstart {start_ns}\ndeadline {deadline_ns}\ninputs {inputs:x}"
     );
+    for line in crate::config::FileForm(settings).to_string().lines() {
+        let _ = writeln!(t, "set {line}");
+    }
     let _ = writeln!(t, "iommu {}", u8::from(inv.iommu_on));
     for d in &inv.devices {
         let id = d.id;
@@ -130,9 +157,18 @@ pub fn render(
 /// Reads a handoff back; `Err` names the first line that does not read.
 pub fn parse(text: &str) -> Result<Handoff, String> {
     let mut lines = text.lines();
-    if lines.next() != Some(MAGIC) {
-        return Err("not a vfio-early handoff (first line)".into());
-    }
+    let version = match lines.next().and_then(|l| l.strip_prefix(MAGIC)) {
+        Some("1") => 1,
+        Some("2") => 2,
+        Some(other) => {
+            return Err(format!(
+                "version {}; this vfio-early reads 1 and 2",
+                bounded::<16>(format_args!("{other}"))
+            ))
+        }
+        None => return Err("not a vfio-early handoff (first line)".into()),
+    };
+    let mut set_lines = String::new();
     let mut h = Handoff {
         start_ns: 0,
         deadline_ns: 0,
@@ -143,15 +179,29 @@ pub fn parse(text: &str) -> Result<Handoff, String> {
             items: heapless::Vec::new(),
             stopped: false,
         },
-        fenced_bdfs: String::new(),
+        fenced_bdfs: heapless::Vec::new(),
+        settings: None,
     };
     let mut ended = false;
+    // Every file has these: one missing is a file cut or made by hand, not the fence's.
+    let mut needed = [
+        "start",
+        "deadline",
+        "inputs",
+        "iommu",
+        "fenced",
+        "fenced-bdfs",
+        "stopped",
+    ];
     for (i, line) in lines.enumerate() {
         let bad = || format!("line {}: {}", i + 2, bounded::<80>(format_args!("{line}")));
         if ended {
             return Err(bad());
         }
         let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
+        if let Some(k) = needed.iter_mut().find(|k| **k == key) {
+            *k = "";
+        }
         let ok = match key {
             "start" => rest.parse().map(|v| h.start_ns = v).is_ok(),
             "deadline" => rest.parse().map(|v| h.deadline_ns = v).is_ok(),
@@ -179,9 +229,13 @@ pub fn parse(text: &str) -> Result<Handoff, String> {
                 n.parse()
                     .is_ok_and(|n: usize| h.fenced.items.push(n).is_ok())
             }),
-            "fenced-bdfs" => {
-                h.fenced_bdfs = rest.trim().into();
-                rest.split_whitespace().all(|b| Bdf::parse(b).is_some())
+            "fenced-bdfs" => rest
+                .split_whitespace()
+                .all(|b| Bdf::parse(b).is_some_and(|b| h.fenced_bdfs.push(b).is_ok())),
+            "set" if version >= 2 => {
+                set_lines.push_str(rest);
+                set_lines.push('\n');
+                true
             }
             "stopped" => {
                 h.fenced.stopped = rest == "1";
@@ -203,6 +257,23 @@ pub fn parse(text: &str) -> Result<Handoff, String> {
     }
     if !ended {
         return Err("cut short (no end line)".into());
+    }
+    if let Some(k) = needed.iter().find(|k| !k.is_empty()) {
+        return Err(format!("no {k} line"));
+    }
+    if version >= 2 && set_lines.is_empty() {
+        return Err("no set lines (the fence's settings)".into());
+    }
+    if version >= 2 {
+        // Written from what the fence's own parser read: anything it does not read back
+        // whole is not the fence's settings.
+        let mut settings = Settings::default();
+        let mut problems = crate::config::Problems::default();
+        settings.apply_file(&set_lines, &mut problems);
+        if !problems.is_empty() {
+            return Err("its settings do not read back".into());
+        }
+        h.settings = Some(settings);
     }
     Ok(h)
 }
@@ -416,14 +487,17 @@ mod tests {
     #[test]
     fn reads_back_what_it_wrote() {
         let (inputs, inv, fenced) = sample();
-        let text = render(inputs, &inv, &fenced, &[bdf("01:00.0")], 11, 22).unwrap();
+        let settings = settings();
+        let text = render(inputs, &settings, &inv, &fenced, &[bdf("01:00.0")], 11, 22).unwrap();
         let h = parse(&text).unwrap();
         assert_eq!((h.start_ns, h.deadline_ns, h.inputs), (11, 22, inputs));
+        assert_eq!(h.settings.as_ref(), Some(&settings));
+        assert_eq!(h.on_fail(), OnFail::Fence);
         assert_eq!(h.inv.devices, inv.devices);
         assert_eq!(h.inv.framebuffers, inv.framebuffers);
         assert_eq!(h.inv.unseen, inv.unseen);
         assert!(h.inv.iommu_on);
-        assert_eq!(h.fenced_bdfs, "0000:01:00.0");
+        assert_eq!(h.fenced_list(), "0000:01:00.0");
         // A plan shorter than what the handoff names is not the fence's.
         let mut short = parse(&text).unwrap();
         assert!(!short.fit(3));
@@ -439,7 +513,7 @@ mod tests {
     #[test]
     fn anything_else_is_refused_whole_naming_the_line() {
         let (inputs, inv, fenced) = sample();
-        let text = render(inputs, &inv, &fenced, &[], 1, 2).unwrap();
+        let text = render(inputs, &settings(), &inv, &fenced, &[], 1, 2).unwrap();
         assert!(parse("").is_err());
         assert!(parse(&text.replace("end\n", ""))
             .unwrap_err()
@@ -453,17 +527,46 @@ mod tests {
             ("fb e0000000", "fb e000000g"),
             ("end", "end\nmore"),
             ("inputs feedf00d", "inputs feedf00x"),
+            ("set on-fail = fence", "set on-fail = maybe"),
+            ("set devices = 01:00.0", "set colour = blue"),
         ] {
             assert!(text.contains(from), "{from}");
             let e = parse(&text.replacen(from, to, 1)).unwrap_err();
             assert!(
-                e.starts_with("line ") || e.contains("capacity"),
+                e.starts_with("line ") || e.contains("capacity") || e.contains("settings"),
                 "{from}: {e}"
             );
         }
         // A name the format cannot carry: the rest runs in the fence's process instead.
         let mut odd = inv.clone();
         odd.devices[0].driver = Some(Name::try_from("two words").unwrap());
-        assert!(render(inputs, &odd, &fenced, &[], 1, 2).is_none());
+        assert!(render(inputs, &settings(), &odd, &fenced, &[], 1, 2).is_none());
+        // A version this build does not know is named as such.
+        let later = text.replacen("handoff 2", "handoff 9", 1);
+        assert!(parse(&later).unwrap_err().starts_with("version 9"));
+    }
+
+    fn settings() -> Settings {
+        let mut s = Settings::default();
+        let mut p = crate::config::Problems::default();
+        s.apply_file("devices = 01:00.0\non-fail = fence\ntimeout = 30\n", &mut p);
+        assert!(p.is_empty());
+        s
+    }
+
+    /// A handoff an older release wrote (version 1: no settings) reads as one with the
+    /// defaults: the settle gives fenced devices back, as on-fail's default says.
+    #[test]
+    fn reads_a_version_1_handoff() {
+        let v1 = "vfio-early handoff 1\nstart 5\ndeadline 9\ninputs 1f\niommu 1\n\
+            dev 0000:01:00.0 1234:1111:1af4:1100 30000 bochs-drm 1 1 fd000000-fdffffff\n\
+            fenced 0\nfenced-bdfs 0000:01:00.0\nstopped 0\nend\n";
+        let h = parse(v1).unwrap();
+        assert!(h.settings.is_none());
+        assert_eq!(h.on_fail(), OnFail::Release);
+        assert_eq!(h.fenced_list(), "0000:01:00.0");
+        assert_eq!((h.start_ns, h.deadline_ns, h.inputs), (5, 9, 0x1f));
+        // `set` lines are version 2's: in a version 1 file they are not the format.
+        assert!(parse(&v1.replace("iommu 1", "iommu 1\nset off = yes")).is_err());
     }
 }

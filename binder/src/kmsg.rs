@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::Mutex;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
@@ -22,6 +22,45 @@ pub const RECORD_MAX: usize = 976;
 pub const RECORD_BUDGET: u32 = 10;
 /// Log target of the summary record, which always gets the last slot.
 pub const SUMMARY: &str = "summary";
+
+/// Which part of a split run writes the records: named after the `vfio-early:` prefix users grep
+/// for, so the kernel log alone tells the story of a boot whose phases ran in three processes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    /// A run in one process (`vfio-early`, the shim's, `plan`): no phase named.
+    Whole,
+    Fence,
+    Finish,
+    Settle,
+}
+
+impl Phase {
+    fn prefix(self) -> &'static str {
+        match self {
+            Phase::Whole => "",
+            Phase::Fence => "fence: ",
+            Phase::Finish => "finish: ",
+            Phase::Settle => "settle: ",
+        }
+    }
+}
+
+static PHASE: AtomicU8 = AtomicU8::new(Phase::Whole as u8);
+
+/// Names the phase in every record from now on.
+pub fn set_phase(phase: Phase) {
+    PHASE.store(phase as u8, Ordering::Relaxed);
+}
+
+fn phase() -> Phase {
+    match PHASE.load(Ordering::Relaxed) {
+        1 => Phase::Fence,
+        2 => Phase::Finish,
+        3 => Phase::Settle,
+        _ => Phase::Whole,
+    }
+}
 
 struct Sink {
     kmsg: Option<File>,
@@ -101,12 +140,17 @@ fn priority(level: Level) -> u8 {
     }
 }
 
-/// Formats one record into a bounded buffer: `<N>vfio-early: message`.
+/// Formats one record into a bounded buffer: `<N>vfio-early: [phase: ]message`.
 pub fn format(level: Level, args: &core::fmt::Arguments<'_>) -> heapless::String<RECORD_MAX> {
     let mut b = Bounded::<{ RECORD_MAX - 1 }>::new();
     let _ = core::fmt::write(
         &mut b,
-        format_args!("<{}>vfio-early: {}", priority(level), args),
+        format_args!(
+            "<{}>vfio-early: {}{}",
+            priority(level),
+            phase().prefix(),
+            args
+        ),
     );
     let mut line = heapless::String::new();
     let _ = line.push_str(&b.finish());

@@ -159,6 +159,7 @@ fn dispatch(a: Args) -> Result<i32, String> {
                 mode,
                 cmdline,
                 split: false,
+                finish_unit: false,
             }))
         }
         "config" => {

@@ -27,11 +27,17 @@ vfio-early (boot build): bind chosen PCI devices to vfio-pci from the initramfs
 Usage:
   vfio-early [bind] [--root DIR]   the whole run (systemd initrds; inside an initramfs only,
                                    always exits 0 there)
-  vfio-early fence [--root DIR]    before udev: write the overrides, hand the rest (load
-                                   vfio-pci, check the binds, report) to `finish`, return
+  vfio-early fence [--root DIR]    before udev (shell inits): write the overrides, start
+                                   `finish` for the rest (load vfio-pci, check the binds,
+                                   report) and return
+  vfio-early fence --unit          the same in a systemd initrd, where `finish` is
+                                   vfio-early-finish.service
   vfio-early finish [--root DIR]   the rest of a run `fence` handed off (beside udev)
+  vfio-early settle [--root DIR]   after `finish`, whatever became of it (systemd's
+                                   ExecStopPost=): every fenced device not on vfio-pci is given
+                                   back (or kept, on-fail=fence) and named
   vfio-early wait [--root DIR]     shell inits, before the switch to the real root: wait for
-                                   `finish` up to the deadline, stop it past it
+                                   `finish` up to the deadline, stop it past it, settle
   vfio-early --help | --version
 
 The devices come from vfio-early.devices= on the kernel command line or /etc/vfio-early.conf;
@@ -64,6 +70,7 @@ fn bind(args: impl Iterator<Item = String>) -> c_int {
     let mut root = PathBuf::from("/");
     let mut args = args;
     let mut command = None;
+    let mut unit = false;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "-h" | "--help" => {
@@ -78,7 +85,10 @@ fn bind(args: impl Iterator<Item = String>) -> c_int {
                 Some(dir) => root = dir.into(),
                 None => return usage("--root needs a directory"),
             },
-            "bind" | "fence" | "finish" | "wait" if command.is_none() => command = Some(arg),
+            "--unit" if command.as_deref() == Some("fence") => unit = true,
+            "bind" | "fence" | "finish" | "settle" | "wait" if command.is_none() => {
+                command = Some(arg)
+            }
             other => return usage(&format!("unknown argument \"{other}\"")),
         }
     }
@@ -87,10 +97,13 @@ fn bind(args: impl Iterator<Item = String>) -> c_int {
         mode: Mode::Boot,
         cmdline: None,
         split: command.as_deref() == Some("fence"),
+        finish_unit: unit,
     };
+    use vfio_early::split;
     exit(match command.as_deref() {
-        Some("wait") => vfio_early::split::wait(&vfio_early::sysfs::Root::new(&opts.root)),
-        Some("finish") => run::finish(&opts),
+        Some("wait") => split::wait(&vfio_early::sysfs::Root::new(&opts.root)),
+        Some("finish") => split::finish(&opts),
+        Some("settle") => split::settle(&opts),
         _ => run::run(&opts),
     })
 }

@@ -26,6 +26,8 @@ pub const CONFIG_CAP: usize = 16384;
 pub const MAX_CMDLINE_D: usize = 16;
 
 pub const STATE_NAME: &str = "state.json";
+/// The state file's schema (docs/interface.md); `bootstate` reads this one and every older one.
+pub const STATE_VERSION: u32 = 2;
 pub const STATE_FILE: &str = "run/vfio-early/state.json";
 pub const CONFIG_FILE: &str = "etc/vfio-early.conf";
 
@@ -47,6 +49,9 @@ pub struct Options {
     /// run (load vfio-pci, verify, settle, report) to `vfio-early finish` and return (the
     /// `sync` setting keeps it in this run).
     pub split: bool,
+    /// With `split`: the rest is a unit of its own (`fence --unit`, systemd initrds), not a
+    /// process the fence starts.
+    pub finish_unit: bool,
 }
 
 /// Where the rest of a split run goes on after the fence.
@@ -67,6 +72,7 @@ pub struct Pending<'a> {
     pub fenced: &'a [crate::pci::Bdf],
     /// [`Input::digest`] of the sources the fence read.
     pub digest: u64,
+    pub settings: &'a Settings,
     pub inv: &'a crate::device::Inventory,
     pub state: &'a apply::Fenced,
 }
@@ -76,6 +82,7 @@ impl Pending<'_> {
     pub fn handoff(&self) -> Option<String> {
         crate::handoff::render(
             self.digest,
+            self.settings,
             self.inv,
             self.state,
             self.fenced,
@@ -95,8 +102,7 @@ pub struct Input {
     pub settings: Settings,
     pub problems: Problems,
     pub cmdline_ids: bool,
-    /// FNV-1a over every source read, in order: the rest of a split run compares it with the
-    /// fence's to know it plans with the same settings.
+    /// [`plan_digest`] of what was read: the rest of a split run compares it with the fence's.
     pub digest: u64,
 }
 
@@ -108,32 +114,42 @@ fn fnv(mut h: u64, bytes: &[u8]) -> u64 {
     h
 }
 
+/// The settings keys a plan depends on (`timeout`, `rom`, `sync`, `debug` do not change what
+/// the rest of a split run does with the fence's devices).
+const PLAN_KEYS: [&str; 5] = ["devices ", "off ", "group ", "on-fail ", "dry-run "];
+
+/// A hash of what the plan depends on: those settings, as the config file would spell them,
+/// and whether the sources were read whole. Another dracut module writing its own
+/// `/etc/cmdline.d` file between the fence and the rest changes no vfio-early setting, so it
+/// changes nothing here.
+pub fn plan_digest(settings: &Settings, blocked: bool) -> u64 {
+    let form = crate::config::FileForm(settings).to_string();
+    let kept = form
+        .lines()
+        .filter(|l| PLAN_KEYS.iter().any(|k| l.starts_with(k)));
+    kept.fold(fnv(0xcbf2_9ce4_8422_2325, &[u8::from(blocked)]), |h, l| {
+        fnv(h, l.as_bytes())
+    })
+}
+
 /// Reads the config file, dracut's cmdline.d and the command line, in that order of precedence.
 /// An input longer than its cap, or more cmdline.d files than are read, blocks binding: what
 /// was not read may hold a device entry or the kill switch.
 pub fn read_input(root: &Root, cmdline: Option<&str>) -> Input {
     let mut settings = Settings::default();
     let mut problems = Problems::default();
-    let mut digest = 0xcbf2_9ce4_8422_2325;
-    apply_config_file(
-        &root.path(CONFIG_FILE),
-        &mut settings,
-        &mut problems,
-        &mut digest,
-    );
+    apply_config_file(&root.path(CONFIG_FILE), &mut settings, &mut problems);
     // dracut's getcmdline(): cmdline.d in name order first, /proc/cmdline last (it wins).
     let confs = cmdline_d_files(root, &mut problems);
     let mut cmdline_ids = false;
     for name in &confs {
         let path = root.path("etc/cmdline.d").join(name.as_str());
         let origin = Origin::CmdlineD(Token::new(name));
-        digest = fnv(digest, name.as_bytes());
-        cmdline_ids |= apply_cmdline_file(&path, origin, &mut settings, &mut problems, &mut digest);
+        cmdline_ids |= apply_cmdline_file(&path, origin, &mut settings, &mut problems);
     }
     cmdline_ids |= match cmdline {
         Some(c) => {
             settings.apply_cmdline(c.as_bytes(), Origin::Cmdline, &mut problems);
-            digest = fnv(digest, c.as_bytes());
             legacy::cmdline_has_ids(c.as_bytes())
         }
         None => apply_cmdline_file(
@@ -141,10 +157,9 @@ pub fn read_input(root: &Root, cmdline: Option<&str>) -> Input {
             Origin::Cmdline,
             &mut settings,
             &mut problems,
-            &mut digest,
         ),
     };
-
+    let digest = plan_digest(&settings, problems.blocked);
     Input {
         settings,
         problems,
@@ -159,11 +174,9 @@ fn apply_cmdline_file(
     origin: Origin,
     settings: &mut Settings,
     problems: &mut Problems,
-    digest: &mut u64,
 ) -> bool {
     match sysfs::read_input(path, CMDLINE_CAP) {
         Ok(input) => {
-            *digest = fnv(*digest, &input.bytes);
             settings.apply_cmdline(&input.bytes, origin.clone(), problems);
             if input.cut {
                 problems.push(origin, InputError::Cut(CMDLINE_CAP));
@@ -245,16 +258,10 @@ fn cmdline_d_files(root: &Root, problems: &mut Problems) -> heapless::Vec<FileNa
 type FileName = heapless::String<128>;
 
 /// Applies `/etc/vfio-early.conf` (or `path`); absent is fine, unreadable or cut is a problem.
-fn apply_config_file(
-    path: &std::path::Path,
-    settings: &mut Settings,
-    problems: &mut Problems,
-    digest: &mut u64,
-) {
+fn apply_config_file(path: &std::path::Path, settings: &mut Settings, problems: &mut Problems) {
     match sysfs::read_input_optional(path, CONFIG_CAP) {
         Ok(None) => {}
         Ok(Some(input)) => {
-            *digest = fnv(*digest, &input.bytes);
             settings.apply_file(&input.text(), problems);
             if input.cut {
                 problems.push(Origin::Config, InputError::Cut(CONFIG_CAP));
@@ -272,7 +279,7 @@ pub fn config(path: &std::path::Path) -> i32 {
     use std::io::Write;
     let mut settings = Settings::default();
     let mut problems = Problems::default();
-    apply_config_file(path, &mut settings, &mut problems, &mut 0);
+    apply_config_file(path, &mut settings, &mut problems);
     if let Some(p) = problems
         .kept
         .iter()
@@ -322,84 +329,36 @@ fn warn_legacy(root: &Root, input: &Input) {
 /// The whole run; returns the exit code. Never inlined (see [`finish`]).
 #[inline(never)]
 pub fn run(opts: &Options) -> i32 {
-    let mut kernel = RealKernel::new(&Root::new(&opts.root));
+    let root = Root::new(&opts.root);
+    let mut kernel = RealKernel::new(&root);
     run_split_with(opts, &mut kernel, |_, pending| {
-        crate::split::hand_off(pending)
+        crate::split::hand_off(pending, &root, opts.finish_unit)
     })
 }
 
-/// `vfio-early finish`: the rest of a run the fence handed off. Never inlined: its frame (the
-/// handoff, a plan) must not sit in the frame of every command, where the stack probes would
-/// touch all of it on every run.
-#[inline(never)]
-pub fn finish(opts: &Options) -> i32 {
-    let mut kernel = RealKernel::new(&Root::new(&opts.root));
-    finish_with(opts, &mut kernel)
-}
-
-/// `finish` with the given kernel interface: plans again on the fence's view of the bus (its
-/// settings' sources must read the same) and goes on where it stopped. Exits 0 inside an
-/// initramfs whatever it finds.
-pub fn finish_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
-    use crate::handoff;
-    let root = Root::new(&opts.root);
-    if !boot_start(&root, "finish acts only in the boot that fenced") {
-        return EXIT_REFUSED;
-    }
-    // No directory, no handoff, or a run that reported already: nothing was left to do.
-    let Ok(dir) = Dir::open(&root.path("run"), "vfio-early", false).map(Dir::volatile) else {
-        return EXIT_OK;
-    };
-    let read = match dir.read(handoff::NAME, handoff::CAP) {
-        Ok(None) => return EXIT_OK,
-        Ok(Some(i)) if !i.cut => handoff::parse(&i.text()),
-        Ok(Some(_)) => Err(format!("longer than {} bytes", handoff::CAP)),
-        Err(e) => Err(e.to_string()),
-    };
-    if !crate::split::pending(&dir) {
-        return EXIT_OK;
-    }
-    let stop = |why: &str| {
-        error!("/run/vfio-early/{}: {why}: the rest of this boot's run cannot go on; the devices the fence took stay fenced (`modprobe vfio-pci` binds them)", handoff::NAME);
-        crate::split::mark_incomplete(&dir);
-        EXIT_OK
-    };
-    let mut h = match read {
-        Ok(h) => h,
-        Err(e) => return stop(&e),
-    };
-    let input = read_input(&root, None);
-    if input.digest != h.inputs {
-        return stop("the settings changed since the fence (a file it read is not the same)");
-    }
-    let plan = plan::plan(&input.settings, &h.inv);
-    let fits = h.fit(plan.items.len())
-        && h.fenced
-            .items
-            .iter()
-            .all(|&n| matches!(plan.items[n].decision, Decision::Bind { .. }));
-    if !fits {
-        return stop("its items do not match the fence's plan");
-    }
-    // The fence's start, on this process's clock: the same deadline.
-    let ago = crate::split::now_ns().saturating_sub(h.start_ns);
-    let start = Instant::now()
-        .checked_sub(Duration::from_nanos(ago))
-        .unwrap_or_else(Instant::now);
+/// The rest of a split run, from the fence's state (`vfio-early finish`, under the run's lock;
+/// see [`crate::split`]): load, verify, settle what vfio-pci did not take, report.
+pub fn finish_rest<K: Kernel>(
+    opts: &Options,
+    kernel: &mut K,
+    start: Instant,
+    dir: &Dir,
+    input: &Input,
+    plan: &Plan,
+    fenced: &mut apply::Fenced,
+) {
     let run = Run {
         opts,
-        root,
+        root: Root::new(&opts.root),
         start,
-        dir: Some(Ok(dir)),
+        dir: Some(dir.try_clone()),
         split: true,
     };
-    let settings = &input.settings;
-    let fenced = &mut h.fenced;
-    let mut ctx = ctx(&run, kernel, settings);
-    apply::finish(&mut ctx, &plan, fenced);
-    settle_rest(&run, &plan, &mut fenced.out);
+    let mut ctx = ctx(&run, kernel, &input.settings);
+    apply::finish(&mut ctx, plan, fenced);
+    settle_rest(&run, plan, &mut fenced.out);
     let bad = input.problems.len();
-    tell(&run, &input, Some((&plan, &fenced.out)), bad)
+    tell(&run, input, Some((plan, &fenced.out)), bad);
 }
 
 /// After a split: what failed in the fence was settled before udev ran; where it is now.
@@ -465,6 +424,9 @@ pub fn run_split_with<K: Kernel>(
     let mut dir = None;
     match opts.mode {
         Mode::Boot => {
+            if opts.split {
+                kmsg::set_phase(kmsg::Phase::Fence);
+            }
             let why = "boot mode refuses to act on a running system; use `vfio-early plan` to see what it would do";
             if !boot_start(&root, why) {
                 return EXIT_REFUSED;
@@ -532,22 +494,26 @@ pub fn run_split_with<K: Kernel>(
             let ms = run.start.elapsed().as_millis();
             let done = Some((&plan, &fenced.out));
             write_state(&run, &input, done, Stage::Pending(&fenced.items), ms);
+            let names: Vec<String> = bdfs.iter().map(ToString::to_string).collect();
             info!(
-                "fenced {} device{} in {ms} ms; loading vfio-pci and checking the binds follow beside udev",
+                "fenced {} device{} ({}) in {ms} ms; loading vfio-pci and checking the binds follow beside udev",
                 bdfs.len(),
-                plural(bdfs.len())
+                plural(bdfs.len()),
+                names.join(", ")
             );
             let pending = Pending {
                 dir,
                 deadline: deadline(&run, settings),
                 fenced: &bdfs,
                 digest: input.digest,
+                settings,
                 inv: &inv,
                 state: fenced,
             };
             if handover(kernel, &pending) == Handover::Return {
                 return EXIT_OK;
             }
+            kmsg::set_phase(kmsg::Phase::Finish);
             run.split = true;
         }
         let mut ctx = ctx(&run, kernel, settings);
@@ -625,6 +591,8 @@ pub enum Stage<'a> {
     Pending(&'a [usize]),
     /// The run reported.
     Done,
+    /// The rest of a split run did not report; the settle wrote what it found.
+    Settled,
 }
 
 impl Stage<'_> {
@@ -632,6 +600,7 @@ impl Stage<'_> {
         match self {
             Stage::Pending(_) => "pending",
             Stage::Done => "done",
+            Stage::Settled => "settled",
         }
     }
 }
@@ -751,6 +720,38 @@ fn unmatched_texts<'a>(plan: &'a Plan, settings: &'a Settings) -> impl Iterator<
         .map(|e| e.text.as_str())
 }
 
+/// The whole state document for a plan and its outcomes, as a settle knows them (no input
+/// problems: the fence's records named them).
+pub fn state_document(
+    root: &Root,
+    settings: &Settings,
+    plan: &Plan,
+    out: &Outcomes,
+    stage: Stage,
+) -> String {
+    let opts = Options {
+        root: root.path(""),
+        mode: Mode::Boot,
+        cmdline: None,
+        split: true,
+        finish_unit: false,
+    };
+    let run = Run {
+        opts: &opts,
+        root: root.clone(),
+        start: Instant::now(),
+        dir: None,
+        split: true,
+    };
+    let input = Input {
+        settings: settings.clone(),
+        problems: Problems::default(),
+        cmdline_ids: false,
+        digest: 0,
+    };
+    state_json(&run, &input, Some((plan, out)), stage, 0)
+}
+
 fn state_json(
     run: &Run,
     input: &Input,
@@ -764,7 +765,8 @@ fn state_json(
     j.out
         .reserve(1024 + 320 * done.map_or(0, |(p, _)| p.items.len()));
     j.open(None, '{')
-        .raw(Some("version"), 1)
+        .raw(Some("version"), STATE_VERSION)
+        .str(Some("binary"), env!("CARGO_PKG_VERSION"))
         .str(Some("stage"), stage.as_str())
         .raw(Some("off"), s.off)
         .raw(Some("dry_run"), s.dry_run)

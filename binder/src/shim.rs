@@ -49,7 +49,7 @@ pub const GRACE: Duration = Duration::from_secs(2);
 /// The deadline until the binder tells its own (the settings' default), and the most it may
 /// tell (the settings' maximum): a file never sets how long PID 1 waits.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_millis(DEFAULT_TIMEOUT_MS as u64);
-pub const MAX_DEADLINE: Duration = Duration::from_secs(600);
+pub const MAX_DEADLINE: Duration = Duration::from_secs(crate::config::MAX_TIMEOUT_S as u64);
 /// Longest deadline line read: ten digits and the newline.
 const TOLD_MAX: usize = 11;
 /// The binder's descriptor for its deadline, and the environment entry that names it (the
@@ -394,7 +394,7 @@ pub fn run_binder(binder: &Path) -> (Ran, Told) {
     };
     let spawned = wait::spawn(
         binder,
-        "bind",
+        &["bind"],
         fd.as_fd(),
         fd.as_fd(),
         fd.as_fd(),

@@ -1,33 +1,60 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! A split boot run: `vfio-early fence` returns to the init system once every override is
-//! written, leaving the rest of the run (load vfio-pci, verify, settle, report) to
-//! `vfio-early finish`, another process that reads the fence's [handoff](crate::handoff).
-//! systemd initrds start it as a unit of its own; under a shell init (initramfs-tools, dracut's
-//! shell init, mkinitcpio's busybox init) the hook starts it in the background and records its
-//! pid, and `vfio-early wait`, run just before the switch to the real root, waits for it up to
-//! the run's deadline. A rest that has
-//! not reported by then is stopped (after `mount --move /run` its writes would land in a
-//! deleted root) and the state file says `incomplete`.
+//! A split boot run, every part of it: the fence's handover, the rest (`finish`), the settle,
+//! and the shell inits' `wait`. The state file is a report, never the protocol; the
+//! [handoff](crate::handoff) is the one record of the work left, and the lock on
+//! `/run/vfio-early` says whether a rest is still at it.
+//!
+//! - `fence`, before udev: every override written, then the handoff. A shell init's fence
+//!   starts `vfio-early finish` itself and hands it the lock (so nothing can take it between
+//!   the two); a systemd initrd's (`fence --unit`) leaves the rest to vfio-early-finish.service.
+//!   A handoff that cannot be written, or a rest that cannot be started: the rest runs in the
+//!   fence's own process, before udev, as `vfio-early.sync` asks.
+//! - `finish`, beside udev, under the lock: loads vfio-pci, checks every bind, gives back what
+//!   vfio-pci did not take, reports, then renames the handoff `handoff.done`. It refuses only
+//!   when the settings the plan depends on changed since the fence, and then settles at once.
+//! - `settle`, under the lock, whatever became of the rest (done, refused, killed, stopped at
+//!   its deadline): every fenced device not on vfio-pci is given back (`on-fail=release`) or
+//!   kept fenced on purpose (`on-fail=fence`), and the final driver of each is logged. systemd
+//!   runs it as the finish unit's `ExecStopPost=`; the shell inits through `wait`.
+//! - `wait`, shell inits, before the switch to the real root: waits for the lock until the
+//!   run's deadline, stops a rest that holds it past that, then settles.
+//!
+//! Every wait here is bounded by the program: the handoff's deadline, never more than the
+//! settings' maximum (`timeout = 600`) plus [`GRACE`] from now, whatever the file says.
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::ffi::CStr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use log::{error, warn};
+use log::{error, log, warn, Level};
 use nix::libc;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
+use crate::apply::{self, Deadline, Failure, Kernel, Left, Outcome, RealKernel, Via};
+use crate::config::OnFail;
+use crate::device::MAX_DEVICES;
 use crate::files::{Dir, Replace};
-use crate::handoff;
-use crate::run::{Handover, Pending, STATE_FILE, STATE_NAME};
+use crate::handoff::{self, Handoff};
+use crate::kmsg::{self, Phase, SUMMARY};
+use crate::pci::Bdf;
+use crate::plan::{self, Decision, VFIO};
+use crate::run::{self, Handover, Options, Pending, EXIT_OK, EXIT_REFUSED, STATE_NAME};
 use crate::sysfs::Root;
 
-/// The pid of the `finish` a shell init's hook started, for `wait`.
+/// The pid of the `finish` a shell init's fence started, for `wait` to stop it past its deadline.
 pub const PID_NAME: &str = "finish.pid";
-/// Past the deadline the rest of a run writes nothing more and only reports: this long (ns)
-/// for it.
-pub const GRACE_NS: u64 = 250_000_000;
-/// The state file of a split run starts so until the rest reports.
-const PENDING_HEAD: &[u8] = br#"{"version":1,"stage":"pending""#;
+/// The handoff, renamed once the rest reported (or the settle stood in for it).
+pub const DONE_NAME: &str = "handoff.done";
+/// Past the run's deadline: how long the rest may take to end, and the settle to get the lock.
+pub const GRACE: Duration = Duration::from_secs(2);
+/// The settle's own writes (two or three per device) get this long.
+const SETTLE_TIME: Duration = Duration::from_secs(2);
+/// The lock a fence hands to the `finish` it starts: its descriptor, and the environment entry
+/// that says so.
+const LOCK_FD: libc::c_int = 3;
+const LOCK_ENV: &str = "VFIO_EARLY_LOCK_FD";
+const LOCK_ENTRY: &CStr = c"VFIO_EARLY_LOCK_FD=3";
+/// How often a waiter looks at the lock.
+const POLL: Duration = Duration::from_millis(10);
 
 /// Writes the handoff; false (logged) when it could not be.
 fn write_handoff(p: &Pending<'_>) -> bool {
@@ -45,15 +72,124 @@ fn write_handoff(p: &Pending<'_>) -> bool {
     true
 }
 
-/// The fence's handover: the handoff for `vfio-early finish` (a unit of its own in systemd
-/// initrds; started in the background by the shell inits' hooks), or, if it cannot be written,
-/// the rest now.
-pub fn hand_off(p: &Pending<'_>) -> Handover {
-    if write_handoff(p) {
-        Handover::Return
-    } else {
-        Handover::Finish
+/// The fence's handover: the handoff, then (shell inits) the rest started with the lock; if
+/// either fails, the rest now, in this process.
+pub fn hand_off(p: &Pending<'_>, root: &Root, unit: bool) -> Handover {
+    if !write_handoff(p) {
+        return Handover::Finish;
     }
+    if unit {
+        return Handover::Return;
+    }
+    match start_finish(p.dir, root) {
+        Ok(pid) => {
+            if let Err(e) = p
+                .dir
+                .write(PID_NAME, format!("{pid}\n").as_bytes(), Replace::Yes)
+            {
+                warn!("{e}: the rest of the run (pid {pid}) can be waited for, not stopped, at the switch to the real root");
+            }
+            Handover::Return
+        }
+        Err(e) => {
+            warn!("cannot start `vfio-early finish`: {e}: loading vfio-pci now, before udev");
+            // No handoff left behind: this process does the rest and reports it.
+            let _ = p.dir.remove(handoff::NAME);
+            Handover::Finish
+        }
+    }
+}
+
+/// Starts `vfio-early finish` (this very program) with the run's lock as its descriptor 3.
+fn start_finish(dir: &Dir, root: &Root) -> std::io::Result<u32> {
+    let lock = dir
+        .try_lock()
+        .map_err(std::io::Error::other)?
+        .ok_or_else(|| std::io::Error::other("another process holds /run/vfio-early"))?;
+    let null = crate::sysfs::open_file(
+        std::path::Path::new("/dev/null"),
+        nix::fcntl::OFlag::O_RDWR,
+        0,
+    )?;
+    let base = root.path("");
+    let base = base.to_str().unwrap_or("/");
+    let mut args = vec!["finish"];
+    if base != "/" {
+        args.extend(["--root", base]);
+    }
+    let pass = crate::wait::Pass {
+        fd: lock.as_fd(),
+        to: LOCK_FD,
+        entry: LOCK_ENTRY,
+    };
+    let exe = std::path::Path::new("/proc/self/exe");
+    let child = crate::wait::spawn(
+        exe,
+        &args,
+        null.as_fd(),
+        null.as_fd(),
+        null.as_fd(),
+        Some(&pass),
+    )?;
+    // Not waited for: the init reaps it once this process is gone.
+    Ok(child.id())
+}
+
+/// The lock, if this process was handed it (a fence started it): descriptor 3 names the same
+/// directory and the lock is already its own. Marked close-on-exec, so modprobe never holds it.
+fn adopt_lock(dir: &Dir) -> Option<OwnedFd> {
+    if std::env::var_os(LOCK_ENV).as_deref() != Some(std::ffi::OsStr::new("3")) {
+        return None;
+    }
+    // SAFETY: descriptor 3 is only borrowed here, to compare and lock; owned below once known.
+    let fd = unsafe { BorrowedFd::borrow_raw(LOCK_FD) };
+    if nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::F_GETFD).is_err() || !dir.is_same(fd) {
+        return None;
+    }
+    // SAFETY: flock on an open descriptor (the same open file: a no-op if it holds the lock).
+    let rc = unsafe { libc::flock(LOCK_FD, libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return None;
+    }
+    let _ = nix::fcntl::fcntl(
+        fd.as_raw_fd(),
+        nix::fcntl::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    // SAFETY: descriptor 3 was passed to us for this; nothing else in this process owns it.
+    Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(LOCK_FD) })
+}
+
+/// Takes the lock, looking every [`POLL`] until `until_ns` (CLOCK_MONOTONIC).
+fn lock_until(dir: &Dir, until_ns: u64) -> Option<OwnedFd> {
+    loop {
+        match dir.try_lock() {
+            Ok(Some(fd)) => return Some(fd),
+            Ok(None) => {}
+            Err(e) => {
+                error!("{e}: cannot lock it");
+                return None;
+            }
+        }
+        let left = until_ns.saturating_sub(now_ns());
+        if left == 0 {
+            return None;
+        }
+        std::thread::sleep(POLL.min(Duration::from_nanos(left)));
+    }
+}
+
+/// When a wait on a run with this handoff ends: its deadline plus [`GRACE`], never later than
+/// the settings' maximum plus [`GRACE`] from now.
+fn until_ns(h: Option<&Handoff>) -> u64 {
+    let grace = ns(GRACE);
+    let cap = now_ns()
+        .saturating_add(u64::from(crate::config::MAX_TIMEOUT_S) * 1_000_000_000)
+        .saturating_add(grace);
+    h.map_or(cap, |h| h.deadline_ns.saturating_add(grace).min(cap))
+}
+
+fn ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// `instant` on CLOCK_MONOTONIC in nanoseconds (what `Instant` measures on Linux), readable by
@@ -61,7 +197,6 @@ pub fn hand_off(p: &Pending<'_>) -> Handover {
 pub fn monotonic_ns(instant: Instant) -> u64 {
     let now = Instant::now();
     let mono = now_ns();
-    let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
     match instant.checked_duration_since(now) {
         Some(ahead) => mono.saturating_add(ns(ahead)),
         None => mono.saturating_sub(ns(now.duration_since(instant))),
@@ -78,92 +213,237 @@ pub fn now_ns() -> u64 {
     u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
 }
 
-/// Whether the state file still says `pending`.
-pub fn pending(dir: &Dir) -> bool {
-    matches!(dir.read(STATE_NAME, PENDING_HEAD.len()), Ok(Some(i)) if i.bytes == PENDING_HEAD)
+/// The handoff as this boot left it: `(read, done)`, `None` when there is none (no split run
+/// in this boot). `done`: the rest reported (or a settle stood in for it).
+fn read_handoff(dir: &Dir) -> Option<(Result<Handoff, String>, bool)> {
+    let parse = |name: &str| match dir.read(name, handoff::CAP) {
+        Ok(None) => None,
+        Ok(Some(i)) if !i.cut => Some(handoff::parse(&i.text())),
+        Ok(Some(_)) => Some(Err(format!("longer than {} bytes", handoff::CAP))),
+        Err(e) => Some(Err(e.to_string())),
+    };
+    if let Some(h) = parse(handoff::NAME) {
+        return Some((h, false));
+    }
+    parse(DONE_NAME).map(|h| (h, true))
 }
 
-/// `vfio-early wait`: exits 0 inside an initramfs, whatever it finds; nothing waits past the
-/// run's deadline and [`GRACE_NS`].
+/// The run's directory, for the commands that act on what a fence left (`None`: no run split
+/// in this boot).
+fn run_dir(root: &Root) -> Option<Dir> {
+    Dir::open(&root.path("run"), "vfio-early", false)
+        .map(Dir::volatile)
+        .ok()
+}
+
+/// `vfio-early finish`: the rest of a run the fence handed off. Never inlined: its frame (the
+/// handoff, a plan) must not sit in the frame of every command.
+#[inline(never)]
+pub fn finish(opts: &Options) -> i32 {
+    let mut kernel = RealKernel::new(&Root::new(&opts.root));
+    finish_with(opts, &mut kernel)
+}
+
+/// `finish` with the given kernel interface. Exits 0 inside an initramfs whatever it finds.
+pub fn finish_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
+    kmsg::set_phase(Phase::Finish);
+    let root = Root::new(&opts.root);
+    if !run::boot_start(&root, "finish acts only in the boot that fenced") {
+        return EXIT_REFUSED;
+    }
+    let Some(dir) = run_dir(&root) else {
+        return EXIT_OK;
+    };
+    // Nothing handed off, or done already.
+    let Some((read, false)) = read_handoff(&dir) else {
+        return EXIT_OK;
+    };
+    let until = until_ns(read.as_ref().ok());
+    let Some(_lock) = adopt_lock(&dir).or_else(|| lock_until(&dir, until)) else {
+        error!("another `vfio-early finish` holds /run/vfio-early past the run's deadline: this one does nothing");
+        return EXIT_OK;
+    };
+    // Another finish may have done it while this one waited for the lock.
+    let Some((read, false)) = read_handoff(&dir) else {
+        return EXIT_OK;
+    };
+    let mut h = match read {
+        Ok(h) => h,
+        Err(e) => return refuse(&root, &dir, kernel, Err(e)),
+    };
+    let input = run::read_input(&root, None);
+    if input.digest != h.inputs {
+        let why = "the vfio-early settings changed since the fence (a device entry, off, group, on-fail or dry-run; see the records above)";
+        for p in &input.problems.kept {
+            error!("{p}");
+        }
+        return refuse(&root, &dir, kernel, Ok((h, why)));
+    }
+    let plan = plan::plan(&input.settings, &h.inv);
+    let fits = h.fit(plan.items.len())
+        && h.fenced
+            .items
+            .iter()
+            .all(|&n| matches!(plan.items[n].decision, Decision::Bind { .. }));
+    if !fits {
+        return refuse(
+            &root,
+            &dir,
+            kernel,
+            Ok((h, "its items do not match the fence's plan")),
+        );
+    }
+    // The fence's start, on this process's clock: the same deadline.
+    let ago = now_ns().saturating_sub(h.start_ns);
+    let start = Instant::now()
+        .checked_sub(Duration::from_nanos(ago))
+        .unwrap_or_else(Instant::now);
+    let fenced = &mut h.fenced;
+    run::finish_rest(opts, kernel, start, &dir, &input, &plan, fenced);
+    mark_done(&dir);
+    EXIT_OK
+}
+
+/// The rest cannot go on: said, with what the handoff names, then settled at once (nothing
+/// else will load vfio-pci for these devices in this boot).
+fn refuse<K: Kernel>(
+    root: &Root,
+    dir: &Dir,
+    kernel: &mut K,
+    read: Result<(Handoff, &str), String>,
+) -> i32 {
+    let (h, why) = match read {
+        Ok((h, why)) => (Ok(h), why.to_string()),
+        Err(e) => (Err(e.clone()), e),
+    };
+    error!(
+        "/run/vfio-early/{}: {why}: the rest of this boot's run does not go on; the settle below says where each fenced device ends",
+        handoff::NAME
+    );
+    kmsg::set_phase(Phase::Settle);
+    settle_locked(root, dir, kernel, h, false);
+    EXIT_OK
+}
+
+/// The handoff, renamed: the rest reported.
+fn mark_done(dir: &Dir) {
+    if let Err(e) = dir.rename(handoff::NAME, DONE_NAME) {
+        warn!("{e}: the settle will take this run for one that did not report");
+    }
+}
+
+/// `vfio-early settle`: what systemd runs after the finish unit, whatever its result
+/// (`ExecStopPost=`, also when the unit is stopped at the switch to the real root: idempotent).
+#[inline(never)]
+pub fn settle(opts: &Options) -> i32 {
+    let mut kernel = RealKernel::new(&Root::new(&opts.root));
+    settle_with(opts, &mut kernel)
+}
+
+/// `settle` with the given kernel interface.
+pub fn settle_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
+    kmsg::set_phase(Phase::Settle);
+    let root = Root::new(&opts.root);
+    if !run::boot_start(&root, "settle acts only in the boot that fenced") {
+        return EXIT_REFUSED;
+    }
+    let Some(dir) = run_dir(&root) else {
+        return EXIT_OK;
+    };
+    let Some((read, done)) = read_handoff(&dir) else {
+        return EXIT_OK;
+    };
+    // The rest has ended (this runs after it): the lock is free but for a second finish.
+    let Some(_lock) = lock_until(&dir, now_ns().saturating_add(ns(GRACE))) else {
+        error!("a `vfio-early finish` still holds /run/vfio-early: the fenced devices ({}) are left to it", listed(read.as_ref().ok()));
+        return EXIT_OK;
+    };
+    // Read again under the lock: a second finish may have reported meanwhile.
+    let (read, done) = read_handoff(&dir).unwrap_or((read, done));
+    if !done {
+        // systemd says how the unit ended (v232+).
+        let result = std::env::var("SERVICE_RESULT").unwrap_or_default();
+        if !result.is_empty() && result != "success" {
+            let status = std::env::var("EXIT_STATUS").unwrap_or_default();
+            error!(
+                "the finish unit ended without reporting (systemd: {}, {})",
+                crate::text::Token::new(&result),
+                crate::text::Token::new(&status)
+            );
+        }
+    }
+    settle_locked(&root, &dir, kernel, read, done);
+    EXIT_OK
+}
+
+/// `vfio-early wait`: shell inits, before the switch to the real root. Waits for the rest up to
+/// the run's deadline, stops it past that, then settles. Exits 0 inside an initramfs, whatever
+/// it finds.
 #[inline(never)]
 pub fn wait(root: &Root) -> i32 {
-    if !crate::run::boot_start(root, "wait acts only before the switch to the real root") {
-        return crate::run::EXIT_REFUSED;
+    kmsg::set_phase(Phase::Settle);
+    if !run::boot_start(root, "wait acts only before the switch to the real root") {
+        return EXIT_REFUSED;
     }
-    // Absent: no run in this boot, or one that did not split.
-    let Ok(dir) = Dir::open(&root.path("run"), "vfio-early", false) else {
-        return 0;
+    let Some(dir) = run_dir(root) else {
+        return EXIT_OK;
     };
-    let h = match dir.read(handoff::NAME, handoff::CAP) {
-        Ok(None) => return 0,
-        Ok(Some(i)) if !i.cut => handoff::parse(&i.text()),
-        Ok(Some(_)) => Err("longer than its cap".into()),
-        Err(e) => Err(e.to_string()),
+    let Some((read, done)) = read_handoff(&dir) else {
+        return EXIT_OK;
     };
-    if !pending(&dir) {
-        return 0;
-    }
-    let h = match h {
-        Ok(h) => h,
-        Err(e) => {
-            error!("/run/vfio-early/{}: {e}: cannot tell how long to wait for the rest of this boot's run; the boot goes on", handoff::NAME);
-            return 0;
+    let h = read.as_ref().ok();
+    let mut lock = lock_until(&dir, until_ns(h));
+    if lock.is_none() {
+        let stopped = stop_rest(&dir);
+        lock = lock_until(&dir, now_ns().saturating_add(ns(GRACE)));
+        if lock.is_none() {
+            error!(
+                "the rest of this boot's run had not ended by its deadline and {}: the fenced devices ({}) are left as they are; hint: vfio-early.sync does it all before udev",
+                if stopped { "did not end when killed (a write blocked in the kernel)" } else { "could not be stopped" },
+                listed(h)
+            );
+            return EXIT_OK;
         }
-    };
+        error!("the rest of this boot's run (loading vfio-pci, checking the binds) had not reported by its deadline: stopped before the switch to the real root; hint: vfio-early.sync does it all before udev");
+    }
+    // Read again under the lock: the rest may have reported while this waited.
+    let (read, done) = read_handoff(&dir).unwrap_or((read, done));
+    let mut kernel = RealKernel::new(root);
+    settle_locked(root, &dir, &mut kernel, read, done);
+    EXIT_OK
+}
+
+fn listed(h: Option<&Handoff>) -> String {
+    h.map_or_else(
+        || "not known: the handoff does not read".into(),
+        Handoff::fenced_list,
+    )
+}
+
+/// SIGKILL to the rest the fence started (its pid recorded, and still this program); true if
+/// sent.
+fn stop_rest(dir: &Dir) -> bool {
     let pid = dir
         .read(PID_NAME, 32)
         .ok()
         .flatten()
+        .filter(|i| !i.cut)
         .and_then(|i| i.text().trim().parse::<u32>().ok())
         .filter(|&p| p > 1);
-    let rest = pid.filter(|&p| ours(p)).and_then(crate::wait::pidfd_open);
-    let until = h.deadline_ns.saturating_add(GRACE_NS);
-    while pending(&dir) && now_ns() < until {
-        let left = until.saturating_sub(now_ns());
-        match &rest {
-            // A pidfd is readable once the process has ended; EINTR only looks again.
-            Some(fd) if readable(fd, left) => break,
-            Some(_) => {}
-            None => std::thread::sleep(Duration::from_nanos(left.min(10_000_000))),
-        }
-    }
-    if !pending(&dir) {
-        return 0;
-    }
-    if let Some(fd) = &rest {
-        // SAFETY: pidfd_send_signal on a pidfd we hold signals that process and no other.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                fd.as_raw_fd(),
-                libc::SIGKILL,
-                0,
-                0,
-            );
-        }
-        readable(fd, 100_000_000);
-        // It may have reported just before the signal.
-        if !pending(&dir) {
-            return 0;
-        }
-    }
-    mark_incomplete(&dir);
-    let who = if h.fenced_bdfs.is_empty() {
-        "the fenced devices"
-    } else {
-        &h.fenced_bdfs
+    let Some(fd) = pid.filter(|&p| ours(p)).and_then(crate::wait::pidfd_open) else {
+        return false;
     };
-    error!(
-        "the rest of this boot's run (loading vfio-pci, checking the binds) had not reported by its deadline: stopped before the switch to the real root; {who} stay fenced with no driver (loading vfio-pci later binds them); see /{STATE_FILE}; hint: vfio-early.sync does it all before udev"
-    );
-    0
-}
-
-/// Polls a pidfd for up to `ns`; true once the process has ended.
-fn readable(fd: &std::os::fd::OwnedFd, ns: u64) -> bool {
-    let ms = u16::try_from(ns.div_ceil(1_000_000)).unwrap_or(u16::MAX);
-    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-    matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0)
+    // SAFETY: pidfd_send_signal on a pidfd we hold signals that process and no other.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            libc::SIGKILL,
+            0,
+            0,
+        )
+    };
+    rc == 0
 }
 
 /// The process is this program (the fence's child), not an unrelated one that reused its pid.
@@ -173,19 +453,174 @@ fn ours(pid: u32) -> bool {
     matches!((exe(&pid.to_string()), exe("self")), (Some(a), Some(b)) if a == b)
 }
 
-/// `"stage":"pending"` becomes `"stage":"incomplete"`; the rest of the document stays.
-pub fn mark_incomplete(dir: &Dir) {
-    let doc = match dir.read(STATE_NAME, 1 << 20) {
-        Ok(Some(i)) if !i.cut => i.bytes,
-        _ => return,
+/// Where one fenced device ends.
+enum Fate {
+    OnVfio,
+    /// Given back before the settle (the rest released it).
+    GivenBack,
+    /// Not on vfio-pci, still fenced: what the settle did.
+    Settled(Left),
+}
+
+/// The settle, under the lock: every device the handoff names as fenced ends on vfio-pci,
+/// given back, or fenced on purpose (`on-fail=fence`), each named with its final driver. Run
+/// twice, the second changes nothing. `done`: the rest reported; when it did not (or the settle
+/// changed something), the state file is written anew, whole, from the handoff and the kernel.
+fn settle_locked<K: Kernel>(
+    root: &Root,
+    dir: &Dir,
+    kernel: &mut K,
+    read: Result<Handoff, String>,
+    done: bool,
+) {
+    let mut h = match read {
+        Ok(h) => h,
+        Err(e) => return unknown_fenced(root, &e),
     };
-    let head = PENDING_HEAD.len() - br#"pending""#.len();
-    let mut out = doc[..head].to_vec();
-    out.extend_from_slice(br#"incomplete""#);
-    out.extend_from_slice(&doc[PENDING_HEAD.len()..]);
-    if let Err(e) = dir.write(STATE_NAME, &out, Replace::Yes) {
-        warn!("state file not marked incomplete: {e}");
+    let on_fail = h.on_fail();
+    // A budget of its own: the run's deadline has passed when a settle stands in for the rest.
+    let start = kernel.now();
+    let mut ctx = apply::Ctx {
+        root,
+        kernel,
+        deadline: Deadline {
+            start,
+            limit: SETTLE_TIME,
+        },
+        on_fail,
+        log_dir: None,
+    };
+    let mut fates: heapless::Vec<(Bdf, Fate), MAX_DEVICES> = heapless::Vec::new();
+    for &bdf in &h.fenced_bdfs {
+        let now = root.driver_of(&bdf);
+        let fate = if now.as_deref() == Some(VFIO) {
+            Fate::OnVfio
+        } else if !fenced_now(root, &bdf) {
+            Fate::GivenBack
+        } else if on_fail == OnFail::Fence {
+            Fate::Settled(Left::Fenced)
+        } else {
+            Fate::Settled(apply::release(&mut ctx, &bdf, false))
+        };
+        // As many as the handoff holds.
+        let _ = fates.push((bdf, fate));
     }
+    let changed = fates.iter().any(|(_, f)| {
+        matches!(
+            f,
+            Fate::Settled(
+                Left::Released | Left::ReleasedUnprobed(_) | Left::Stuck(_) | Left::Deadline
+            )
+        )
+    });
+    if !done {
+        error!(
+            "the rest of this boot's run did not report: settling the {} device{} the fence took ({}, on-fail={})",
+            fates.len(),
+            if fates.len() == 1 { "" } else { "s" },
+            h.fenced_list(),
+            if on_fail == OnFail::Fence { "fence" } else { "release" }
+        );
+    }
+    let mut line = String::new();
+    let mut all_vfio = true;
+    for (bdf, fate) in &fates {
+        let now = root.driver_of(bdf);
+        let now_text = now
+            .as_deref()
+            .map_or("no driver".into(), |d| format!("on {d}"));
+        if let Fate::Settled(left) = fate {
+            warn!("{bdf}: not on vfio-pci at the settle: {left}; now {now_text}");
+        }
+        all_vfio &= matches!(fate, Fate::OnVfio);
+        if !line.is_empty() {
+            line.push_str(", ");
+        }
+        line.push_str(&format!("{bdf} {now_text}"));
+    }
+    let level = if all_vfio { Level::Info } else { Level::Warn };
+    log!(target: SUMMARY, level, "fenced devices at the end of the run: {line}");
+    if !done || changed {
+        write_settled(root, dir, &mut h, &fates);
+    }
+    if !done {
+        if let Err(e) = dir.rename(handoff::NAME, DONE_NAME) {
+            warn!("{e}: a second settle will say this again");
+        }
+    }
+}
+
+/// Whether the device's override still names vfio-pci.
+fn fenced_now(root: &Root, bdf: &Bdf) -> bool {
+    crate::sysfs::read_attr::<64>(&root.attr(bdf, "driver_override"))
+        .ok()
+        .flatten()
+        .is_some_and(|o| o.trim() == VFIO)
+}
+
+/// The state file after a settle, whole: the fence's plan (from the handoff's settings and
+/// view of the bus), its outcomes, and each fenced device as the settle left it.
+fn write_settled(root: &Root, dir: &Dir, h: &mut Handoff, fates: &[(Bdf, Fate)]) {
+    let Some(settings) = h.settings.take() else {
+        return;
+    };
+    let plan = plan::plan(&settings, &h.inv);
+    if !h.fit(plan.items.len()) {
+        return;
+    }
+    let mut out = h.fenced.out.clone();
+    for &n in &h.fenced.items {
+        let bdf = plan.items[n].bdf;
+        let now = root.driver_of(&bdf);
+        out[n] = match fates.iter().find(|(b, _)| *b == bdf).map(|(_, f)| f) {
+            Some(Fate::OnVfio) | None if now.as_deref() == Some(VFIO) => Outcome::Bound {
+                via: Via::Unreported,
+                unbound_from: None,
+            },
+            Some(Fate::Settled(left)) => Outcome::Failed {
+                reason: Failure::Unfinished,
+                left: left.clone(),
+                now,
+            },
+            _ => Outcome::Failed {
+                reason: Failure::Unfinished,
+                left: Left::Released,
+                now,
+            },
+        };
+    }
+    let doc = run::state_document(root, &settings, &plan, &out, run::Stage::Settled);
+    if let Err(e) = dir.write(STATE_NAME, doc.as_bytes(), Replace::Yes) {
+        warn!("state file not written: {e}");
+    }
+}
+
+/// No handoff to go by: name every device fenced with no driver now (left as it is: which of
+/// them this run took is not known).
+fn unknown_fenced(root: &Root, why: &str) {
+    let mut names = Vec::new();
+    if let Ok(list) = std::fs::read_dir(root.path("sys/bus/pci/devices")) {
+        for e in list.flatten().take(1024) {
+            let Some(bdf) = e.file_name().to_str().and_then(Bdf::parse) else {
+                continue;
+            };
+            if fenced_now(root, &bdf) && root.driver_of(&bdf).is_none() {
+                names.push(bdf.to_string());
+            }
+        }
+    }
+    names.sort();
+    let names = if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    };
+    log!(
+        target: SUMMARY,
+        Level::Error,
+        "/run/vfio-early/{}: {why}: which devices the fence took is not known; fenced with no driver now: {names} (left so; hint: `echo > /sys/bus/pci/devices/BDF/driver_override` and `echo BDF > /sys/bus/pci/drivers_probe` give one back)",
+        handoff::NAME
+    );
 }
 
 #[cfg(test)]
@@ -200,5 +635,19 @@ mod tests {
             later >= a + 1_900_000_000 && later < a + 3_000_000_000,
             "{a} {later}"
         );
+    }
+
+    #[test]
+    fn no_file_sets_a_wait_past_the_maximum() {
+        let cap = now_ns() + 602 * 1_000_000_000;
+        assert!(until_ns(None) <= cap + 1_000_000_000);
+        let mut h = handoff::parse(&format!(
+            "vfio-early handoff 1\nstart 1\ndeadline {}\ninputs 0\niommu 1\nfenced\nfenced-bdfs\nstopped 0\nend\n",
+            u64::MAX
+        ))
+        .unwrap();
+        assert!(until_ns(Some(&h)) <= cap + 1_000_000_000);
+        h.deadline_ns = now_ns();
+        assert!(until_ns(Some(&h)) <= now_ns() + ns(GRACE));
     }
 }

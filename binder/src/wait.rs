@@ -58,12 +58,12 @@ pub struct Pass<'a> {
     pub entry: &'a std::ffi::CStr,
 }
 
-/// Starts `path arg` with the given stdin, stdout and stderr, the environment inherited, SIGPIPE
+/// Starts `path args...` with the given stdin, stdout and stderr, the environment inherited, SIGPIPE
 /// back at its default (we ignore it; a child must not) and no signal blocked; `pass` adds a
 /// descriptor and the entry that names it.
 pub fn spawn(
     path: &Path,
-    arg: &str,
+    args: &[&str],
     stdin: BorrowedFd<'_>,
     stdout: BorrowedFd<'_>,
     stderr: BorrowedFd<'_>,
@@ -71,8 +71,14 @@ pub fn spawn(
 ) -> io::Result<Child> {
     let invalid = |_| io::Error::from(io::ErrorKind::InvalidInput);
     let prog = CString::new(path.as_os_str().as_bytes()).map_err(invalid)?;
-    let arg = CString::new(arg).map_err(invalid)?;
-    let argv = [prog.as_ptr(), arg.as_ptr(), std::ptr::null()];
+    let args = args
+        .iter()
+        .map(|a| CString::new(*a).map_err(invalid))
+        .collect::<io::Result<Vec<_>>>()?;
+    let argv: Vec<*const libc::c_char> = std::iter::once(prog.as_ptr())
+        .chain(args.iter().map(|a| a.as_ptr()))
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
     extern "C" {
         static environ: *const *mut libc::c_char;
     }
@@ -240,7 +246,15 @@ mod tests {
 
     fn start(path: &str, arg: &str) -> Child {
         let n = null();
-        spawn(Path::new(path), arg, n.as_fd(), n.as_fd(), n.as_fd(), None).unwrap()
+        spawn(
+            Path::new(path),
+            &[arg],
+            n.as_fd(),
+            n.as_fd(),
+            n.as_fd(),
+            None,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -273,7 +287,7 @@ mod tests {
         let n = null();
         let e = spawn(
             Path::new("/nonexistent/modprobe"),
-            "x",
+            &["x"],
             n.as_fd(),
             n.as_fd(),
             n.as_fd(),
@@ -294,7 +308,7 @@ mod tests {
         let n = null();
         let mut child = spawn(
             Path::new("/bin/sh"),
-            script.to_str().unwrap(),
+            &[script.to_str().unwrap()],
             n.as_fd(),
             out.as_fd(),
             n.as_fd(),

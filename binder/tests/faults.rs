@@ -5,8 +5,13 @@
 //! and only in a place the rules allow: on vfio-pci; back with the host; fenced only under
 //! `on-fail=fence`; "unknown" only after a hung modprobe. Half the machines run split (`fence`):
 //! between the phases udev loads every native driver, which takes every free device that is not
-//! fenced, and the state file says `pending`. What the kernel really does is proven by the QEMU
-//! fault matrix (tests/qemu, rows 30*).
+//! fenced, and the state file says `pending`. A rest from the handoff may be killed at any of its
+//! calls (a panic unwound to the caller: the process ends, its lock goes with it), the state
+//! file may be unwritable (a directory in its place), and the settle always follows, as systemd's
+//! `ExecStopPost=` and the shell inits' `wait` run it: afterwards every device the fence took
+//! is on vfio-pci, given back, or fenced on purpose (`on-fail=fence`), and the settle's last
+//! record names each with its driver. What the kernel really does is proven by the QEMU
+//! fault matrix (tests/qemu, rows 30* and 6*).
 
 mod common;
 
@@ -22,6 +27,7 @@ use proptest::prelude::*;
 use vfio_early::apply::{Kernel, ModprobeError};
 use vfio_early::files::Dir;
 use vfio_early::run::{self, Handover, Mode, Options};
+use vfio_early::split;
 
 /// The logger is process-wide: one run at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -32,7 +38,12 @@ enum Fault {
     /// The call takes effect, but returns after the deadline (a write stuck in a probe, a
     /// modprobe still running).
     Block,
+    /// The rest from the handoff is killed before the call (machines with a handoff only).
+    Kill,
 }
+
+/// What a killed rest unwinds with.
+const KILLED: &str = "vfio-early finish killed (fault injection)";
 
 const FAULTS: [Fault; 6] = [
     Fault::Errno(19), // ENODEV
@@ -64,6 +75,8 @@ struct Sim<'a> {
     hit: Option<String>,
     skew: Cell<Duration>,
     deadline: Duration,
+    /// The rest from the handoff is running (a kill applies only there).
+    in_finish: bool,
 }
 
 impl Sim<'_> {
@@ -78,6 +91,14 @@ impl Sim<'_> {
         let n = self.calls;
         self.calls += 1;
         if self.fault_at == Some(n) {
+            if self.fault == Fault::Kill {
+                if !self.in_finish {
+                    return None;
+                }
+                self.hit = Some(what);
+                self.fault_at = None;
+                std::panic::panic_any(KILLED);
+            }
             self.hit = Some(what);
             if self.fault == Fault::Block {
                 self.skew.set(self.deadline + Duration::from_secs(1));
@@ -152,7 +173,8 @@ impl Kernel for Sim<'_> {
             }
             // Hung inside module init, before it bound anything.
             Some(Fault::Block) => return Err(ModprobeError::StillRunning),
-            None => {}
+            // `next` unwinds instead of returning a kill.
+            Some(Fault::Kill) | None => {}
         }
         self.tree.vfio_pci_init();
         Ok(())
@@ -174,6 +196,8 @@ struct Machine {
     split: bool,
     /// ...and the rest is `vfio-early finish`, from the fence's handoff.
     handoff: bool,
+    /// A directory where the state file goes: no state file is ever written.
+    state_ro: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -198,13 +222,14 @@ fn card() -> impl Strategy<Value = Card> {
 }
 
 fn machine() -> impl Strategy<Value = Machine> {
-    (prop::collection::vec(card(), 1..=3), any::<[bool; 5]>()).prop_map(|(cards, b)| Machine {
+    (prop::collection::vec(card(), 1..=3), any::<[bool; 6]>()).prop_map(|(cards, b)| Machine {
         cards,
         group_whole: b[0],
         fence: b[1],
         vfio_loaded: b[2],
         split: b[3],
         handoff: b[3] && b[4],
+        state_ro: b[3] && b[4] && b[5],
     })
 }
 
@@ -254,6 +279,9 @@ fn build(m: &Machine) -> (FakeTree, BTreeMap<String, SimDev>) {
     if m.vfio_loaded {
         t.driver_registered("vfio-pci");
     }
+    if m.state_ro {
+        t.mkdir("run/vfio-early/state.json");
+    }
     t.cmdline(&format!(
         "vfio-early.devices={} vfio-early.group={} vfio-early.on-fail={} vfio-early.timeout=5",
         entries.join(","),
@@ -292,6 +320,8 @@ fn end(t: &FakeTree, bdf: &str) -> End {
 
 /// What one run did.
 struct Ran {
+    /// The rest was killed, and the settle stood in for it.
+    killed: bool,
     calls: usize,
     devices: usize,
     not_bound: usize,
@@ -310,19 +340,25 @@ fn run_once(m: &Machine, at: Option<usize>, fault: Fault) -> Result<Ran, TestCas
         hit: None,
         skew: Cell::new(Duration::ZERO),
         deadline: Duration::from_secs(5),
+        in_finish: false,
     };
     let opts = Options {
         root: t.root.clone(),
         mode: Mode::Boot,
         cmdline: None,
         split: m.split,
+        finish_unit: true,
     };
     // Between the phases: what the state file said, and every device as udev left it.
     let mut between = None;
     let code = {
         let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         run::run_split_with(&opts, &mut sim, |sim, pending| {
-            let state = t.read("run/vfio-early/state.json");
+            let state = if m.state_ro {
+                String::new()
+            } else {
+                t.read("run/vfio-early/state.json")
+            };
             let fenced: Vec<String> = pending.fenced.iter().map(|b| b.to_string()).collect();
             udev(sim);
             let ends: BTreeMap<String, End> =
@@ -339,19 +375,95 @@ fn run_once(m: &Machine, at: Option<usize>, fault: Fault) -> Result<Ran, TestCas
             }
         })
     };
-    // The rest from the handoff, in another "process" on the same kernel.
-    let code = match (code, m.handoff && t.exists("run/vfio-early/handoff")) {
+    // The rest from the handoff, in another "process" on the same kernel (killed, maybe), then
+    // the settle, as whatever started the rest runs it.
+    let mut killed = false;
+    let handed = m.handoff && t.exists("run/vfio-early/handoff");
+    let code = match (code, handed) {
         (0, true) => {
             let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-            run::finish_with(&opts, &mut sim)
+            sim.in_finish = true;
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                split::finish_with(&opts, &mut sim)
+            }));
+            sim.in_finish = false;
+            killed = ran.is_err();
+            let code = ran.unwrap_or(0);
+            let settled = split::settle_with(&opts, &mut sim);
+            code.max(settled)
         }
         (code, _) => code,
     };
-    let ctx = format!("machine {m:?}, fault {fault:?} at {at:?} hit {:?}", sim.hit);
+    let ctx = format!(
+        "machine {m:?}, fault {fault:?} at {at:?} hit {:?} killed {killed}",
+        sim.hit
+    );
     prop_assert_eq!(code, 0, "boot mode exits 0; {}", ctx);
+    let log = t.kmsg_lines();
+    // Every device the fence took: named by the settle's last record with its driver now, and
+    // never fenced with no driver unless on-fail=fence asks.
+    if handed {
+        let fenced = between.as_ref().map(|b| b.1.clone()).unwrap_or_default();
+        let last = log
+            .iter()
+            .rfind(|l| l.contains("settle: fenced devices at the end of the run: "))
+            .cloned();
+        let Some(last) = last else {
+            return Err(TestCaseError::fail(format!(
+                "no settle record: {log:#?}; {ctx}"
+            )));
+        };
+        for bdf in &fenced {
+            let now = end(&t, bdf);
+            let said = match &now.driver {
+                Some(d) => format!("{bdf} on {d}"),
+                None => format!("{bdf} no driver"),
+            };
+            prop_assert!(
+                last.contains(&said),
+                "{} not named as {:?}: {}; {}",
+                bdf,
+                said,
+                last,
+                ctx
+            );
+            prop_assert!(
+                !(now.fenced && now.driver.is_none()) || m.fence,
+                "{} fenced with no driver after the settle; {}",
+                bdf,
+                ctx
+            );
+        }
+    }
+    if m.state_ro {
+        prop_assert!(
+            t.path("run/vfio-early/state.json").is_dir(),
+            "the directory in the state file's place stays; {}",
+            ctx
+        );
+        return Ok(Ran {
+            killed,
+            calls: sim.calls,
+            devices: 0,
+            not_bound: 0,
+        });
+    }
     let state: serde_json::Value = serde_json::from_str(&t.read("run/vfio-early/state.json"))
         .map_err(|e| TestCaseError::fail(format!("state.json: {e}; {ctx}")))?;
-    prop_assert_eq!(&state["stage"], "done", "{}", ctx);
+    // A settle that stood in for the rest (or changed what it left) rewrote the file whole.
+    let stage = state["stage"].as_str().unwrap_or("");
+    prop_assert!(
+        stage == "done" || (handed && stage == "settled"),
+        "stage {}; {}",
+        stage,
+        ctx
+    );
+    prop_assert!(
+        !killed || stage == "settled",
+        "killed but {}; {}",
+        stage,
+        ctx
+    );
     // What no write of ours touched ends as udev left it in a split run.
     let mut untouched = before.clone();
     if let Some((doc, fenced, ends)) = &between {
@@ -372,7 +484,6 @@ fn run_once(m: &Machine, at: Option<usize>, fault: Fault) -> Result<Ran, TestCas
         }
         untouched = ends.iter().map(|(b, e)| (b.clone(), e.clone())).collect();
     }
-    let log = t.kmsg_lines();
     let hung = sim.hit.as_deref() == Some("modprobe") && fault == Fault::Block;
     let blocked = sim.hit.is_some() && fault == Fault::Block;
     let empty = Vec::new();
@@ -388,10 +499,12 @@ fn run_once(m: &Machine, at: Option<usize>, fault: Fault) -> Result<Ran, TestCas
         let result = rec["result"].as_str().unwrap_or("");
         let left = rec["left"].as_str().unwrap_or("");
         let detail = rec["detail"].as_str().unwrap_or("");
-        // The log says the same as the state file.
+        // The log says the same as the state file (a settled one: the settle's records do).
         prop_assert!(
-            log.iter()
-                .any(|l| l.contains(bdf.as_str()) && l.ends_with(detail)),
+            stage == "settled"
+                || log
+                    .iter()
+                    .any(|l| l.contains(bdf.as_str()) && l.ends_with(detail)),
             "{} log does not say {:?}: {:#?}; {}",
             bdf,
             detail,
@@ -503,6 +616,7 @@ fn run_once(m: &Machine, at: Option<usize>, fault: Fault) -> Result<Ran, TestCas
         })
         .count();
     Ok(Ran {
+        killed,
         calls: sim.calls,
         devices: listed.len(),
         not_bound,
@@ -513,24 +627,34 @@ fn run_once(m: &Machine, at: Option<usize>, fault: Fault) -> Result<Ran, TestCas
 /// quotes.
 #[test]
 fn a_fault_at_any_call_never_strands_a_device() {
+    // A killed rest unwinds quietly; any other panic still says what it was.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.payload().downcast_ref::<&str>() != Some(&KILLED) {
+            hook(info);
+        }
+    }));
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(64));
     let (machines, runs, calls_total) = (Cell::new(0), Cell::new(0), Cell::new(0));
     let (devices, not_bound, split) = (Cell::new(0), Cell::new(0), Cell::new(0));
-    let handoffs = Cell::new(0);
+    let (handoffs, kills, unwritable) = (Cell::new(0), Cell::new(0), Cell::new(0));
     let add = |c: &Cell<usize>, n: usize| c.set(c.get() + n);
     let result = runner.run(&machine(), |m| {
         let clean = run_once(&m, None, Fault::Block)?;
         add(&machines, 1);
         add(&split, usize::from(m.split));
         add(&handoffs, usize::from(m.handoff));
+        add(&unwritable, usize::from(m.state_ro));
         add(&runs, 1);
         add(&calls_total, clean.calls);
+        let kill = m.handoff.then_some(Fault::Kill);
         for at in 0..clean.calls {
-            for fault in FAULTS {
+            for fault in FAULTS.into_iter().chain(kill) {
                 let r = run_once(&m, Some(at), fault)?;
                 add(&runs, 1);
                 add(&devices, r.devices);
                 add(&not_bound, r.not_bound);
+                add(&kills, usize::from(r.killed));
             }
         }
         Ok(())
@@ -541,14 +665,17 @@ fn a_fault_at_any_call_never_strands_a_device() {
     let (machines, runs) = (machines.get(), runs.get());
     eprintln!(
         "fault injection: {machines} machines ({} split, udev between the phases, {} of them \
-         finished from the handoff), {runs} runs, {} faults injected (one per run, \
-         at each of {} calls x {} kinds), {} planned devices checked, {} left off vfio-pci by a \
-         fault, none stranded (a stranded device fails the run)",
+         finished from the handoff, {} with no state file), {runs} runs, {} faults injected \
+         (one per run, at each of {} calls x {} kinds, and a kill of the rest at each of its \
+         calls: {} rests killed, then settled), {} planned devices checked, {} left off \
+         vfio-pci by a fault, none stranded (a stranded device fails the run)",
         split.get(),
         handoffs.get(),
+        unwritable.get(),
         runs - machines,
         calls_total.get(),
         FAULTS.len(),
+        kills.get(),
         devices.get(),
         not_bound.get(),
     );
@@ -560,5 +687,10 @@ fn a_fault_at_any_call_never_strands_a_device() {
     assert!(
         handoffs.get() > 0 && handoffs.get() < split.get(),
         "split runs finished in the fence's process and from the handoff"
+    );
+    assert!(kills.get() > 0, "rests were killed");
+    assert!(
+        unwritable.get() > 0 && unwritable.get() < handoffs.get(),
+        "handed-off runs with and without a state file"
     );
 }
