@@ -802,7 +802,7 @@ gen_first_native() {
 # ms", a split run's) or its summary ("summary: ... in M ms"): the kernel timestamp and the
 # binder's own figure; nothing when the boot has none.
 gen_record() {
-    report_klog "$1" | sed -n "s/^\[ *\([0-9.]*\)\] vfio-early: $2 .* in \([0-9]*\) ms.*/\1 \2/p" | tail -n 1
+    report_klog "$1" | sed -n "s/^\[ *\([0-9.]*\)\] vfio-early: \(fence: \|finish: \)\{0,1\}$2 .* in \([0-9]*\) ms.*/\1 \3/p" | tail -n 1
 }
 
 # Timestamp of the real root's first record (after switch_root), or nothing.

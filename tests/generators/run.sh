@@ -145,14 +145,19 @@ done
 #   shim's record says it starts /init; passthrough: the real root's init got the arguments
 #   after -- and the environment the kernel gave the shim; kernel-fallback: no report, the
 #   console shows the kernel skipped the image's init and could not mount root= itself.
+#   killed: the test unit SIGKILLed the finish (test.killfinish; test.vfio=hang keeps it loading)
+#   and the settle rewrote state.json (stage settled). cmdlined: the test hook wrote another
+#   module's /etc/cmdline.d file after the fence (systemd: before the finish unit starts; dracut's
+#   shell init: the next cmdline hook, while the finish the fence started runs) and before the
+#   finish reported; its ordering against the finish's read is shown in the row's detail.
 CARD1_VFIO="01:00.0=vfio-pci 01:00.1=vfio-pci"
 CARD2_NATIVE="02:00.0=bochs-drm 02:00.1=snd_hda_intel"
 CARD1_NATIVE="01:00.0=bochs-drm 01:00.1=snd_hda_intel"
 TABLE="
 control       | its dsd dsh | main  |                                                   | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | nothing configured                            | ran
-cmdline       | its dsd dsh | main  | vfio-early.devices=01:00.0                        | $CARD1_VFIO $CARD2_NATIVE               | fenced 2 devices in; (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound, 0 refused, 0 failed | ran before-udev split
+cmdline       | its dsd dsh | main  | vfio-early.devices=01:00.0                        | $CARD1_VFIO $CARD2_NATIVE               | fenced 2 devices (0000:01:00.0, 0000:01:00.1) in; (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound, 0 refused, 0 failed | ran before-udev split
 sync          | its dsd dsh | main  | vfio-early.devices=01:00.0 vfio-early.sync        | $CARD1_VFIO $CARD2_NATIVE               | (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound, 0 refused, 0 failed | ran before-udev whole
-slow          | its dsd dsh | main  | vfio-early.devices=01:00.0 test.vfio=slow vfio-early.timeout=20 | $CARD1_VFIO $CARD2_NATIVE               | fenced 2 devices in; (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound | ran before-udev split beside-udev
+slow          | its dsd dsh | main  | vfio-early.devices=01:00.0 test.vfio=slow vfio-early.timeout=20 | $CARD1_VFIO $CARD2_NATIVE               | fenced 2 devices (0000:01:00.0, 0000:01:00.1) in; (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound | ran before-udev split beside-udev
 fail-native   | its dsd dsh | main  | vfio-early.devices=01:00.0 test.vfio=fail-native  | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | loading vfio-pci failed; override cleared and re-probed so the host keeps it; now on bochs-drm; now on snd_hda_intel; summary: 0 bound, 0 refused, 2 failed | ran split
 fail          | its dsd dsh | main  | vfio-early.devices=01:00.0 test.vfio=fail         | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | loading vfio-pci failed; override cleared and re-probed so the host keeps it; summary: 0 bound, 0 refused, 2 failed | ran split
 fail-nonative | its dsd dsh | main  | vfio-early.devices=01:00.0 test.vfio=fail test.hide-native | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | loading vfio-pci failed; override cleared and re-probed so the host keeps it; now with no driver; summary: 0 bound, 0 refused, 2 failed | ran split
@@ -161,16 +166,19 @@ preload       | its dsd dsh | main  | vfio-early.devices=01:00.0 test.preload=vf
 rd-driver-pre | dsd dsh     | main  | vfio-early.devices=01:00.0 rd.driver.pre=vfio-pci | $CARD1_VFIO $CARD2_NATIVE               | bound to vfio-pci via; summary: 2 bound       | ran
 nobin         | its dsd dsh | nobin | vfio-early.devices=01:00.0                        | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci |                                               | notran buildmsg
 longd         | dsd         | longd | vfio-early.devices=01:00.0                        | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | /etc/cmdline.d/01-default.conf: longer than 8192 bytes (the cap); nothing is bound | ran
-addon         | dsd         | addon | vfio-early.devices=01:00.0                        | 00:02.0=bochs-drm $CARD1_VFIO $CARD2_NATIVE | fenced 2 devices in; (entry 01:00.0): bound to vfio-pci via the add-on's modules; summary: 2 bound, 0 refused, 0 failed | ran before-udev split native-in-initrd vga
+addon         | dsd         | addon | vfio-early.devices=01:00.0                        | 00:02.0=bochs-drm $CARD1_VFIO $CARD2_NATIVE | fenced 2 devices (0000:01:00.0, 0000:01:00.1) in; (entry 01:00.0): bound to vfio-pci via the add-on's modules; summary: 2 bound, 0 refused, 0 failed | ran before-udev split native-in-initrd vga
 addon-none    | dsd         | bare  | vfio-early.devices=01:00.0                        | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci |                                               | notran native-in-initrd
 addon-other   | dsd         | addon-other | vfio-early.devices=01:00.0                  | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | the add-on was built for kernel 6.1.0-0-other-amd64, this is; override cleared and re-probed so the host keeps it; summary: 0 bound, 0 refused, 2 failed | ran split native-in-initrd
-ki-entry      | dsd         | ki-entry | vfio-early.devices=01:00.0                     | $CARD1_VFIO $CARD2_NATIVE               | fenced 2 devices in; (entry 01:00.0): bound to vfio-pci via the add-on's modules; summary: 2 bound, 0 refused, 0 failed | ran before-udev split native-in-initrd
+ki-entry      | dsd         | ki-entry | vfio-early.devices=01:00.0                     | $CARD1_VFIO $CARD2_NATIVE               | fenced 2 devices (0000:01:00.0, 0000:01:00.1) in; (entry 01:00.0): bound to vfio-pci via the add-on's modules; summary: 2 bound, 0 refused, 0 failed | ran before-udev split native-in-initrd
 shim          | its         | shim  | rdinit=/usr/lib/vfio-early/init vfio-early.devices=01:00.0 vfiotestenv=kept -- rootarg1 | 00:02.0=bochs-drm $CARD1_VFIO $CARD2_NATIVE | (entry 01:00.0): bound to vfio-pci via the add-on's modules; summary: 2 bound, 0 refused, 0 failed; shim: the binder /usr/lib/vfio-early/addon/vfio-early ended after | before-udev shim passthrough vga
 shim-garbage  | its         | shim  | rdinit=/usr/lib/vfio-early/init vfio-early.devices=01:00.0,zz:zz.9,../../x vfio-early.init=../../x vfio-early.bogus=1 | $CARD1_VFIO $CARD2_NATIVE | zz:zz.9; ../../x; bogus; summary: 2 bound, 0 refused, 0 failed, 2 bad entries, 1 other input problem in; is not an absolute path of at most 255 bytes: ignored | before-udev shim
 shim-noinit   | its         | shim  | rdinit=/usr/lib/vfio-early/init vfio-early.devices=01:00.0 vfio-early.init=/sbin/no-such-init | $CARD1_VFIO $CARD2_NATIVE | summary: 2 bound; starting /sbin/no-such-init; shim: cannot start /sbin/no-such-init: No such file or directory (os error 2); starting /init | before-udev
 shim-nobinder | its         | shim-nobinder | rdinit=/usr/lib/vfio-early/init vfio-early.devices=01:00.0 | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | shim: no binder in this image (looked for /usr/bin/vfio-early, /usr/lib/vfio-early/addon/vfio-early, /usr/lib/vfio-early/vfio-early-boot); nothing is bound; starting /init | shim
 shim-hang     | its         | shim-hang | rdinit=/usr/lib/vfio-early/init vfio-early.devices=01:00.0 vfio-early.timeout=1 | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | was still running 2000 ms after its 1 s deadline (as it told): killed after; starting /init | shim
 rdinit-noshim | its         | bare  | rdinit=/usr/lib/vfio-early/init vfio-early.devices=01:00.0 | | | kernel-fallback
+killfinish    | dsd         | main  | vfio-early.devices=01:00.0 test.vfio=hang test.killfinish vfio-early.timeout=30 | $CARD1_NATIVE $CARD2_NATIVE *!=vfio-pci | settle: the finish unit ended without reporting (systemd: signal, KILL); settle: the rest of this boot's run did not report: settling the 2 devices the fence took (0000:01:00.0, 0000:01:00.1, on-fail=release); override cleared and re-probed so the host keeps it | ran killed
+killfinish-fence | dsd      | main  | vfio-early.devices=01:00.0 vfio-early.on-fail=fence test.vfio=hang test.killfinish vfio-early.timeout=30 | 01:00.0=none 01:00.1=none $CARD2_NATIVE *!=vfio-pci | settle: the finish unit ended without reporting (systemd: signal, KILL); left fenced (vfio-early.on-fail=fence); settle: fenced devices at the end of the run: 0000:01:00.0 no driver, 0000:01:00.1 no driver | ran killed
+cmdlined      | dsd dsh     | main  | vfio-early.devices=01:00.0 test.cmdlined          | $CARD1_VFIO $CARD2_NATIVE               | finish: summary: 2 bound, 0 refused, 0 failed; settle: fenced devices at the end of the run: 0000:01:00.0 on vfio-pci, 0000:01:00.1 on vfio-pci | ran split cmdlined
 dyn           | its dsd     | dyn   | vfio-early.devices=01:00.0                        | $CARD1_VFIO $CARD2_NATIVE               | (entry 01:00.0): bound to vfio-pci via modprobe; summary: 2 bound | ran before-udev dynlibs
 "
 
@@ -269,6 +277,20 @@ for ((i = 0; i < ${#N[@]}; i++)); do
                 summary=${summary% *}
                 if [ -z "$summary" ] || [ -z "$udev" ] || ! awk -v a="${udev%% *}" -v b="$summary" 'BEGIN { exit !(a < b) }'; then
                     reasons+=$'\n'"the summary (${summary:-none}) does not follow udevd's first record (${udev%% *}): the rest did not run beside udev"
+                fi
+                ;;
+            killed)
+                grep -qF 'vfiotest: killed vfio-early finish' <<<"$(gen_kevents "$dir")" ||
+                    reasons+=$'\n'"the test unit killed no finish: $(gen_kevents "$dir" | grep -F vfiotest)"
+                grep -q '"stage":"settled"' <<<"$state" || reasons+=$'\n'"state.json does not say stage settled: ${state:0:120}"
+                ;;
+            cmdlined)
+                wrote=$(gen_kevents "$dir" | grep -F 'vfiotest: wrote /etc/cmdline.d/99-other.conf' | head -n 1)
+                summary=$(gen_record "$dir" summary:)
+                if [ -z "$wrote" ]; then
+                    reasons+=$'\n'"the test hook wrote no /etc/cmdline.d file"
+                elif [ -z "$summary" ] || ! awk -v a="${wrote%% *}" -v b="${summary%% *}" 'BEGIN { exit !(a < b) }'; then
+                    reasons+=$'\n'"the cmdline.d file (${wrote%% *}) was not written before the finish reported (${summary%% *})"
                 fi
                 ;;
             vga) ;;

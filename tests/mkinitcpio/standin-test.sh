@@ -233,8 +233,9 @@ case_destdir() {
         fi
         # ExecStart names the image's path, where the hook puts the boot build: the fence, then
         # the rest in a unit of its own
-        grep -q '^ExecStart=/usr/bin/vfio-early fence$' "$D/usr/lib/systemd/system/vfio-early.service" || why="$why unit ExecStart is not /usr/bin/vfio-early fence;"
+        grep -q '^ExecStart=/usr/bin/vfio-early fence --unit$' "$D/usr/lib/systemd/system/vfio-early.service" || why="$why unit ExecStart is not /usr/bin/vfio-early fence --unit;"
         grep -q '^ExecStart=/usr/bin/vfio-early finish$' "$D/usr/lib/systemd/system/vfio-early-finish.service" || why="$why finish unit ExecStart is not /usr/bin/vfio-early finish;"
+        grep -q '^ExecStopPost=/usr/bin/vfio-early settle$' "$D/usr/lib/systemd/system/vfio-early-finish.service" || why="$why finish unit has no ExecStopPost=/usr/bin/vfio-early settle;"
         # shellcheck disable=SC2016 # a literal $VE_BOOT_BIN
         grep -q 'add_binary "\$VE_BOOT_BIN" /usr/bin/vfio-early' "$D/usr/lib/initcpio/install/vfio-early" || why="$why install hook does not put the boot build at /usr/bin/vfio-early;"
     fi

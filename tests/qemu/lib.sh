@@ -447,7 +447,7 @@ timing_line() {
             t = $0; sub(/^KLOG \[ */, "", t); sub(/\].*/, "", t)
             if (n == 0) first = t; last = t; n++
         }
-        $1 == "KLOG" && /\] vfio-early: summary: .* in [0-9]+ ms/ {
+        $1 == "KLOG" && /\] vfio-early: ([a-z]+: )?summary: .* in [0-9]+ ms/ {
             own = $0; sub(/.* in /, "", own); sub(/ ms.*/, "", own)
         }
         END {
