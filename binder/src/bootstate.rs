@@ -135,8 +135,43 @@ pub fn parse(bytes: &[u8]) -> BootState {
 /// What a device fenced by a split run that never reported is left as.
 pub const INCOMPLETE: &str = "fenced, but loading vfio-pci and checking the bind had not finished at the deadline and were stopped before the switch to the real root: it stays fenced with no driver; hint: `modprobe vfio-pci` binds it now, vfio-early.sync does it all before udev";
 
-/// Reads `/run/vfio-early/state.json` under the root.
+/// Reads `/run/vfio-early/state.json` under the root. Without a readable one, a split run's
+/// handoff (any version) still says which devices the fence took.
 pub fn read(root: &Root) -> BootState {
+    match read_state(root) {
+        BootState::Absent => match handoff_note(root) {
+            Some(note) => BootState::Unreadable(format!("absent; {note}")),
+            None => BootState::Absent,
+        },
+        BootState::Unreadable(why) => match handoff_note(root) {
+            Some(note) => BootState::Unreadable(format!("{why}; {note}")),
+            None => BootState::Unreadable(why),
+        },
+        other => other,
+    }
+}
+
+/// What this boot's handoff says, for a boot whose state file cannot be read.
+fn handoff_note(root: &Root) -> Option<String> {
+    for (name, how) in [
+        (crate::split::DONE_NAME, "the rest of the run reported"),
+        (crate::handoff::NAME, "the rest of the run did not report"),
+    ] {
+        let path = root.path("run/vfio-early").join(name);
+        if let Ok(Some(input)) = sysfs::read_input_optional(&path, crate::handoff::CAP) {
+            return Some(match crate::handoff::parse(&input.text()) {
+                Ok(h) => format!(
+                    "the split run's handoff names the fenced devices: {} ({how}; the kernel log has its records: journalctl -k -b | grep vfio-early)",
+                    h.fenced_list()
+                ),
+                Err(e) => format!("/run/vfio-early/{name} does not read either: {e}"),
+            });
+        }
+    }
+    None
+}
+
+fn read_state(root: &Root) -> BootState {
     match sysfs::read_input_optional(&root.path(STATE_FILE), CAP) {
         Ok(None) => BootState::Absent,
         Ok(Some(input)) if input.cut => {

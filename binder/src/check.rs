@@ -606,14 +606,54 @@ fn image(root: &Root, given: Option<&Path>, f: &mut Findings) {
     let boot = std::fs::read(root.path("usr/lib/vfio-early/vfio-early-boot")).ok();
     if let (Some(installed), Some(copy)) = (boot, listing.files.get("usr/bin/vfio-early")) {
         if &installed != copy {
-            f.add(
-                Level::Warn,
-                "image",
-                format!("{shown}'s vfio-early is not the installed one"),
-                Some(rebuild.into()),
-            );
+            let host = env!("CARGO_PKG_VERSION");
+            let what = match release_in(copy) {
+                Some(v) if v == host => format!("{shown}'s vfio-early is another build of {v} than the installed one"),
+                Some(v) if newer(host, &v) => format!("{shown} carries vfio-early {v}, older than this host's {host}"),
+                Some(v) => format!("{shown} carries vfio-early {v}, not this host's {host}"),
+                None => format!("{shown} carries an older vfio-early than this host's {host} (a release before {host} names no version in its binary)"),
+            };
+            f.add(Level::Warn, "image", what, Some(rebuild.into()));
         }
     }
+}
+
+/// The release a boot build names in its `--version` line (`vfio-early X (boot build)`).
+fn release_in(binary: &[u8]) -> Option<String> {
+    const TAIL: &[u8] = b" (boot build)";
+    const HEAD: &[u8] = b"vfio-early ";
+    let mut from = 0;
+    while let Some(at) = binary[from..].windows(TAIL.len()).position(|w| w == TAIL) {
+        let end = from + at;
+        let start = end.saturating_sub(HEAD.len() + 32);
+        if let Some(h) = binary[start..end]
+            .windows(HEAD.len())
+            .rposition(|w| w == HEAD)
+        {
+            let v = &binary[start + h + HEAD.len()..end];
+            if !v.is_empty()
+                && v.iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-+".contains(b))
+            {
+                return Some(String::from_utf8_lossy(v).into_owned());
+            }
+        }
+        from = end + TAIL.len();
+    }
+    None
+}
+
+/// Whether release `a` is later than `b` (numeric dot-separated parts; a suffix ignored).
+fn newer(a: &str, b: &str) -> bool {
+    let parts = |v: &str| -> Vec<u64> {
+        v.split(['-', '+'])
+            .next()
+            .unwrap_or("")
+            .split('.')
+            .map(|p| p.parse().unwrap_or(0))
+            .collect()
+    };
+    parts(a) > parts(b)
 }
 
 /// `*` and `?` globbing, as modules.alias patterns use: the two-pointer match, which backtracks
@@ -844,6 +884,16 @@ mod tests {
         assert!(!glob(b"pci:v00001002d*sv*sd*bc03sc*i*", m));
         assert!(glob(b"pci:v*d*sv*sd*bc03sc00i0?", m));
         assert!(!glob(b"pci:v*d*sv*sd*bc04sc*i*", m));
+    }
+
+    #[test]
+    fn the_release_in_an_image_binary() {
+        let mut bin = b"\x7fELF..vfio-early (boot build): bind chosen..".to_vec();
+        assert_eq!(release_in(&bin), None, "the help text names no release");
+        bin.extend_from_slice(b"\0vfio-early 0.0.9 (boot build)\0");
+        assert_eq!(release_in(&bin).as_deref(), Some("0.0.9"));
+        assert!(newer("0.1.0", "0.0.9") && newer("1.0.0", "0.10.0") && !newer("0.1.0", "0.1.0"));
+        assert!(release_in(crate::BOOT_VERSION_LINE.as_bytes()).is_some());
     }
 
     #[test]

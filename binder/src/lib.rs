@@ -50,3 +50,8 @@ pub mod status;
 pub mod sysfs;
 pub mod text;
 pub mod wait;
+
+/// The boot build's `--version` line, one string in the binary: `check` reads it in an image's
+/// copy to say which release an image carries.
+pub const BOOT_VERSION_LINE: &str =
+    concat!("vfio-early ", env!("CARGO_PKG_VERSION"), " (boot build)");

@@ -78,7 +78,7 @@ fn bind(args: impl Iterator<Item = String>) -> c_int {
                 return exit(0);
             }
             "-V" | "--version" => {
-                outln!("vfio-early {} (boot build)", env!("CARGO_PKG_VERSION"));
+                outln!("{}", vfio_early::BOOT_VERSION_LINE);
                 return exit(0);
             }
             "--root" => match args.next() {

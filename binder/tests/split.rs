@@ -210,6 +210,27 @@ fn an_unwritable_state_file_stops_nothing_and_the_log_tells_it_all() {
     assert!(has(&log, "state file not written"), "{log:#?}");
     assert!(has(&log, "finish: summary: 2 bound"), "{log:#?}");
     assert!(settled(&t).contains("0000:01:00.0 on vfio-pci, 0000:01:00.1 on vfio-pci"));
+    // The host's status, with no state file to read, still names what the fence took.
+    let (_, out, err) = exe::run(exe::HOST, &t, &["status"]);
+    assert!(
+        (out.clone() + &err).contains("the split run's handoff names the fenced devices: 0000:01:00.0, 0000:01:00.1 (the rest of the run reported"),
+        "{out}{err}"
+    );
+}
+
+#[test]
+fn the_host_reads_a_handoff_an_older_release_wrote() {
+    let t = machine(0, "");
+    t.file(
+        "run/vfio-early/handoff",
+        "vfio-early handoff 1\nstart 5\ndeadline 9\ninputs 1f\niommu 1\nfenced 0\n\
+         fenced-bdfs 0000:01:00.0 0000:01:00.1\nstopped 0\nend\n",
+    );
+    let (_, out, err) = exe::run(exe::HOST, &t, &["status"]);
+    assert!(
+        (out.clone() + &err).contains("the split run's handoff names the fenced devices: 0000:01:00.0, 0000:01:00.1 (the rest of the run did not report"),
+        "{out}{err}"
+    );
 }
 
 #[test]
