@@ -358,6 +358,10 @@ pub fn units() -> Result<[(String, String); 2], AddonError> {
         &[
             (INITRD, &stand_down),
             ("ExecStart=/usr/bin/vfio-early ", &exec),
+            (
+                "ExecStopPost=/usr/bin/vfio-early ",
+                &format!("ExecStopPost=/{BINARY} "),
+            ),
             ("After=vfio-early.service", &format!("After={UNIT}")),
             ("(vfio-early)", "(vfio-early add-on)"),
         ],
@@ -651,6 +655,8 @@ mod tests {
         }
         assert!(fence.contains(&format!("Wants={FINISH_UNIT}")));
         assert!(finish.contains(&format!("After={UNIT}")));
+        assert!(finish.contains(&format!("ExecStopPost=/{BINARY} settle\n")));
+        assert!(fence.contains(&format!("ExecStart=/{BINARY} fence --unit\n")));
     }
 
     #[test]
