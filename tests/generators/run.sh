@@ -452,13 +452,15 @@ if selected dsd-image-unit; then
         grep -Eq "^Before=.*\b$u\b" <<<"$unit" || reasons+="the unit in the image is not Before=$u"$'\n'
     done
     grep -qx 'DefaultDependencies=no' <<<"$unit" || reasons+="the unit in the image lacks DefaultDependencies=no"$'\n'
-    grep -qx 'ExecStart=/usr/bin/vfio-early fence' <<<"$unit" || reasons+="the unit in the image does not run the fence"$'\n'
+    grep -qx 'ExecStart=/usr/bin/vfio-early fence --unit' <<<"$unit" || reasons+="the unit in the image does not run the fence (--unit)"$'\n'
     grep -qx 'Wants=vfio-early-finish.service' <<<"$unit" || reasons+="the unit in the image does not pull in vfio-early-finish.service"$'\n'
     finish=$(gen_image_file "$img" usr/lib/systemd/system/vfio-early-finish.service)
-    for want in 'DefaultDependencies=no' 'Type=oneshot' 'After=vfio-early.service' 'ExecStart=/usr/bin/vfio-early finish' 'ConditionPathExists=/run/vfio-early/handoff'; do
+    for want in 'DefaultDependencies=no' 'Type=oneshot' 'After=vfio-early.service' 'ExecStart=/usr/bin/vfio-early finish' 'ExecStopPost=/usr/bin/vfio-early settle' 'KillMode=process' 'ConditionPathExists=/run/vfio-early/handoff'; do
         grep -qx "$want" <<<"$finish" || reasons+="vfio-early-finish.service in the image lacks $want"$'\n'
     done
     grep -Eq '^Before=.*\binitrd\.target\b' <<<"$finish" || reasons+="vfio-early-finish.service in the image is not Before=initrd.target"$'\n'
+    # The settle must run right after the finish, not at the switch to the real root.
+    ! grep -q '^RemainAfterExit=yes' <<<"$finish" || reasons+="vfio-early-finish.service in the image has RemainAfterExit=yes: its ExecStopPost= would wait for the switch"$'\n'
     tmo=$(sed -n 's/^TimeoutStartSec=//p' <<<"$finish")
     [ "${tmo:-0}" -gt 600 ] 2>/dev/null || reasons+="vfio-early-finish.service's TimeoutStartSec (${tmo:-none}) is not above the longest deadline (600 s)"$'\n'
     reasons=$(sed '/^$/d' <<<"$reasons")
