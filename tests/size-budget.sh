@@ -16,7 +16,9 @@ export LC_ALL=C
 
 LIMIT=655360      # 640 KiB: fail above
 AIM=524288        # 512 KiB: warn above
-SMALL_LIMIT=204800 # 200 KiB: the size-tuned boot build
+# 224 KiB: the size-tuned boot build. 200 KiB until issue 26 added the split run's settle, its
+# lock and the state file's whole rewrite (+16 KiB measured: 202,304 -> 218,688 bytes).
+SMALL_LIMIT=229376
 TARGET=${TARGET-x86_64-unknown-linux-musl}
 
 repo=$(cd "$(dirname "$0")/.." && pwd)

@@ -52,9 +52,18 @@ impl Handoff {
 
     /// The fenced addresses, for messages.
     pub fn fenced_list(&self) -> String {
-        let all: Vec<String> = self.fenced_bdfs.iter().map(Bdf::to_string).collect();
-        all.join(", ")
+        list(&self.fenced_bdfs)
     }
+}
+
+/// Addresses as a message lists them: `0000:01:00.0, 0000:01:00.1`.
+pub fn list(bdfs: &[Bdf]) -> String {
+    let mut t = String::new();
+    for b in bdfs {
+        let sep = if t.is_empty() { "" } else { ", " };
+        let _ = write!(t, "{sep}{b}");
+    }
+    t
 }
 
 /// The handoff text; `None` when something in it would not read back (a driver name with a

@@ -491,15 +491,14 @@ pub fn run_split_with<K: Kernel>(
         if let (true, Some(Ok(dir))) = (split, &run.dir) {
             let bdfs: heapless::Vec<crate::pci::Bdf, { crate::device::MAX_DEVICES }> =
                 fenced.items.iter().map(|&n| plan.items[n].bdf).collect();
-            let ms = run.start.elapsed().as_millis();
+            let ms = elapsed_ms(run.start);
             let done = Some((&plan, &fenced.out));
             write_state(&run, &input, done, Stage::Pending(&fenced.items), ms);
-            let names: Vec<String> = bdfs.iter().map(ToString::to_string).collect();
             info!(
                 "fenced {} device{} ({}) in {ms} ms; loading vfio-pci and checking the binds follow beside udev",
                 bdfs.len(),
                 plural(bdfs.len()),
-                names.join(", ")
+                crate::handoff::list(&bdfs)
             );
             let pending = Pending {
                 dir,
@@ -606,7 +605,12 @@ impl Stage<'_> {
 }
 
 /// Writes the state file (boot mode only).
-fn write_state(run: &Run, input: &Input, done: Option<(&Plan, &Outcomes)>, stage: Stage, ms: u128) {
+/// Milliseconds since `start` (u64: formatting a u128 costs the boot build a kilobyte).
+fn elapsed_ms(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn write_state(run: &Run, input: &Input, done: Option<(&Plan, &Outcomes)>, stage: Stage, ms: u64) {
     let Some(dir) = &run.dir else {
         return;
     };
@@ -649,7 +653,7 @@ fn tell(run: &Run, input: &Input, done: Option<(&Plan, &Outcomes)>, bad: usize) 
             warn!("{o}");
         }
     }
-    let ms = run.start.elapsed().as_millis();
+    let ms = elapsed_ms(run.start);
     write_state(run, input, done, Stage::Done, ms);
     let what = if settings.off {
         "disabled"
@@ -757,7 +761,7 @@ fn state_json(
     input: &Input,
     done: Option<(&Plan, &Outcomes)>,
     stage: Stage,
-    ms: u128,
+    ms: u64,
 ) -> String {
     let s = &input.settings;
     let mut j = Json::default();

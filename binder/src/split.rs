@@ -22,6 +22,7 @@
 //! Every wait here is bounded by the program: the handoff's deadline, never more than the
 //! settings' maximum (`timeout = 600`) plus [`GRACE`] from now, whatever the file says.
 
+use core::fmt::Write as _;
 use std::ffi::CStr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
@@ -101,16 +102,18 @@ pub fn hand_off(p: &Pending<'_>, root: &Root, unit: bool) -> Handover {
 }
 
 /// Starts `vfio-early finish` (this very program) with the run's lock as its descriptor 3.
-fn start_finish(dir: &Dir, root: &Root) -> std::io::Result<u32> {
-    let lock = dir
-        .try_lock()
-        .map_err(std::io::Error::other)?
-        .ok_or_else(|| std::io::Error::other("another process holds /run/vfio-early"))?;
+fn start_finish(dir: &Dir, root: &Root) -> Result<u32, String> {
+    let lock = match dir.try_lock() {
+        Ok(Some(fd)) => fd,
+        Ok(None) => return Err("another process holds /run/vfio-early".into()),
+        Err(e) => return Err(e.to_string()),
+    };
     let null = crate::sysfs::open_file(
         std::path::Path::new("/dev/null"),
         nix::fcntl::OFlag::O_RDWR,
         0,
-    )?;
+    )
+    .map_err(|e| format!("/dev/null: {e}"))?;
     let base = root.path("");
     let base = base.to_str().unwrap_or("/");
     let mut args = vec!["finish"];
@@ -130,7 +133,8 @@ fn start_finish(dir: &Dir, root: &Root) -> std::io::Result<u32> {
         null.as_fd(),
         null.as_fd(),
         Some(&pass),
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     // Not waited for: the init reaps it once this process is gone.
     Ok(child.id())
 }
@@ -138,7 +142,7 @@ fn start_finish(dir: &Dir, root: &Root) -> std::io::Result<u32> {
 /// The lock, if this process was handed it (a fence started it): descriptor 3 names the same
 /// directory and the lock is already its own. Marked close-on-exec, so modprobe never holds it.
 fn adopt_lock(dir: &Dir) -> Option<OwnedFd> {
-    if std::env::var_os(LOCK_ENV).as_deref() != Some(std::ffi::OsStr::new("3")) {
+    if !matches!(std::env::var_os(LOCK_ENV), Some(v) if v == "3") {
         return None;
     }
     // SAFETY: descriptor 3 is only borrowed here, to compare and lock; owned below once known.
@@ -362,13 +366,14 @@ pub fn settle_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
     let (read, done) = read_handoff(&dir).unwrap_or((read, done));
     if !done {
         // systemd says how the unit ended (v232+).
-        let result = std::env::var("SERVICE_RESULT").unwrap_or_default();
+        let var = |k: &str| std::env::var_os(k).unwrap_or_default();
+        let result = var("SERVICE_RESULT");
         if !result.is_empty() && result != "success" {
-            let status = std::env::var("EXIT_STATUS").unwrap_or_default();
+            let status = var("EXIT_STATUS");
             error!(
                 "the finish unit ended without reporting (systemd: {}, {})",
-                crate::text::Token::new(&result),
-                crate::text::Token::new(&status)
+                crate::text::Token::from_bytes(result.as_encoded_bytes()),
+                crate::text::Token::from_bytes(status.as_encoded_bytes())
             );
         }
     }
@@ -526,17 +531,13 @@ fn settle_locked<K: Kernel>(
     let mut all_vfio = true;
     for (bdf, fate) in &fates {
         let now = root.driver_of(bdf);
-        let now_text = now
-            .as_deref()
-            .map_or("no driver".into(), |d| format!("on {d}"));
+        let now_text = Now(now.as_deref());
         if let Fate::Settled(left) = fate {
             warn!("{bdf}: not on vfio-pci at the settle: {left}; now {now_text}");
         }
         all_vfio &= matches!(fate, Fate::OnVfio);
-        if !line.is_empty() {
-            line.push_str(", ");
-        }
-        line.push_str(&format!("{bdf} {now_text}"));
+        let sep = if line.is_empty() { "" } else { ", " };
+        let _ = write!(line, "{sep}{bdf} {now_text}");
     }
     let level = if all_vfio { Level::Info } else { Level::Warn };
     log!(target: SUMMARY, level, "fenced devices at the end of the run: {line}");
@@ -546,6 +547,18 @@ fn settle_locked<K: Kernel>(
     if !done {
         if let Err(e) = dir.rename(handoff::NAME, DONE_NAME) {
             warn!("{e}: a second settle will say this again");
+        }
+    }
+}
+
+/// A driver as the settle's records say it: `on NAME` or `no driver`.
+struct Now<'a>(Option<&'a str>);
+
+impl core::fmt::Display for Now<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(d) => write!(f, "on {d}"),
+            None => f.write_str("no driver"),
         }
     }
 }
@@ -598,23 +611,22 @@ fn write_settled(root: &Root, dir: &Dir, h: &mut Handoff, fates: &[(Bdf, Fate)])
 /// No handoff to go by: name every device fenced with no driver now (left as it is: which of
 /// them this run took is not known).
 fn unknown_fenced(root: &Root, why: &str) {
-    let mut names = Vec::new();
+    // sysfs lists the devices in bus order.
+    let mut names = String::new();
     if let Ok(list) = std::fs::read_dir(root.path("sys/bus/pci/devices")) {
         for e in list.flatten().take(1024) {
             let Some(bdf) = e.file_name().to_str().and_then(Bdf::parse) else {
                 continue;
             };
             if fenced_now(root, &bdf) && root.driver_of(&bdf).is_none() {
-                names.push(bdf.to_string());
+                let sep = if names.is_empty() { "" } else { ", " };
+                let _ = write!(names, "{sep}{bdf}");
             }
         }
     }
-    names.sort();
-    let names = if names.is_empty() {
-        "none".to_string()
-    } else {
-        names.join(", ")
-    };
+    if names.is_empty() {
+        names.push_str("none");
+    }
     log!(
         target: SUMMARY,
         Level::Error,
