@@ -240,6 +240,22 @@ fn run_dir(root: &Root) -> Option<Dir> {
         .ok()
 }
 
+/// The handoff as read, and whether the rest reported.
+type Read = (Result<Handoff, String>, bool);
+
+/// Where the commands after the fence start: the kernel log (records named `phase`), then this
+/// boot's run directory and its handoff. `Err` is the exit code when there is nothing to act
+/// on: not inside an initramfs (said, with `why` it refuses), or no split run in this boot.
+fn begin(root: &Root, phase: Phase, why: &str) -> Result<(Dir, Read), i32> {
+    kmsg::set_phase(phase);
+    if !run::boot_start(root, why) {
+        return Err(EXIT_REFUSED);
+    }
+    let dir = run_dir(root).ok_or(EXIT_OK)?;
+    let read = read_handoff(&dir).ok_or(EXIT_OK)?;
+    Ok((dir, read))
+}
+
 /// `vfio-early finish`: the rest of a run the fence handed off. Never inlined: its frame (the
 /// handoff, a plan) must not sit in the frame of every command.
 #[inline(never)]
@@ -250,17 +266,16 @@ pub fn finish(opts: &Options) -> i32 {
 
 /// `finish` with the given kernel interface. Exits 0 inside an initramfs whatever it finds.
 pub fn finish_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
-    kmsg::set_phase(Phase::Finish);
     let root = Root::new(&opts.root);
-    if !run::boot_start(&root, "finish acts only in the boot that fenced") {
-        return EXIT_REFUSED;
-    }
-    let Some(dir) = run_dir(&root) else {
-        return EXIT_OK;
-    };
-    // Nothing handed off, or done already.
-    let Some((read, false)) = read_handoff(&dir) else {
-        return EXIT_OK;
+    let (dir, read) = match begin(
+        &root,
+        Phase::Finish,
+        "finish acts only in the boot that fenced",
+    ) {
+        // Done already.
+        Ok((_, (_, true))) => return EXIT_OK,
+        Ok((dir, (read, false))) => (dir, read),
+        Err(code) => return code,
     };
     let until = until_ns(read.as_ref().ok());
     let Some(_lock) = adopt_lock(&dir).or_else(|| lock_until(&dir, until)) else {
@@ -346,16 +361,14 @@ pub fn settle(opts: &Options) -> i32 {
 
 /// `settle` with the given kernel interface.
 pub fn settle_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
-    kmsg::set_phase(Phase::Settle);
     let root = Root::new(&opts.root);
-    if !run::boot_start(&root, "settle acts only in the boot that fenced") {
-        return EXIT_REFUSED;
-    }
-    let Some(dir) = run_dir(&root) else {
-        return EXIT_OK;
-    };
-    let Some((read, done)) = read_handoff(&dir) else {
-        return EXIT_OK;
+    let (dir, (read, done)) = match begin(
+        &root,
+        Phase::Settle,
+        "settle acts only in the boot that fenced",
+    ) {
+        Ok(begun) => begun,
+        Err(code) => return code,
     };
     // The rest has ended (this runs after it): the lock is free but for a second finish.
     let Some(_lock) = lock_until(&dir, now_ns().saturating_add(ns(GRACE))) else {
@@ -386,15 +399,10 @@ pub fn settle_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
 /// it finds.
 #[inline(never)]
 pub fn wait(root: &Root) -> i32 {
-    kmsg::set_phase(Phase::Settle);
-    if !run::boot_start(root, "wait acts only before the switch to the real root") {
-        return EXIT_REFUSED;
-    }
-    let Some(dir) = run_dir(root) else {
-        return EXIT_OK;
-    };
-    let Some((read, done)) = read_handoff(&dir) else {
-        return EXIT_OK;
+    let why = "wait acts only before the switch to the real root";
+    let (dir, (read, done)) = match begin(root, Phase::Settle, why) {
+        Ok(begun) => begun,
+        Err(code) => return code,
     };
     let h = read.as_ref().ok();
     let mut lock = lock_until(&dir, until_ns(h));

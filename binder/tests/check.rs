@@ -412,43 +412,26 @@ fn the_image_must_carry_vfio_early_and_the_same_configuration() {
         "update-initramfs",
     );
     // Old and new side by side: the image's copy names its release (or predates naming it).
-    t.file(
-        "usr/lib/vfio-early/vfio-early-boot",
-        "\0vfio-early 0.0.1 (boot build)\0",
+    let older = format!(
+        "carries vfio-early 0.0.1, older than this host's {}",
+        env!("CARGO_PKG_VERSION")
     );
-    image(&t, &[]);
-    t.file(
-        "usr/lib/vfio-early/vfio-early-boot",
-        &format!("\0{}\0", vfio_early::BOOT_VERSION_LINE),
-    );
-    let (_, f) = findings(&t);
-    has(
-        &f,
-        "warn",
-        "image",
-        &format!(
-            "carries vfio-early 0.0.1, older than this host's {}",
-            env!("CARGO_PKG_VERSION")
+    for (copy, said) in [
+        ("\0vfio-early 0.0.1 (boot build)\0", older.as_str()),
+        (
+            "a boot build of old\n",
+            "carries an older vfio-early than this host's",
         ),
-        "update-initramfs",
-    );
-    t.file(
-        "usr/lib/vfio-early/vfio-early-boot",
-        "a boot build of old\n",
-    );
-    image(&t, &[]);
-    t.file(
-        "usr/lib/vfio-early/vfio-early-boot",
-        &format!("\0{}\0", vfio_early::BOOT_VERSION_LINE),
-    );
-    let (_, f) = findings(&t);
-    has(
-        &f,
-        "warn",
-        "image",
-        "carries an older vfio-early than this host's",
-        "update-initramfs",
-    );
+    ] {
+        t.file("usr/lib/vfio-early/vfio-early-boot", copy);
+        image(&t, &[]);
+        t.file(
+            "usr/lib/vfio-early/vfio-early-boot",
+            &format!("\0{}\0", vfio_early::BOOT_VERSION_LINE),
+        );
+        let (_, f) = findings(&t);
+        has(&f, "warn", "image", said, "update-initramfs");
+    }
 }
 
 #[test]
