@@ -22,20 +22,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::initrd::Newc;
-use crate::modload::{Manifest, Module, ADDON_DIR, MANIFEST, MAX_MODULES, MODULES_DIR};
+use crate::layout::{ADDON_BINARY, ADDON_CMDLINE, ADDON_DIR, ADDON_MANIFEST, ADDON_MODULES, SHIM};
+use crate::modload::{Manifest, Module, MAX_MODULES};
 use crate::sysfs::Root;
 
 /// The module the add-on exists for, `_` form.
 const TARGET: &str = "vfio_pci";
-/// Where packages install the boot build.
-pub const BOOT_BINARY: &str = "usr/lib/vfio-early/vfio-early-boot";
-/// Where packages install the rdinit shim, and where the add-on puts it: the same path, so the
-/// one `rdinit=` works for both.
-pub const INIT: &str = "usr/lib/vfio-early/init";
 const UNIT: &str = "vfio-early-addon.service";
 const FINISH_UNIT: &str = "vfio-early-addon-finish.service";
-const BINARY: &str = "usr/lib/vfio-early/addon/vfio-early";
-pub const CMDLINE_D: &str = "etc/cmdline.d/zz-vfio-early-addon.conf";
 const UNIT_DIR: &str = "usr/lib/systemd/system";
 
 /// What to build.
@@ -124,18 +118,18 @@ const BINARY_CAP: usize = 64 << 20;
 
 /// An input read as a regular file with `cap`; `Ok(None)` when absent.
 fn read_capped(path: &Path, cap: usize) -> Result<Option<Vec<u8>>, AddonError> {
-    match crate::sysfs::read_input(path, cap) {
+    match crate::read::read_input(path, cap) {
         Ok(i) if i.cut => Err(AddonError::TooLarge(path.to_path_buf(), cap)),
         Ok(i) => Ok(Some(i.bytes)),
-        Err(crate::sysfs::SysError::Io { source, .. })
+        Err(crate::read::SysError::Io { source, .. })
             if source.kind() == std::io::ErrorKind::NotFound =>
         {
             Ok(None)
         }
-        Err(crate::sysfs::SysError::Io { source, .. }) => {
+        Err(crate::read::SysError::Io { source, .. }) => {
             Err(AddonError::Read(path.to_path_buf(), source))
         }
-        Err(crate::sysfs::SysError::Malformed { what, .. }) => {
+        Err(crate::read::SysError::Malformed { what, .. }) => {
             Err(AddonError::Input(path.to_path_buf(), what.to_string()))
         }
         Err(e) => Err(AddonError::Input(path.to_path_buf(), e.to_string())),
@@ -336,9 +330,9 @@ pub fn units() -> Result<[(String, String); 2], AddonError> {
         Ok(t)
     };
     let stand_down = format!(
-        "{INITRD}ConditionPathExists=!/usr/bin/vfio-early\nConditionKernelCommandLine=!rdinit=/{INIT}\n"
+        "{INITRD}ConditionPathExists=!/usr/bin/vfio-early\nConditionKernelCommandLine=!rdinit=/{SHIM}\n"
     );
-    let exec = format!("ExecStart=/{BINARY} ");
+    let exec = format!("ExecStart=/{ADDON_BINARY} ");
     let fence = change(
         "systemd/vfio-early.service",
         FENCE,
@@ -360,7 +354,7 @@ pub fn units() -> Result<[(String, String); 2], AddonError> {
             ("ExecStart=/usr/bin/vfio-early ", &exec),
             (
                 "ExecStopPost=/usr/bin/vfio-early ",
-                &format!("ExecStopPost=/{BINARY} "),
+                &format!("ExecStopPost=/{ADDON_BINARY} "),
             ),
             ("After=vfio-early.service", &format!("After={UNIT}")),
             ("(vfio-early)", "(vfio-early add-on)"),
@@ -501,15 +495,15 @@ pub fn build(req: &Request<'_>) -> Result<Built, AddonError> {
         "usr/lib/systemd",
         UNIT_DIR,
         "usr/lib/systemd/system/sysinit.target.wants",
-        "usr/lib/vfio-early",
+        crate::layout::PKG_DIR,
         ADDON_DIR,
-        MODULES_DIR,
+        ADDON_MODULES,
     ] {
         w.member(d, dir_mode, b"");
     }
-    w.member(BINARY, 0o100755, &binary);
+    w.member(ADDON_BINARY, 0o100755, &binary);
     if let Some(init) = &init {
-        w.member(INIT, 0o100755, init);
+        w.member(SHIM, 0o100755, init);
     }
     for (name, text) in units()? {
         w.member(&format!("{UNIT_DIR}/{name}"), 0o100644, text.as_bytes());
@@ -520,13 +514,13 @@ pub fn build(req: &Request<'_>) -> Result<Built, AddonError> {
         format!("../{UNIT}").as_bytes(),
     );
     for (_, file, bytes) in &files {
-        w.member(&format!("{MODULES_DIR}/{file}"), 0o100644, bytes);
+        w.member(&format!("{ADDON_MODULES}/{file}"), 0o100644, bytes);
     }
-    w.member(MANIFEST, 0o100644, manifest.render().as_bytes());
+    w.member(ADDON_MANIFEST, 0o100644, manifest.render().as_bytes());
     if let Some(words) = &cmdline_d {
         w.member("etc", dir_mode, b"");
-        w.member("etc/cmdline.d", dir_mode, b"");
-        w.member(CMDLINE_D, 0o100644, words.as_bytes());
+        w.member(crate::layout::CMDLINE_D, dir_mode, b"");
+        w.member(ADDON_CMDLINE, 0o100644, words.as_bytes());
     }
     Ok(Built {
         archive: w.finish(),
@@ -646,7 +640,7 @@ mod tests {
         for t in [&fence, &finish] {
             assert!(t.contains("ConditionPathExists=!/usr/bin/vfio-early\n"));
             assert!(t.contains("ConditionKernelCommandLine=!rdinit=/usr/lib/vfio-early/init\n"));
-            assert!(t.contains(&format!("ExecStart=/{BINARY} ")));
+            assert!(t.contains(&format!("ExecStart=/{ADDON_BINARY} ")));
             let settings: String = t.lines().filter(|l| !l.starts_with('#')).collect();
             assert!(
                 !settings.contains("/usr/bin/vfio-early ")
@@ -655,8 +649,8 @@ mod tests {
         }
         assert!(fence.contains(&format!("Wants={FINISH_UNIT}")));
         assert!(finish.contains(&format!("After={UNIT}")));
-        assert!(finish.contains(&format!("ExecStopPost=/{BINARY} settle\n")));
-        assert!(fence.contains(&format!("ExecStart=/{BINARY} fence --unit\n")));
+        assert!(finish.contains(&format!("ExecStopPost=/{ADDON_BINARY} settle\n")));
+        assert!(fence.contains(&format!("ExecStart=/{ADDON_BINARY} fence --unit\n")));
     }
 
     #[test]

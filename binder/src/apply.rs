@@ -18,9 +18,11 @@ use std::time::{Duration, Instant};
 use crate::config::OnFail;
 use crate::device::{Name, MAX_DEVICES};
 use crate::files::Dir;
+use crate::layout::{MODPROBE_LOG, MODPROBE_LOG_NAME};
 use crate::pci::Bdf;
 use crate::plan::{Decision, Plan, Why, MAX_ITEMS, VFIO};
-use crate::sysfs::{open_file, Root};
+use crate::read::open_file;
+use crate::sysfs::Root;
 use crate::text::bounded;
 use nix::fcntl::OFlag;
 
@@ -54,9 +56,6 @@ pub enum ModprobeError {
     StillRunning,
 }
 
-/// Where modprobe's messages go (kept for troubleshooting, quoted in the failure line).
-pub const MODPROBE_LOG: &str = "run/vfio-early/modprobe.log";
-const MODPROBE_LOG_NAME: &str = "modprobe.log";
 /// Where systems keep modprobe, in the order tried.
 const MODPROBE_PATHS: [&str; 4] = [
     "sbin/modprobe",
@@ -104,7 +103,7 @@ impl Kernel for RealKernel {
         // us never gets SIGPIPE, opened through the safe writer's directory handle (no symlink
         // followed); both go there (modprobe -v, install commands write to either). Without
         // the log, /dev/null too.
-        let null = crate::sysfs::open_file(Path::new("/dev/null"), OFlag::O_RDWR, 0)
+        let null = crate::read::open_file(Path::new("/dev/null"), OFlag::O_RDWR, 0)
             .map_err(|e| failed(format_args!("/dev/null: {e}")))?;
         let mut spawned = None;
         for rel in MODPROBE_PATHS {

@@ -8,9 +8,10 @@ use core::fmt;
 
 use serde_json::Value;
 
+use crate::layout::STATE_FILE;
 use crate::pci::Bdf;
-use crate::run::STATE_FILE;
-use crate::sysfs::{self, Root, SysError};
+use crate::read::SysError;
+use crate::sysfs::Root;
 
 /// The state file the binder writes is a few KiB; a cap far above it bounds a planted one.
 pub const CAP: usize = 1 << 20;
@@ -154,11 +155,17 @@ pub fn read(root: &Root) -> BootState {
 /// What this boot's handoff says, for a boot whose state file cannot be read.
 fn handoff_note(root: &Root) -> Option<String> {
     for (name, how) in [
-        (crate::split::DONE_NAME, "the rest of the run reported"),
-        (crate::handoff::NAME, "the rest of the run did not report"),
+        (
+            crate::layout::HANDOFF_DONE_NAME,
+            "the rest of the run reported",
+        ),
+        (
+            crate::layout::HANDOFF_NAME,
+            "the rest of the run did not report",
+        ),
     ] {
-        let path = root.path("run/vfio-early").join(name);
-        if let Ok(Some(input)) = sysfs::read_input_optional(&path, crate::handoff::CAP) {
+        let path = root.path(crate::layout::RUN_DIR).join(name);
+        if let Ok(Some(input)) = crate::read::read_input_optional(&path, crate::handoff::CAP) {
             return Some(match crate::handoff::parse(&input.text()) {
                 Ok(h) => format!(
                     "the split run's handoff names the fenced devices: {} ({how}; the kernel log has its records: journalctl -k -b | grep vfio-early)",
@@ -172,7 +179,7 @@ fn handoff_note(root: &Root) -> Option<String> {
 }
 
 fn read_state(root: &Root) -> BootState {
-    match sysfs::read_input_optional(&root.path(STATE_FILE), CAP) {
+    match crate::read::read_input_optional(&root.path(STATE_FILE), CAP) {
         Ok(None) => BootState::Absent,
         Ok(Some(input)) if input.cut => {
             BootState::Unreadable(format!("longer than {CAP} bytes: not the binder's"))

@@ -12,11 +12,12 @@ use serde_json::{json, Value};
 use crate::bootstate::{self, BootState};
 use crate::generator;
 use crate::initrd;
+use crate::layout::{CONFIG_FILE, HOOK_BINARY};
 use crate::legacy;
 use crate::nextboot::{self, NextBoot};
 use crate::pci::Bdf;
 use crate::plan::{Decision, Refusal, VFIO};
-use crate::run::{CONFIG_CAP, CONFIG_FILE};
+use crate::run::CONFIG_CAP;
 use crate::status::{self, line as device_line};
 use crate::sysfs::{self, Root};
 
@@ -88,7 +89,7 @@ fn release(root: &Root) -> String {
 }
 
 fn text_of(root: &Root, rel: &str) -> Option<String> {
-    sysfs::read_input(&root.path(rel), 8 << 20)
+    crate::read::read_input(&root.path(rel), 8 << 20)
         .ok()
         .map(|i| i.text().into_owned())
 }
@@ -454,10 +455,11 @@ fn addon_of(root: &Root, rel: &str) -> Option<PathBuf> {
 /// add-on (which check cannot see), an error if the add-on is for another kernel.
 fn addon_finding(addon: &Path, image: &str, rel: &str, f: &mut Findings) {
     let shown = addon.display();
-    let kernel = initrd::scan(addon, &[crate::modload::MANIFEST], &mut |_, _| {})
+    let kernel = initrd::scan(addon, &[crate::layout::ADDON_MANIFEST], &mut |_, _| {})
         .ok()
         .and_then(|l| {
-            let text = String::from_utf8_lossy(l.files.get(crate::modload::MANIFEST)?).into_owned();
+            let text =
+                String::from_utf8_lossy(l.files.get(crate::layout::ADDON_MANIFEST)?).into_owned();
             crate::modload::Manifest::parse(&text).ok()
         })
         .map(|m| m.kernel.to_string());
@@ -490,7 +492,7 @@ fn image(root: &Root, given: Option<&Path>, f: &mut Findings) {
     );
     let shown = path.display();
     // O_NONBLOCK: a FIFO in the image's place must not hold check (scan refuses it by kind).
-    if let Err(e) = sysfs::open_ro(&path, nix::fcntl::OFlag::O_NONBLOCK) {
+    if let Err(e) = crate::read::open_ro(&path, nix::fcntl::OFlag::O_NONBLOCK) {
         if e.kind() == std::io::ErrorKind::PermissionDenied {
             f.add(
                 Level::NeedsRoot,
@@ -510,8 +512,8 @@ fn image(root: &Root, given: Option<&Path>, f: &mut Findings) {
     let mut seen_binary = false;
     let mut seen_hook = false;
     let mut seen_module = [false; 2];
-    let scanned = initrd::scan(&path, &[CONFIG_FILE, "usr/bin/vfio-early"], &mut |p, _| {
-        seen_binary |= p == "usr/bin/vfio-early";
+    let scanned = initrd::scan(&path, &[CONFIG_FILE, HOOK_BINARY], &mut |p, _| {
+        seen_binary |= p == HOOK_BINARY;
         seen_hook |= HOOKS.contains(&p);
         for (seen, names) in seen_module.iter_mut().zip(&modules) {
             *seen |= names.iter().any(|n| p.contains(n.as_str()));
@@ -531,7 +533,7 @@ fn image(root: &Root, given: Option<&Path>, f: &mut Findings) {
     };
     let mut missing = Vec::new();
     if !seen_binary {
-        missing.push("usr/bin/vfio-early".to_string());
+        missing.push(HOOK_BINARY.to_string());
     }
     if !seen_hook {
         missing.push("its hook".to_string());
@@ -569,7 +571,7 @@ fn image(root: &Root, given: Option<&Path>, f: &mut Findings) {
         );
     }
     // The image's copy of the configuration must be the file's.
-    let on_disk = sysfs::read_input_optional(&root.path(CONFIG_FILE), CONFIG_CAP)
+    let on_disk = crate::read::read_input_optional(&root.path(CONFIG_FILE), CONFIG_CAP)
         .ok()
         .flatten()
         .map(|i| i.bytes);
@@ -603,8 +605,8 @@ fn image(root: &Root, given: Option<&Path>, f: &mut Findings) {
         ),
     }
     // The image's binder is the installed boot build (an old one lacks what this check assumes).
-    let boot = std::fs::read(root.path("usr/lib/vfio-early/vfio-early-boot")).ok();
-    if let (Some(installed), Some(copy)) = (boot, listing.files.get("usr/bin/vfio-early")) {
+    let boot = std::fs::read(root.path(crate::layout::BOOT_BINARY)).ok();
+    if let (Some(installed), Some(copy)) = (boot, listing.files.get(HOOK_BINARY)) {
         if &installed != copy {
             let host = env!("CARGO_PKG_VERSION");
             let what = match release_in(copy) {

@@ -12,10 +12,11 @@ use crate::config::{Problems, Settings, MAX_ENTRIES};
 use crate::entry::{self, Entry, Selector};
 use crate::files::Dir;
 use crate::generator;
+use crate::layout::CONFIG_FILE;
 use crate::nextboot;
 use crate::pci::Bdf;
 use crate::plan::{Decision, Refusal, Why};
-use crate::run::{CONFIG_CAP, CONFIG_FILE};
+use crate::run::CONFIG_CAP;
 use crate::status::{line as device_line, pinned_entry};
 use crate::sysfs::{self, Root};
 
@@ -30,7 +31,7 @@ fn line_entries(line: &str) -> heapless::Vec<Entry, MAX_ENTRIES> {
 /// was not read whole.
 fn read(root: &Root) -> Result<String, String> {
     let path = root.path(CONFIG_FILE);
-    match sysfs::read_input_optional(&path, CONFIG_CAP) {
+    match crate::read::read_input_optional(&path, CONFIG_CAP) {
         Ok(None) => Ok(String::new()),
         Ok(Some(i)) if i.cut => Err(format!(
             "{}: longer than {CONFIG_CAP} bytes: not rewritten",

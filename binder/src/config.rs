@@ -118,9 +118,9 @@ impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Origin::Cmdline => f.write_str("kernel command line"),
-            Origin::CmdlineD(name) => write!(f, "/etc/cmdline.d/{name}"),
-            Origin::Config => f.write_str("/etc/vfio-early.conf"),
-            Origin::ConfigLine(n) => write!(f, "/etc/vfio-early.conf line {n}"),
+            Origin::CmdlineD(name) => write!(f, "/{}/{name}", crate::layout::CMDLINE_D),
+            Origin::Config => write!(f, "/{}", crate::layout::CONFIG_FILE),
+            Origin::ConfigLine(n) => write!(f, "/{} line {n}", crate::layout::CONFIG_FILE),
         }
     }
 }

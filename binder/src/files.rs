@@ -8,7 +8,7 @@
 //! under `/run` skip the fsyncs ([`Dir::volatile`]): /run is a tmpfs, where they do nothing.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -16,10 +16,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use nix::errno::Errno;
 use nix::fcntl::AtFlags;
 use nix::fcntl::{openat, renameat, Flock, FlockArg, OFlag};
-use nix::sys::stat::{fstat, mkdirat, Mode, SFlag};
+use nix::sys::stat::{fstat, mkdirat, Mode};
 use nix::unistd::{fsync, linkat, unlinkat, UnlinkatFlags};
 
-use crate::sysfs::{Input, SysError};
+use crate::read::{read_regular, Input, SysError};
 
 /// Whether publishing may replace an existing file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -428,142 +428,10 @@ impl Dir {
     }
 }
 
-/// A FIFO or a device in place of an input is an error, never a wait (procfs files are regular).
-/// Returns the size the file claims (procfs files claim 0).
-fn require_regular(file: &File, path: &Path) -> Result<usize, SysError> {
-    let st = fstat(file.as_raw_fd()).map_err(|e| err(path, e))?;
-    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
-        return Err(SysError::Malformed {
-            path: path.to_path_buf(),
-            what: "not a regular file",
-        });
-    }
-    Ok(usize::try_from(st.st_size).unwrap_or(0))
-}
-
-/// A regular file of any size through one buffer of `LINE_BUFFER` bytes: the memory stays
-/// bounded however long the file (`/proc/iomem` and `/proc/bus/pci/devices` grow with the bus).
-/// `f(data, last)` takes what it can of `data` (whole lines; everything when `last`) and says how
-/// many bytes; the rest is kept for the next call. Data `f` cannot take from a full buffer (a
-/// line longer than it) is passed again with `last`, so it is taken in pieces.
-pub fn for_each_chunk(
-    mut file: File,
-    path: &Path,
-    mut f: impl FnMut(&[u8], bool) -> usize,
-) -> Result<(), SysError> {
-    require_regular(&file, path)?;
-    let mut buf = vec![0u8; LINE_BUFFER];
-    // Bytes not taken yet, kept at the front.
-    let mut kept = 0;
-    loop {
-        let n = match file.read(&mut buf[kept..]) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(SysError::Io {
-                    path: path.to_path_buf(),
-                    source: e,
-                })
-            }
-        };
-        let end = kept + n;
-        if n == 0 {
-            f(&buf[..end], true);
-            return Ok(());
-        }
-        let mut taken = f(&buf[..end], false).min(end);
-        if taken == 0 && end == buf.len() {
-            taken = f(&buf[..end], true).min(end);
-        }
-        buf.copy_within(taken..end, 0);
-        kept = end - taken;
-    }
-}
-
-/// Lines of a regular file of any size ([`for_each_chunk`]); `f` gets each line without its
-/// `\n`, a line longer than the buffer in pieces.
-pub fn for_each_line(file: File, path: &Path, mut f: impl FnMut(&[u8])) -> Result<(), SysError> {
-    for_each_chunk(file, path, |data, last| {
-        let mut start = 0;
-        while let Some(nl) = find_byte(b'\n', &data[start..]) {
-            f(&data[start..start + nl]);
-            start += nl + 1;
-        }
-        if last && start < data.len() {
-            f(&data[start..]);
-            start = data.len();
-        }
-        start
-    })
-}
-
-/// The first `needle` in `hay`, eight bytes a step (std keeps its memchr to itself): the line
-/// readers go through files that grow with the bus.
-pub fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let pattern = ONES * u64::from(needle);
-    let mut chunks = hay.chunks_exact(8);
-    let mut at = 0;
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-        let x = word ^ pattern;
-        // The classic has-zero-byte test: its lowest flag is the first needle (a borrow only
-        // ever flags a later byte falsely).
-        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
-        if zero != 0 {
-            return Some(at + (zero.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| b == needle)
-        .map(|p| p + at)
-}
-
-/// The buffer [`for_each_line`] reads through.
-pub const LINE_BUFFER: usize = 64 << 10;
-
-/// Reads an open file whole up to `cap` bytes (`cut` when there was more); it must be a regular
-/// file (procfs files are). The buffer is the size the file claims plus one (procfs claims 0:
-/// then 16 KiB), doubled when full, up to one byte past the cap: no probing reads. Buffers are
-/// made zeroed and copied whole (memset, memcpy), never grown byte by byte.
-pub fn read_regular(mut file: File, path: &Path, cap: usize) -> Result<Input, SysError> {
-    let claimed = require_regular(&file, path)?;
-    let limit = cap.saturating_add(1);
-    let mut bytes = vec![0u8; claimed.saturating_add(1).max(16 << 10).min(limit)];
-    let mut len = 0;
-    loop {
-        if len == bytes.len() {
-            if len == limit {
-                break;
-            }
-            let mut bigger = vec![0u8; len.saturating_mul(2).min(limit)];
-            bigger[..len].copy_from_slice(&bytes);
-            bytes = bigger;
-        }
-        match file.read(&mut bytes[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Err(SysError::Io {
-                    path: path.to_path_buf(),
-                    source: e,
-                })
-            }
-        }
-    }
-    let cut = len > cap;
-    bytes.truncate(len.min(cap));
-    Ok(Input { bytes, cut })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::stat::SFlag;
     use std::fs;
 
     #[test]
@@ -660,54 +528,6 @@ mod tests {
         assert_eq!(not_regular(nix::libc::S_IFREG | 0o644), None);
     }
 
-    #[test]
-    fn finds_bytes_at_every_offset() {
-        for len in 0..40 {
-            let mut hay = vec![b'x'; len];
-            assert_eq!(find_byte(b'\n', &hay), None);
-            for at in 0..len {
-                hay.fill(b'x');
-                hay[at] = b'\n';
-                if at + 3 < len {
-                    hay[at + 3] = b'\n';
-                }
-                assert_eq!(find_byte(b'\n', &hay), Some(at), "len {len}");
-            }
-        }
-        // Bytes near the needle's value do not match (0x0b, 0x8a).
-        assert_eq!(find_byte(b'\n', &[0x0b, 0x8a, 0x09, 0x0a]), Some(3));
-        assert_eq!(find_byte(b'\n', &[0x8a; 16]), None);
-    }
-
-    #[test]
-    fn lines_of_any_length_through_one_buffer() {
-        let t = tempfile::tempdir().unwrap();
-        let p = t.path().join("f");
-        // Lines that straddle every buffer boundary, one longer than the buffer, no final newline.
-        let mut text = String::new();
-        for n in 0..20_000 {
-            text += &format!("line {n} {}\n", "x".repeat(n % 97));
-        }
-        text += &"y".repeat(LINE_BUFFER + 10);
-        text += "\nlast";
-        fs::write(&p, &text).unwrap();
-        let mut got: Vec<Vec<u8>> = Vec::new();
-        for_each_line(File::open(&p).unwrap(), &p, |l| got.push(l.to_vec())).unwrap();
-        let want: Vec<&str> = text.split('\n').collect();
-        assert_eq!(
-            got.len(),
-            want.len() + 1,
-            "the long line comes in two pieces"
-        );
-        assert_eq!(got[1234], want[1234].as_bytes());
-        assert_eq!(got.last().unwrap(), b"last");
-        let long: usize = got[20_000..20_002].iter().map(Vec::len).sum();
-        assert_eq!(long, LINE_BUFFER + 10);
-        assert!(
-            for_each_line(File::open(t.path()).unwrap(), t.path(), |_| {}).is_err(),
-            "a directory"
-        );
-    }
     use std::os::unix::fs::symlink;
 
     #[test]

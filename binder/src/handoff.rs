@@ -18,7 +18,6 @@ use crate::iomem::Framebuffer;
 use crate::pci::{Bdf, Class, PciId};
 use crate::text::bounded;
 
-pub const NAME: &str = "handoff";
 /// A handoff at the capacities (64 devices, 64 entries) is about 10 KiB.
 pub const CAP: usize = 64 * 1024;
 /// The first line, and the version it names.

@@ -123,18 +123,18 @@ impl Scanner {
             let indent = line.iter().take_while(|&&b| b == b' ').count();
             let rest = &line[indent..];
             // The range holds no space: it ends at the first one (checked as hex only when used).
-            let parsed = crate::files::find_byte(b' ', rest).and_then(|r| match &rest[r..] {
+            let parsed = crate::text::find_byte(b' ', rest).and_then(|r| match &rest[r..] {
                 // Byte patterns, not slice equality: that is a memcmp call per line. A range
                 // holding a newline is a blank or broken line running into the next.
                 [b' ', b':', b' ', name @ ..]
-                    if r > 0 && crate::files::find_byte(b'\n', &rest[..r]).is_none() =>
+                    if r > 0 && crate::text::find_byte(b'\n', &rest[..r]).is_none() =>
                 {
                     Some((&rest[..r], name, indent + r + 3))
                 }
                 _ => None,
             });
             let Some((range_text, tail, name_at)) = parsed else {
-                match crate::files::find_byte(b'\n', line) {
+                match crate::text::find_byte(b'\n', line) {
                     Some(n) => at += n + 1,
                     // The rest of this line is in the next piece.
                     None if !last => return at,
@@ -145,7 +145,7 @@ impl Scanner {
             let (name, next) = if tail.get(12) == Some(&b'\n') && is_device_name(&tail[..12]) {
                 (&tail[..12], name_at + 13)
             } else {
-                match crate::files::find_byte(b'\n', tail) {
+                match crate::text::find_byte(b'\n', tail) {
                     Some(n) => (tail[..n].trim_ascii_end(), name_at + n + 1),
                     None if !last => return at,
                     None => (tail.trim_ascii_end(), name_at + tail.len()),
@@ -279,7 +279,7 @@ fe000000-fe0fffff : efifb
         );
         let whole = framebuffers(text.as_bytes());
         for piece in 1..text.len() {
-            // As files::for_each_chunk feeds it: what is not taken comes again with more.
+            // As read::for_each_chunk feeds it: what is not taken comes again with more.
             let mut s = Scanner::default();
             let mut kept: Vec<u8> = Vec::new();
             for chunk in text.as_bytes().chunks(piece) {

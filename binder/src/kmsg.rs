@@ -106,7 +106,7 @@ pub fn init(target: Target<'_>, level: LevelFilter) {
             let kmsg = (mode != Some("off"))
                 .then(|| {
                     use nix::fcntl::OFlag;
-                    crate::sysfs::open_file(path, OFlag::O_WRONLY | OFlag::O_APPEND, 0).ok()
+                    crate::read::open_file(path, OFlag::O_WRONLY | OFlag::O_APPEND, 0).ok()
                 })
                 .flatten();
             let budget = (kmsg.is_some() && mode != Some("on")).then_some(RECORD_BUDGET);

@@ -167,7 +167,7 @@ fn dispatch(a: Args) -> Result<i32, String> {
             no_more(&rest)?;
             let path = match file {
                 Some(f) => PathBuf::from(f),
-                None => root.path(run::CONFIG_FILE),
+                None => root.path(vfio_early::layout::CONFIG_FILE),
             };
             Ok(run::config(&path))
         }
@@ -209,7 +209,7 @@ fn dispatch(a: Args) -> Result<i32, String> {
             let out = take_value(&mut rest, "-o")?.ok_or("addon needs -o FILE")?;
             let conf = take_value(&mut rest, "--conf")?.map(PathBuf::from);
             let binary = take_value(&mut rest, "--binary")?
-                .map_or_else(|| root.path(addon::BOOT_BINARY), PathBuf::from);
+                .map_or_else(|| root.path(vfio_early::layout::BOOT_BINARY), PathBuf::from);
             // The packaged shim rides along when installed; --init names another (it must be
             // there), --no-init leaves it out.
             let init = match (
@@ -219,7 +219,7 @@ fn dispatch(a: Args) -> Result<i32, String> {
                 (Some(_), true) => return Err("--init and --no-init exclude each other".into()),
                 (Some(p), false) => Some(PathBuf::from(p)),
                 (None, true) => None,
-                (None, false) => Some(root.path(addon::INIT)).filter(|p| p.exists()),
+                (None, false) => Some(root.path(vfio_early::layout::SHIM)).filter(|p| p.exists()),
             };
             no_more(&rest)?;
             let kver = kver.unwrap_or_else(|| vfio_early::modload::running_kernel(&root));

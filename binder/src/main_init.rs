@@ -59,7 +59,7 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int 
     }
     let own = Identity::own(&root);
     if own.is_none() {
-        warn!("shim: cannot tell which file this shim is (no /proc/self/exe, no AT_EXECFN): only an init named {} is known to be the shim", shim::SHIM_PATH);
+        warn!("shim: cannot tell which file this shim is (no /proc/self/exe, no AT_EXECFN): only an init named {} is known to be the shim", vfio_early::layout::SHIM_PATH);
     }
     let binder = shim::binder(&root);
     let ran = binder.as_deref().map(shim::run_binder);
@@ -72,7 +72,7 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int 
         .filter(|init| {
             let is_shim = match own {
                 Some(_) => Identity::of(Path::new(init)) == own,
-                None => *init == shim::SHIM_PATH,
+                None => *init == vfio_early::layout::SHIM_PATH,
             };
             if is_shim {
                 warn!("shim: {init} is this shim itself (the same file): skipped");

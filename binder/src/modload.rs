@@ -19,19 +19,16 @@ use core::fmt;
 use std::path::Path;
 use std::time::Instant;
 
+use crate::layout::{ADDON_MANIFEST, ADDON_MODULES};
 use crate::sysfs::{self, Root};
 
-/// Where the add-on keeps its files in the image.
-pub const ADDON_DIR: &str = "usr/lib/vfio-early/addon";
-pub const MANIFEST: &str = "usr/lib/vfio-early/addon/manifest";
-pub const MODULES_DIR: &str = "usr/lib/vfio-early/addon/modules";
 const HEADER: &str = "vfio-early add-on 1";
 /// The manifest, at most: a few hundred bytes for the vfio modules.
 pub const MANIFEST_CAP: usize = 8 << 10;
 /// Modules in one add-on (vfio-pci needs five or six).
 pub const MAX_MODULES: usize = 16;
 
-/// One module: its name (`_` form) and its file in [`MODULES_DIR`].
+/// One module: its name (`_` form) and its file in [`ADDON_MODULES`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Module {
     pub name: heapless::String<64>,
@@ -109,13 +106,13 @@ impl Manifest {
 /// Why the add-on's modules were not loaded; each names what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("/{MANIFEST}: {0}")]
-    Read(sysfs::SysError),
-    #[error("/{MANIFEST} line {line}: {what}: the add-on is damaged; hint: rebuild it (vfio-early addon)")]
+    #[error("/{ADDON_MANIFEST}: {0}")]
+    Read(crate::read::SysError),
+    #[error("/{ADDON_MANIFEST} line {line}: {what}: the add-on is damaged; hint: rebuild it (vfio-early addon)")]
     Malformed { line: usize, what: &'static str },
     #[error("the add-on was built for kernel {built}, this is {running}: its modules are not loaded; hint: vfio-early addon --kver {running}")]
     OtherKernel { built: String, running: String },
-    #[error("loading {module} from /{MODULES_DIR}/{file}: {error}")]
+    #[error("loading {module} from /{ADDON_MODULES}/{file}: {error}")]
     Load {
         module: String,
         file: String,
@@ -127,8 +124,8 @@ pub enum LoadError {
 
 /// Reads the add-on's manifest: `None` when there is no add-on.
 pub fn manifest(root: &Root) -> Result<Option<Manifest>, LoadError> {
-    let Some(input) =
-        sysfs::read_input_optional(&root.path(MANIFEST), MANIFEST_CAP).map_err(LoadError::Read)?
+    let Some(input) = crate::read::read_input_optional(&root.path(ADDON_MANIFEST), MANIFEST_CAP)
+        .map_err(LoadError::Read)?
     else {
         return Ok(None);
     };
@@ -163,7 +160,7 @@ pub fn steps(root: &Root, m: &Manifest) -> Result<Vec<(Module, String)>, LoadErr
             running,
         });
     }
-    let cmdline = sysfs::read_input(&root.path("proc/cmdline"), crate::run::CMDLINE_CAP)
+    let cmdline = crate::read::read_input(&root.path("proc/cmdline"), crate::run::CMDLINE_CAP)
         .map(|i| i.bytes)
         .unwrap_or_default();
     let files = crate::modopts::conf_files(root);
@@ -189,7 +186,7 @@ pub fn load(root: &Root, until: Instant) -> Result<bool, LoadError> {
         if Instant::now() > until {
             return Err(LoadError::Deadline(module.name.to_string()));
         }
-        let path = root.path(&format!("{MODULES_DIR}/{}", module.file));
+        let path = root.path(&format!("{ADDON_MODULES}/{}", module.file));
         match finit_module(&path, &params, compressed(&module.file)) {
             Err(e) if e.raw_os_error() != Some(nix::libc::EEXIST) => {
                 return Err(LoadError::Load {
@@ -214,7 +211,7 @@ pub fn compressed(file: &str) -> bool {
 fn finit_module(path: &Path, params: &str, compressed: bool) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     const MODULE_INIT_COMPRESSED_FILE: nix::libc::c_long = 4;
-    let file = sysfs::open_ro(path, nix::fcntl::OFlag::empty())?;
+    let file = crate::read::open_ro(path, nix::fcntl::OFlag::empty())?;
     let mut c = params.as_bytes().to_vec();
     c.retain(|&b| b != 0);
     c.push(0);
@@ -304,7 +301,7 @@ mod tests {
         };
         let root = Root::new(t.path());
         assert!(manifest(&root).unwrap().is_none(), "no add-on");
-        put(MANIFEST, &m().render());
+        put(ADDON_MANIFEST, &m().render());
         put("proc/sys/kernel/osrelease", "6.1.0-49-amd64\n");
         let e = steps(&root, &manifest(&root).unwrap().unwrap()).unwrap_err();
         assert!(e
@@ -320,7 +317,7 @@ mod tests {
             (s[0].0.name.as_str(), s[0].1.as_str()),
             ("vfio_pci", "disable_vga=1")
         );
-        put(MANIFEST, "vfio-early add-on 1\nkernel x\n");
+        put(ADDON_MANIFEST, "vfio-early add-on 1\nkernel x\n");
         assert!(matches!(
             manifest(&root),
             Err(LoadError::Malformed { line: 3, .. })

@@ -6,7 +6,7 @@
 
 use crate::cmdline::{self, param_eq};
 use crate::legacy::{MODPROBE_DIRS, MODPROBE_DIRS_USR};
-use crate::sysfs::{self, Root};
+use crate::sysfs::Root;
 
 /// modprobe.d files read, at most (kmod has no limit; a system has a few dozen).
 pub const MAX_FILES: usize = 64;
@@ -112,7 +112,7 @@ fn push_word(out: &mut String, w: &str) {
 pub fn options(root: &Root, files: &[String], cmdline: &[u8], module: &str) -> String {
     let mut out = String::new();
     for rel in files {
-        if let Ok(i) = sysfs::read_input(&root.path(rel), FILE_CAP) {
+        if let Ok(i) = crate::read::read_input(&root.path(rel), FILE_CAP) {
             options_in(&i.text(), module, &mut out);
         }
     }

@@ -46,7 +46,7 @@ impl Builtin {
                     .path("lib/modules")
                     .join(&release)
                     .join("modules.builtin");
-                sysfs::read_input(&p, 4 << 20).ok()
+                crate::read::read_input(&p, 4 << 20).ok()
             })
             .flatten()
             .map(|input| {

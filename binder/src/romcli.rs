@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 
 use crate::apply::{Deadline, RealKernel};
 use crate::files::{Dir, Replace};
+use crate::layout::ROMS_VAR_DIR;
 use crate::pci::Bdf;
 use crate::rom::{self, Report};
 use crate::romread::{self, Access, ROM_CAP};
-use crate::romstore::{self, VAR_DIR};
+use crate::romstore;
 use crate::sysfs::{self, Root};
 
 pub const USAGE: &str = "\
@@ -58,7 +59,7 @@ fn inspect(root: &Root, target: &str, json: bool, force: bool) -> i32 {
                 return 2;
             }
         },
-        _ => match sysfs::read_input(Path::new(target), ROM_CAP) {
+        _ => match crate::read::read_input(Path::new(target), ROM_CAP) {
             // Not read past the cap: the size is the file's.
             Ok(input) if input.cut => {
                 let size = fs::metadata(target).map_or(ROM_CAP + 1, |m| m.len() as usize);
@@ -175,7 +176,7 @@ pub fn human(name: &str, r: &Report) -> String {
 /// A ROM file or dump: a regular file (a FIFO or device is refused, never waited on), read up to
 /// the ROM cap; past it, exit code 1 (not a ROM), other errors 2.
 fn read_rom_file(path: &Path) -> Result<Vec<u8>, (i32, String)> {
-    match sysfs::read_input(path, ROM_CAP) {
+    match crate::read::read_input(path, ROM_CAP) {
         Ok(input) if input.cut => Err((
             1,
             format!(
@@ -238,7 +239,7 @@ fn libvirt(root: &Root, target: &str) -> i32 {
         }
     };
     let prefix = romstore::id_prefix(&id);
-    let dir = root.path(VAR_DIR);
+    let dir = root.path(ROMS_VAR_DIR);
     let mut found: Vec<(std::time::SystemTime, String)> = fs::read_dir(&dir)
         .into_iter()
         .flatten()
@@ -252,7 +253,7 @@ fn libvirt(root: &Root, target: &str) -> i32 {
     found.sort();
     let Some((_, name)) = found.last() else {
         errln!(
-            "vfio-early rom: no capture of {id} in /{VAR_DIR}: boot once with vfio-early.rom={bdf} (or rom = display)"
+            "vfio-early rom: no capture of {id} in /{ROMS_VAR_DIR}: boot once with vfio-early.rom={bdf} (or rom = display)"
         );
         return 1;
     };
@@ -260,15 +261,15 @@ fn libvirt(root: &Root, target: &str) -> i32 {
         "\
 <!-- vfio-early: ROM of {bdf} [{id}] captured at boot. libvirt's confinement must let QEMU read it:
      AppArmor (Debian, Ubuntu): add the line
-       /{VAR_DIR}/** r,
+       /{ROMS_VAR_DIR}/** r,
      to /etc/apparmor.d/local/abstractions/libvirt-qemu, then: systemctl reload apparmor
      SELinux (Fedora, RHEL):
-       semanage fcontext -a -t virt_content_t '/{VAR_DIR}(/.*)?' && restorecon -Rv /{VAR_DIR} -->
+       semanage fcontext -a -t virt_content_t '/{ROMS_VAR_DIR}(/.*)?' && restorecon -Rv /{ROMS_VAR_DIR} -->
 <hostdev mode='subsystem' type='pci' managed='yes'>
   <source>
     <address domain='{:#06x}' bus='{:#04x}' slot='{:#04x}' function='{:#x}'/>
   </source>
-  <rom file='/{VAR_DIR}/{name}'/>
+  <rom file='/{ROMS_VAR_DIR}/{name}'/>
 </hostdev>
 ",
         bdf.domain,

@@ -11,17 +11,17 @@ use log::{error, info, warn};
 
 use crate::apply::{Ctx, Deadline, Kernel};
 use crate::config::RomWant;
+use crate::layout::ROMS_VAR_DIR;
 use crate::pci::{Bdf, PciId};
 use crate::plan::{Decision, Plan};
+use crate::read::{io_err, SysError};
 use crate::rom;
-use crate::romstore::{known_line, store, Verdict, VAR_DIR};
-use crate::sysfs::{self, io_err, Root, SysError};
+use crate::romstore::{known_line, store, Verdict};
+use crate::sysfs::{self, Root};
 use crate::text::bounded;
 
 /// Read cap: past it the read is an error, not a silent cut.
 pub const ROM_CAP: usize = 16 << 20;
-/// Inside the image: the captures already stored when it was built (`rom known`).
-pub const KNOWN_FILE: &str = "etc/vfio-early/roms.known";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
@@ -188,7 +188,7 @@ pub fn capture_fenced<K: Kernel>(
                 st.path.display()
             ),
             Ok(Ok(st)) => info!(
-                "{head}: ROM captured: {} bytes in {} images, sha256 {}: {} (kept by `vfio-early rom persist` in /{VAR_DIR})",
+                "{head}: ROM captured: {} bytes in {} images, sha256 {}: {} (kept by `vfio-early rom persist` in /{ROMS_VAR_DIR})",
                 st.report.chain_end.unwrap_or(0),
                 st.report.images.len(),
                 st.sha.get(..16).unwrap_or(""),

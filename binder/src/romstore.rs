@@ -10,15 +10,14 @@ use sha2::{Digest, Sha256};
 
 use crate::device::Device;
 use crate::files::{Dir, Replace};
+use crate::layout::{ROMS_RUN_DIR, ROMS_VAR_DIR};
 use crate::pci::PciId;
+use crate::read::SysError;
 use crate::rom::{self, Report};
 use crate::romread::RomRead;
 use crate::romread::ROM_CAP;
 use crate::state::Json;
-use crate::sysfs::{Root, SysError};
-
-pub const RUN_DIR: &str = "run/vfio-early/roms";
-pub const VAR_DIR: &str = "var/lib/vfio-early/roms";
+use crate::sysfs::Root;
 
 /// What a stored capture is worth.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,8 +100,8 @@ pub fn store(
     };
     let sha = sha256_hex(bytes);
     let rel = match verdict {
-        Verdict::Clean => RUN_DIR.to_string(),
-        Verdict::Shadow => format!("{RUN_DIR}/shadow"),
+        Verdict::Clean => ROMS_RUN_DIR.to_string(),
+        Verdict::Shadow => format!("{ROMS_RUN_DIR}/shadow"),
     };
     // Under /run: `rom persist` makes the durable copy.
     let dir = Dir::open(root.base(), &rel, true).map_err(Err)?.volatile();
@@ -294,7 +293,7 @@ fn read_capture(dir: &Dir, name: &str) -> Result<Option<Capture>, SysError> {
 /// content: both kept.
 pub fn persist(root: &Root) -> Persisted {
     let mut p = Persisted::default();
-    let store = match Dir::open(root.base(), VAR_DIR, true) {
+    let store = match Dir::open(root.base(), ROMS_VAR_DIR, true) {
         Ok(d) => d,
         Err(e) => {
             p.errors.push(e);
@@ -309,7 +308,7 @@ pub fn persist(root: &Root) -> Persisted {
         }
     };
     for sub in ["", "shadow"] {
-        let from_rel = format!("{RUN_DIR}/{sub}");
+        let from_rel = format!("{ROMS_RUN_DIR}/{sub}");
         let from = match Dir::open(root.base(), from_rel.trim_end_matches('/'), false) {
             Ok(d) => d,
             Err(SysError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
@@ -320,7 +319,7 @@ pub fn persist(root: &Root) -> Persisted {
                 continue;
             }
         };
-        let to = match Dir::open(root.base(), &format!("{VAR_DIR}/{sub}"), true) {
+        let to = match Dir::open(root.base(), &format!("{ROMS_VAR_DIR}/{sub}"), true) {
             Ok(d) => d,
             Err(e) => {
                 p.errors.push(e);
@@ -400,7 +399,7 @@ fn persist_one(from: &Dir, to: &Dir, name: &str, p: &mut Persisted) -> Result<()
 
 /// `roms.known` for an image: one line per clean capture stored under /var/lib.
 pub fn known_list(root: &Root) -> Result<String, SysError> {
-    let dir = match Dir::open(root.base(), VAR_DIR, false) {
+    let dir = match Dir::open(root.base(), ROMS_VAR_DIR, false) {
         Ok(d) => d,
         Err(SysError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
             return Ok(String::new())

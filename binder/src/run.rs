@@ -10,13 +10,15 @@ use crate::apply::{self, Deadline, Kernel, Outcome, Outcomes, RealKernel};
 use crate::config::{InputError, Origin, Problems, RomWant, Settings};
 use crate::files::{Dir, Replace};
 use crate::kmsg::{self, SUMMARY};
+use crate::layout::{CONFIG_FILE, STATE_FILE, STATE_NAME};
 use crate::legacy;
 use crate::plan::{self, Decision, Plan};
+use crate::read::SysError;
 use crate::report::{Counts, DeviceReport};
 use crate::romread;
 use crate::scan;
 use crate::state::Json;
-use crate::sysfs::{self, Root, SysError};
+use crate::sysfs::{self, Root};
 use crate::text::Token;
 
 /// Caps on the input files: a command line is at most a few KiB on every architecture.
@@ -25,11 +27,8 @@ pub const CONFIG_CAP: usize = 16384;
 /// dracut's `/etc/cmdline.d/*.conf` files read.
 pub const MAX_CMDLINE_D: usize = 16;
 
-pub const STATE_NAME: &str = "state.json";
 /// The state file's schema (docs/interface.md); `bootstate` reads this one and every older one.
 pub const STATE_VERSION: u32 = 2;
-pub const STATE_FILE: &str = "run/vfio-early/state.json";
-pub const CONFIG_FILE: &str = "etc/vfio-early.conf";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -143,7 +142,7 @@ pub fn read_input(root: &Root, cmdline: Option<&str>) -> Input {
     let confs = cmdline_d_files(root, &mut problems);
     let mut cmdline_ids = false;
     for name in &confs {
-        let path = root.path("etc/cmdline.d").join(name.as_str());
+        let path = root.path(crate::layout::CMDLINE_D).join(name.as_str());
         let origin = Origin::CmdlineD(Token::new(name));
         cmdline_ids |= apply_cmdline_file(&path, origin, &mut settings, &mut problems);
     }
@@ -175,7 +174,7 @@ fn apply_cmdline_file(
     settings: &mut Settings,
     problems: &mut Problems,
 ) -> bool {
-    match sysfs::read_input(path, CMDLINE_CAP) {
+    match crate::read::read_input(path, CMDLINE_CAP) {
         Ok(input) => {
             settings.apply_cmdline(&input.bytes, origin.clone(), problems);
             if input.cut {
@@ -191,10 +190,10 @@ fn apply_cmdline_file(
 }
 
 /// The message of a read error, bounded (the path is in the problem's origin).
-fn unreadable(e: &sysfs::SysError) -> InputError {
+fn unreadable(e: &crate::read::SysError) -> InputError {
     let why = match e {
-        sysfs::SysError::Io { source, .. } => source.to_string(),
-        sysfs::SysError::Malformed { what, .. } => (*what).to_string(),
+        crate::read::SysError::Io { source, .. } => source.to_string(),
+        crate::read::SysError::Malformed { what, .. } => (*what).to_string(),
         other => other.to_string(),
     };
     InputError::Unreadable(Token::new(&why))
@@ -211,7 +210,7 @@ fn cmdline_d_files(root: &Root, problems: &mut Problems) -> heapless::Vec<FileNa
     };
     // Absent: dracut reads none. Anything else it cannot list (a loop, a file there, EIO) may
     // hide a file dracut's shell would still read: nothing is bound.
-    let dir = match std::fs::read_dir(root.path("etc/cmdline.d")) {
+    let dir = match std::fs::read_dir(root.path(crate::layout::CMDLINE_D)) {
         Ok(dir) => dir,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return names,
         Err(e) => {
@@ -259,7 +258,7 @@ type FileName = heapless::String<128>;
 
 /// Applies `/etc/vfio-early.conf` (or `path`); absent is fine, unreadable or cut is a problem.
 fn apply_config_file(path: &std::path::Path, settings: &mut Settings, problems: &mut Problems) {
-    match sysfs::read_input_optional(path, CONFIG_CAP) {
+    match crate::read::read_input_optional(path, CONFIG_CAP) {
         Ok(None) => {}
         Ok(Some(input)) => {
             settings.apply_file(&input.text(), problems);
@@ -313,7 +312,7 @@ fn warn_legacy(root: &Root, input: &Input) {
         warn!("the command line also has vfio-pci.ids=: vfio-pci will grab every device with those IDs, identical twins included; vfio-early selects by address, so drop vfio-pci.ids=");
     }
     for rel in crate::modopts::conf_files(root) {
-        let Ok(input) = sysfs::read_input(&root.path(&rel), CONFIG_CAP) else {
+        let Ok(input) = crate::read::read_input(&root.path(&rel), CONFIG_CAP) else {
             continue;
         };
         let h = legacy::scan_modprobe_conf(&input.text());
@@ -433,7 +432,14 @@ pub fn run_split_with<K: Kernel>(
             }
             // /run is the system's own mount (trusted, as the root is); vfio-early/ below it is
             // opened without following a symlink.
-            dir = Some(Dir::open(&root.path("run"), "vfio-early", true).map(Dir::volatile));
+            dir = Some(
+                Dir::open(
+                    &root.path(crate::layout::RUN_PARENT),
+                    crate::layout::RUN_NAME,
+                    true,
+                )
+                .map(Dir::volatile),
+            );
         }
         Mode::Plan => kmsg::init(kmsg::Target::Stderr, LevelFilter::Info),
     }
@@ -570,7 +576,7 @@ fn apply_fence<K: Kernel>(
         return apply::fence(&mut ctx, plan, state, |_, _| {});
     }
     // Built into the image by the hooks: the captures already stored in /var/lib.
-    let known = sysfs::read_input_optional(&root.path(romread::KNOWN_FILE), 64 * 1024)
+    let known = crate::read::read_input_optional(&root.path(crate::layout::ROMS_KNOWN), 64 * 1024)
         .ok()
         .flatten()
         .map(|i| i.text().into_owned())

@@ -6,7 +6,8 @@ use crate::device::{self, Inventory, MAX_DEVICES};
 use crate::entry::{Entry, Selector};
 use crate::iomem;
 use crate::pci::Bdf;
-use crate::sysfs::{self, Root, SysError};
+use crate::read::SysError;
+use crate::sysfs::{self, Root};
 
 /// Scan errors kept; more are counted.
 pub const MAX_SCAN_ERRORS: usize = 8;
@@ -113,7 +114,7 @@ fn id_candidates(
     // Read a line at a time (a line per device: about 1 MiB at 4096 devices); any line that
     // does not parse, or more candidates than kept, and the pre-filter is not trusted.
     let mut whole = true;
-    let read = sysfs::read_lines(&root.path("proc/bus/pci/devices"), |line| {
+    let read = crate::read::read_lines(&root.path("proc/bus/pci/devices"), |line| {
         let Some((bus, devfn, vendor, device)) = device::parse_proc_pci_line(line) else {
             whole = false;
             return;

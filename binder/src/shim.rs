@@ -31,14 +31,12 @@ use crate::sysfs::Root;
 use crate::text::Token;
 use crate::wait;
 
-/// Where packages install the shim, and the `rdinit=` that names it.
-pub const SHIM_PATH: &str = "/usr/lib/vfio-early/init";
 /// The binder, looked for in this order: an image built with the hook, the add-on, the packaged
 /// boot build copied in by FILES=, install_items or extra_files.
 pub const BINDERS: [&str; 3] = [
-    "usr/bin/vfio-early",
-    "usr/lib/vfio-early/addon/vfio-early",
-    "usr/lib/vfio-early/vfio-early-boot",
+    crate::layout::HOOK_BINARY,
+    crate::layout::ADDON_BINARY,
+    crate::layout::BOOT_BINARY,
 ];
 /// What the kernel itself tries when rdinit= cannot run (init/main.c), `/init` first.
 const FALLBACKS: [&str; 5] = ["/init", "/sbin/init", "/etc/init", "/bin/init", "/bin/sh"];
@@ -237,7 +235,7 @@ pub fn prepare(root: &Root) -> Mounted {
     let mut m = Mounted::default();
     let top = root.path("");
     // The binder's state directory goes under /run; every init mounts its own there later.
-    let _ = std::fs::create_dir(root.path("run"));
+    let _ = std::fs::create_dir(root.path(crate::layout::RUN_PARENT));
     for (fstype, dir, flags) in MOUNTS {
         let target = root.path(dir);
         if is_mounted(&top, &target) {
@@ -605,7 +603,7 @@ mod tests {
         std::os::unix::fs::symlink("/sbin/init", t.path().join("proc/1/exe")).unwrap();
         assert!(!root.in_initrd(), "a running system's PID 1");
         std::fs::remove_file(t.path().join("proc/1/exe")).unwrap();
-        std::os::unix::fs::symlink(SHIM_PATH, t.path().join("proc/1/exe")).unwrap();
+        std::os::unix::fs::symlink(crate::layout::SHIM_PATH, t.path().join("proc/1/exe")).unwrap();
         assert!(root.in_initrd());
     }
 

@@ -36,15 +36,13 @@ use crate::device::MAX_DEVICES;
 use crate::files::{Dir, Replace};
 use crate::handoff::{self, Handoff};
 use crate::kmsg::{self, Phase, SUMMARY};
+use crate::layout::STATE_NAME;
+use crate::layout::{FINISH_PID_NAME, HANDOFF_DONE_NAME};
 use crate::pci::Bdf;
 use crate::plan::{self, Decision, VFIO};
-use crate::run::{self, Handover, Options, Pending, EXIT_OK, EXIT_REFUSED, STATE_NAME};
+use crate::run::{self, Handover, Options, Pending, EXIT_OK, EXIT_REFUSED};
 use crate::sysfs::Root;
 
-/// The pid of the `finish` a shell init's fence started, for `wait` to stop it past its deadline.
-pub const PID_NAME: &str = "finish.pid";
-/// The handoff, renamed once the rest reported (or the settle stood in for it).
-pub const DONE_NAME: &str = "handoff.done";
 /// Past the run's deadline: how long the rest may take to end, and the settle to get the lock.
 pub const GRACE: Duration = Duration::from_secs(2);
 /// The settle's own writes (two or three per device) get this long.
@@ -60,7 +58,9 @@ const POLL: Duration = Duration::from_millis(10);
 /// Writes the handoff; false (logged) when it could not be.
 fn write_handoff(p: &Pending<'_>) -> bool {
     let written = match p.handoff() {
-        Some(text) => p.dir.write(handoff::NAME, text.as_bytes(), Replace::Yes),
+        Some(text) => p
+            .dir
+            .write(crate::layout::HANDOFF_NAME, text.as_bytes(), Replace::Yes),
         None => {
             warn!("the run's state has a name the handoff cannot carry: loading vfio-pci now, before udev");
             return false;
@@ -84,9 +84,9 @@ pub fn hand_off(p: &Pending<'_>, root: &Root, unit: bool) -> Handover {
     }
     match start_finish(p.dir, root) {
         Ok(pid) => {
-            if let Err(e) = p
-                .dir
-                .write(PID_NAME, format!("{pid}\n").as_bytes(), Replace::Yes)
+            if let Err(e) =
+                p.dir
+                    .write(FINISH_PID_NAME, format!("{pid}\n").as_bytes(), Replace::Yes)
             {
                 warn!("{e}: the rest of the run (pid {pid}) can be waited for, not stopped, at the switch to the real root");
             }
@@ -95,7 +95,7 @@ pub fn hand_off(p: &Pending<'_>, root: &Root, unit: bool) -> Handover {
         Err(e) => {
             warn!("cannot start `vfio-early finish`: {e}: loading vfio-pci now, before udev");
             // No handoff left behind: this process does the rest and reports it.
-            let _ = p.dir.remove(handoff::NAME);
+            let _ = p.dir.remove(crate::layout::HANDOFF_NAME);
             Handover::Finish
         }
     }
@@ -108,7 +108,7 @@ fn start_finish(dir: &Dir, root: &Root) -> Result<u32, String> {
         Ok(None) => return Err("another process holds /run/vfio-early".into()),
         Err(e) => return Err(e.to_string()),
     };
-    let null = crate::sysfs::open_file(
+    let null = crate::read::open_file(
         std::path::Path::new("/dev/null"),
         nix::fcntl::OFlag::O_RDWR,
         0,
@@ -226,18 +226,22 @@ fn read_handoff(dir: &Dir) -> Option<(Result<Handoff, String>, bool)> {
         Ok(Some(_)) => Some(Err(format!("longer than {} bytes", handoff::CAP))),
         Err(e) => Some(Err(e.to_string())),
     };
-    if let Some(h) = parse(handoff::NAME) {
+    if let Some(h) = parse(crate::layout::HANDOFF_NAME) {
         return Some((h, false));
     }
-    parse(DONE_NAME).map(|h| (h, true))
+    parse(HANDOFF_DONE_NAME).map(|h| (h, true))
 }
 
 /// The run's directory, for the commands that act on what a fence left (`None`: no run split
 /// in this boot).
 fn run_dir(root: &Root) -> Option<Dir> {
-    Dir::open(&root.path("run"), "vfio-early", false)
-        .map(Dir::volatile)
-        .ok()
+    Dir::open(
+        &root.path(crate::layout::RUN_PARENT),
+        crate::layout::RUN_NAME,
+        false,
+    )
+    .map(Dir::volatile)
+    .ok()
 }
 
 /// The handoff as read, and whether the rest reported.
@@ -337,7 +341,7 @@ fn refuse<K: Kernel>(
     };
     error!(
         "/run/vfio-early/{}: {why}: the rest of this boot's run does not go on; the settle below says where each fenced device ends",
-        handoff::NAME
+        crate::layout::HANDOFF_NAME
     );
     kmsg::set_phase(Phase::Settle);
     settle_locked(root, dir, kernel, h, false);
@@ -346,7 +350,7 @@ fn refuse<K: Kernel>(
 
 /// The handoff, renamed: the rest reported.
 fn mark_done(dir: &Dir) {
-    if let Err(e) = dir.rename(handoff::NAME, DONE_NAME) {
+    if let Err(e) = dir.rename(crate::layout::HANDOFF_NAME, HANDOFF_DONE_NAME) {
         warn!("{e}: the settle will take this run for one that did not report");
     }
 }
@@ -437,7 +441,7 @@ fn listed(h: Option<&Handoff>) -> String {
 /// sent.
 fn stop_rest(dir: &Dir) -> bool {
     let pid = dir
-        .read(PID_NAME, 32)
+        .read(FINISH_PID_NAME, 32)
         .ok()
         .flatten()
         .filter(|i| !i.cut)
@@ -553,7 +557,7 @@ fn settle_locked<K: Kernel>(
         write_settled(root, dir, &mut h, &fates);
     }
     if !done {
-        if let Err(e) = dir.rename(handoff::NAME, DONE_NAME) {
+        if let Err(e) = dir.rename(crate::layout::HANDOFF_NAME, HANDOFF_DONE_NAME) {
             warn!("{e}: a second settle will say this again");
         }
     }
@@ -639,7 +643,7 @@ fn unknown_fenced(root: &Root, why: &str) {
         target: SUMMARY,
         Level::Error,
         "/run/vfio-early/{}: {why}: which devices the fence took is not known; fenced with no driver now: {names} (left so; hint: `echo > /sys/bus/pci/devices/BDF/driver_override` and `echo BDF > /sys/bus/pci/drivers_probe` give one back)",
-        handoff::NAME
+        crate::layout::HANDOFF_NAME
     );
 }
 

@@ -16,13 +16,15 @@ use crate::config::MAX_ENTRIES;
 use crate::device::Device;
 use crate::entry::Entry;
 use crate::iomem::{self, Framebuffer};
+use crate::layout::ROMS_VAR_DIR;
 use crate::nextboot::{self, NextBoot};
 use crate::pci::Bdf;
 use crate::pciids::{self, Names};
 use crate::plan::{Decision, Item};
+use crate::read::SysError;
 use crate::report::DeviceReport;
-use crate::romstore::{self, VAR_DIR};
-use crate::sysfs::{self, Root, SysError};
+use crate::romstore;
+use crate::sysfs::{self, Root};
 
 /// The JSON schema's version (docs/interface.md, "status --json").
 pub const SCHEMA_VERSION: u64 = 1;
@@ -175,7 +177,7 @@ fn fate(next: &NextBoot, bdf: &Bdf) -> Fate {
 
 /// Clean captures in the store, by file name (a capture's name carries its four IDs).
 fn stored_roms(root: &Root) -> Vec<String> {
-    std::fs::read_dir(root.path(VAR_DIR))
+    std::fs::read_dir(root.path(ROMS_VAR_DIR))
         .map(|d| {
             let mut names: Vec<String> = d
                 .flatten()
@@ -196,7 +198,7 @@ fn read_pci_ids(root: &Root) -> Result<(String, String), String> {
             pciids::PATHS.map(|p| format!("/{p}")).join(", ")
         ));
     };
-    match sysfs::read_input(&root.path(rel), pciids::CAP) {
+    match crate::read::read_input(&root.path(rel), pciids::CAP) {
         Ok(input) if input.cut => Err(format!(
             "/{rel} is longer than {} bytes: not a pci.ids; IDs only",
             pciids::CAP
@@ -431,7 +433,11 @@ impl Status {
             let _ = writeln!(o, "{pad}this boot: {}", this_boot_text(r, &self.state));
             let _ = writeln!(o, "{pad}next boot: {}", next_boot_text(&r.next_boot));
             if !r.roms.is_empty() {
-                let _ = writeln!(o, "{pad}ROM: stored in /{VAR_DIR}/ ({})", r.roms.join(", "));
+                let _ = writeln!(
+                    o,
+                    "{pad}ROM: stored in /{ROMS_VAR_DIR}/ ({})",
+                    r.roms.join(", ")
+                );
             }
         }
         if self.shown.is_empty() {
@@ -544,7 +550,7 @@ pub fn pinned_entry(d: &Device) -> String {
 
 /// The IOMMU argument for this machine's CPU.
 pub fn iommu_argument(root: &Root) -> &'static str {
-    let cpu = sysfs::read_input(&root.path("proc/cpuinfo"), 1 << 20)
+    let cpu = crate::read::read_input(&root.path("proc/cpuinfo"), 1 << 20)
         .map(|i| i.text().contains("AuthenticAMD"))
         .unwrap_or(false);
     if cpu {

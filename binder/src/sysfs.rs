@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::device::{self, Device, Name};
 use crate::pci::Bdf;
+use crate::read::{io_err, open_ro, SysError};
 
 /// A device's `uevent` is about 200 bytes; `resource` 13 to 17 lines of 57 bytes.
 pub const UEVENT_CAP: usize = 1024;
@@ -16,27 +17,6 @@ pub const RESOURCE_CAP: usize = 1024;
 /// Every file vfio-early touches lives under this root (`/` at boot, a test tree otherwise).
 #[derive(Clone, Debug)]
 pub struct Root(PathBuf);
-
-#[derive(Debug, thiserror::Error)]
-pub enum SysError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("{path}: {what}")]
-    Malformed { path: PathBuf, what: &'static str },
-    #[error("more than {cap} {what}: the rest is not considered")]
-    Capacity { what: &'static str, cap: usize },
-}
-
-pub fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SysError + '_ {
-    move |source| SysError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
 
 impl Root {
     pub fn new(dir: impl Into<PathBuf>) -> Root {
@@ -83,7 +63,7 @@ impl Root {
             || (self.path("scripts/functions").exists()
                 && self.path("conf/initramfs.conf").exists())
             || fs::read_link(self.path("proc/1/exe"))
-                .is_ok_and(|p| p == Path::new(crate::shim::SHIM_PATH))
+                .is_ok_and(|p| p == Path::new(crate::layout::SHIM_PATH))
     }
 
     /// The driver bound to a device now, from its `driver` link: `None` only when there is no
@@ -133,73 +113,6 @@ fn group_of(path: &Path) -> Option<u32> {
         .ok()
 }
 
-/// Bytes of an input file, at most its cap, and whether there was more.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Input {
-    pub bytes: Vec<u8>,
-    pub cut: bool,
-}
-
-impl Input {
-    /// The text, for line-oriented inputs (invalid UTF-8 shown as U+FFFD).
-    pub fn text(&self) -> std::borrow::Cow<'_, str> {
-        String::from_utf8_lossy(&self.bytes)
-    }
-}
-
-/// Opens a file with `flags | O_CLOEXEC` through `openat` (musl's `open()` adds an
-/// `fcntl(F_SETFD)` call for kernels older than 2.6.23; `openat` does not). `mode` applies with
-/// `O_CREAT`.
-pub fn open_file(path: &Path, flags: nix::fcntl::OFlag, mode: u32) -> io::Result<fs::File> {
-    use nix::fcntl::{openat, OFlag};
-    use std::os::fd::{FromRawFd, OwnedFd};
-    let mode = nix::sys::stat::Mode::from_bits_truncate(mode);
-    let fd = openat(None, path, flags | OFlag::O_CLOEXEC, mode).map_err(io::Error::from)?;
-    // SAFETY: openat just returned this descriptor; nothing else owns it.
-    Ok(fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
-}
-
-/// Opens a file read-only (`extra` adds flags).
-pub fn open_ro(path: &Path, extra: nix::fcntl::OFlag) -> io::Result<fs::File> {
-    open_file(path, nix::fcntl::OFlag::O_RDONLY | extra, 0)
-}
-
-/// Reads an input file (configuration, command line, modprobe.d): at most `cap` bytes kept,
-/// `cut` set when there was more. Opened without blocking and required to be a regular file
-/// (procfs files are), so a FIFO or a device in its place is an error, never a hang; the read
-/// itself stops at `cap + 1` bytes whatever the file claims.
-pub fn read_input(path: &Path, cap: usize) -> Result<Input, SysError> {
-    let file = open_ro(path, nix::fcntl::OFlag::O_NONBLOCK).map_err(io_err(path))?;
-    crate::files::read_regular(file, path, cap)
-}
-
-/// Like `read_input` for files that may legitimately be absent: `Ok(None)` then. A symbolic
-/// link to nothing is not absence (someone meant a file there): an error.
-pub fn read_input_optional(path: &Path, cap: usize) -> Result<Option<Input>, SysError> {
-    match read_input(path, cap) {
-        Err(SysError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-            match fs::symlink_metadata(path) {
-                Ok(_) => Err(SysError::Malformed {
-                    path: path.to_path_buf(),
-                    what: "a symbolic link to nothing",
-                }),
-                Err(_) => Ok(None),
-            }
-        }
-        other => other.map(Some),
-    }
-}
-
-/// Streams an input's lines through one bounded buffer ([`crate::files::for_each_line`]),
-/// opened without blocking and required to be a regular file; `Ok(false)` when it does not exist.
-pub fn read_lines(path: &Path, f: impl FnMut(&[u8])) -> Result<bool, SysError> {
-    match open_ro(path, nix::fcntl::OFlag::O_NONBLOCK) {
-        Ok(file) => crate::files::for_each_line(file, path, f).map(|()| true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(io_err(path)(e)),
-    }
-}
-
 /// Framebuffers in `/proc/iomem` (absent: none), read whole through one bounded buffer (it is
 /// about 80 bytes a BAR, 320 KiB at 4096 devices: nothing is cut, and few pages are touched).
 pub fn framebuffers(
@@ -213,7 +126,7 @@ pub fn framebuffers(
         Err(e) => return Err(io_err(&path)(e)),
     };
     let mut s = crate::iomem::Scanner::default();
-    crate::files::for_each_chunk(file, &path, |data, last| s.feed(data, last))?;
+    crate::read::for_each_chunk(file, &path, |data, last| s.feed(data, last))?;
     Ok(s.finish())
 }
 

@@ -102,6 +102,32 @@ pub fn bounded<const N: usize>(args: fmt::Arguments<'_>) -> heapless::String<N> 
     b.finish()
 }
 
+/// The first `needle` in `hay`, eight bytes a step (std keeps its memchr to itself): the line
+/// readers go through files that grow with the bus.
+pub fn find_byte(needle: u8, hay: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let pattern = ONES * u64::from(needle);
+    let mut chunks = hay.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        let x = word ^ pattern;
+        // The classic has-zero-byte test: its lowest flag is the first needle (a borrow only
+        // ever flags a later byte falsely).
+        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zero != 0 {
+            return Some(at + (zero.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == needle)
+        .map(|p| p + at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +141,24 @@ mod tests {
         assert!(t.as_str().ends_with("..."));
         let s: heapless::String<8> = bounded(format_args!("{}", "ééééé"));
         assert!(s.ends_with("..."), "cut on a char boundary: {s}");
+    }
+
+    #[test]
+    fn finds_bytes_at_every_offset() {
+        for len in 0..40 {
+            let mut hay = vec![b'x'; len];
+            assert_eq!(find_byte(b'\n', &hay), None);
+            for at in 0..len {
+                hay.fill(b'x');
+                hay[at] = b'\n';
+                if at + 3 < len {
+                    hay[at + 3] = b'\n';
+                }
+                assert_eq!(find_byte(b'\n', &hay), Some(at), "len {len}");
+            }
+        }
+        // Bytes near the needle's value do not match (0x0b, 0x8a).
+        assert_eq!(find_byte(b'\n', &[0x0b, 0x8a, 0x09, 0x0a]), Some(3));
+        assert_eq!(find_byte(b'\n', &[0x8a; 16]), None);
     }
 }

@@ -536,7 +536,8 @@ fn what_only_root_can_read_says_needs_root() {
 #[test]
 fn an_image_without_vfio_early_is_ready_only_with_an_addon_for_this_kernel() {
     use vfio_early::initrd::Newc;
-    use vfio_early::modload::{Manifest, MANIFEST};
+    use vfio_early::layout::ADDON_MANIFEST as MANIFEST;
+    use vfio_early::modload::Manifest;
     let t = ready();
     image(
         &t,
