@@ -369,7 +369,7 @@ fn conf_words(path: &Path) -> Result<String, AddonError> {
     use crate::config::{Problems, Settings};
     let bad = |what: String| AddonError::Conf(path.to_path_buf(), what);
     let text =
-        read_text(path, crate::run::CONFIG_CAP)?.ok_or_else(|| bad("no such file".into()))?;
+        read_text(path, crate::config::CONFIG_CAP)?.ok_or_else(|| bad("no such file".into()))?;
     let mut settings = Settings::default();
     let mut problems = Problems::default();
     settings.apply_file(&text, &mut problems);
@@ -552,7 +552,7 @@ pub fn main(req: &Request<'_>, out: &Path) -> i32 {
         Ok(b) => b,
         Err(e) => {
             errln!("vfio-early: addon for {}: {e}", req.kver);
-            return crate::run::EXIT_REFUSED;
+            return crate::options::EXIT_REFUSED;
         }
     };
     for n in &built.notes {
@@ -566,20 +566,20 @@ pub fn main(req: &Request<'_>, out: &Path) -> i32 {
             .and_then(|()| stdout.flush())
         {
             errln!("vfio-early: cannot write the add-on to stdout: {e}");
-            return crate::run::EXIT_USAGE;
+            return crate::options::EXIT_USAGE;
         }
         errln!(
             "vfio-early: wrote the add-on to stdout: {} bytes for kernel {}",
             built.archive.len(),
             req.kver
         );
-        return crate::run::EXIT_OK;
+        return crate::options::EXIT_OK;
     }
     let written = crate::files::Dir::of_user_path(out)
         .and_then(|(dir, name)| dir.replace_regular(&name, &built.archive, 0o644));
     if let Err(e) = written {
         errln!("vfio-early: cannot write the add-on: {e}");
-        return crate::run::EXIT_USAGE;
+        return crate::options::EXIT_USAGE;
     }
     let names: Vec<&str> = built.modules.iter().map(|m| m.0.as_str()).collect();
     let module_bytes: u64 = built.modules.iter().map(|m| m.1).sum();
@@ -599,7 +599,7 @@ pub fn main(req: &Request<'_>, out: &Path) -> i32 {
         built.overhead()
     );
     outln!("load it after the image's own initrd (a second initrd line, or a UKI's .initrd add-on: see the README's \"Immutable systems, UKIs\")");
-    crate::run::EXIT_OK
+    crate::options::EXIT_OK
 }
 
 #[cfg(test)]

@@ -110,7 +110,7 @@ impl Kernel for RealKernel {
             let path = self.root.path(rel);
             let log = log_dir.and_then(|d| d.create_truncated(MODPROBE_LOG_NAME).ok());
             let out = log.as_ref().map_or(null.as_fd(), |l| l.as_fd());
-            let child = crate::wait::spawn(&path, &[module], null.as_fd(), out, out, None);
+            let child = crate::spawn::spawn(&path, &[module], null.as_fd(), out, out, None);
             match child {
                 Ok(c) => {
                     spawned = Some((c, path));

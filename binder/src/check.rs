@@ -9,15 +9,15 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::bootstate::{self, BootState};
-use crate::generator;
+use crate::config::CONFIG_CAP;
+use crate::imagetool;
 use crate::initrd;
 use crate::layout::{CONFIG_FILE, HOOK_BINARY};
 use crate::legacy;
 use crate::nextboot::{self, NextBoot};
 use crate::pci::Bdf;
 use crate::plan::{Decision, Refusal, VFIO};
-use crate::run::CONFIG_CAP;
+use crate::statefile::{self, BootState};
 use crate::status::{self, line as device_line};
 use crate::sysfs::{self, Root};
 
@@ -405,7 +405,7 @@ fn image_path(root: &Root, given: Option<&Path>, f: &mut Findings) -> Option<Pat
     if let Some(p) = given {
         return Some(p.to_path_buf());
     }
-    let Some(g) = generator::detect(root) else {
+    let Some(g) = imagetool::detect(root) else {
         f.add(
             Level::Warn,
             "image",
@@ -486,7 +486,7 @@ fn image(root: &Root, given: Option<&Path>, f: &mut Findings) {
     let Some(path) = image_path(root, given, f) else {
         return;
     };
-    let rebuild = generator::detect(root).map_or(
+    let rebuild = imagetool::detect(root).map_or(
         "rebuild the initramfs (README, \"Per initramfs generator\")",
         |g| g.rebuild(),
     );
@@ -823,7 +823,7 @@ fn leftovers(root: &Root, next: &NextBoot, f: &mut Findings) {
 /// Every finding, in order; `image_path`: check this image instead of the running kernel's.
 pub fn findings(root: &Root, image_path: Option<&Path>) -> Vec<Finding> {
     let next = nextboot::plan(root, None);
-    let state = bootstate::read(root);
+    let state = statefile::read(root);
     let mut f = Findings(Vec::new());
     iommu(root, &next, &mut f);
     modules(root, &mut f);

@@ -8,15 +8,18 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::config::InputError;
+use crate::config::CONFIG_CAP;
 use crate::config::{Problems, Settings, MAX_ENTRIES};
 use crate::entry::{self, Entry, Selector};
 use crate::files::Dir;
-use crate::generator;
+use crate::imagetool;
 use crate::layout::CONFIG_FILE;
 use crate::nextboot;
+use crate::options::{EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
 use crate::pci::Bdf;
 use crate::plan::{Decision, Refusal, Why};
-use crate::run::CONFIG_CAP;
+use crate::sources::apply_config_file;
 use crate::status::{line as device_line, pinned_entry};
 use crate::sysfs::{self, Root};
 
@@ -109,7 +112,7 @@ fn locked(root: &Root) -> Result<(Dir, impl Drop), String> {
 /// What to tell after a change: the rebuild command, and the IOMMU argument if it is missing.
 fn next_steps(root: &Root) -> Vec<String> {
     let mut out = Vec::new();
-    match generator::detect(root) {
+    match imagetool::detect(root) {
         Some(g) => out.push(format!(
             "the file goes into the initramfs: rebuild it with `{}`",
             g.rebuild()
@@ -347,6 +350,42 @@ fn remove_inner(root: &Root, words: &[String], dry_run: bool) -> Result<i32, Str
         outln!("{s}");
     }
     Ok(code)
+}
+
+/// `vfio-early config`: what the config file (`/etc/vfio-early.conf`, or the hooks' own path)
+/// sets, read by the boot's own parser, one `key = value` line per key on stdout, every problem
+/// named on stderr. The generator hooks ask it for `build-strict`. Exit 0 clean, 1 problems (the
+/// output is what a boot would apply), 2 unreadable file or unwritable output.
+pub fn config(path: &std::path::Path) -> i32 {
+    use std::io::Write;
+    let mut settings = Settings::default();
+    let mut problems = Problems::default();
+    apply_config_file(path, &mut settings, &mut problems);
+    if let Some(p) = problems
+        .kept
+        .iter()
+        .find(|p| matches!(p.error, InputError::Unreadable(_)))
+    {
+        errln!("vfio-early: {p}");
+        return EXIT_USAGE;
+    }
+    for p in &problems.kept {
+        errln!("vfio-early: {p}");
+    }
+    if problems.dropped > 0 {
+        errln!("vfio-early: {} more problems not shown", problems.dropped);
+    }
+    let text = crate::config::FileForm(&settings).to_string();
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        errln!("vfio-early: cannot write the settings: {e}");
+        return EXIT_USAGE;
+    }
+    if problems.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_REFUSED
+    }
 }
 
 #[cfg(test)]

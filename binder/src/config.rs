@@ -464,6 +464,12 @@ impl fmt::Display for FileForm<'_> {
     }
 }
 
+/// Caps on the input files: a command line is at most a few KiB on every architecture.
+pub const CMDLINE_CAP: usize = 8192;
+pub const CONFIG_CAP: usize = 16384;
+/// dracut's `/etc/cmdline.d/*.conf` files read.
+pub const MAX_CMDLINE_D: usize = 16;
+
 #[cfg(test)]
 mod tests {
     use super::*;

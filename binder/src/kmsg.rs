@@ -14,6 +14,7 @@ use std::sync::Mutex;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
+use crate::sysfs::{self, Root};
 use crate::text::Bounded;
 
 /// Longest record: the kernel rejects longer ones (LOG_LINE_MAX is 1024 minus its prefix).
@@ -197,6 +198,31 @@ impl Log for KmsgLogger {
     }
 
     fn flush(&self) {}
+}
+
+/// The start of every boot-build command: the kernel log as the logger, and false (said, with
+/// `why` it refuses) outside an initramfs.
+pub fn boot_start(root: &Root, why: &str) -> bool {
+    boot_logger(root);
+    if root.in_initrd() {
+        return true;
+    }
+    log::error!("not inside an initramfs (no /etc/initrd-release): {why}");
+    false
+}
+
+/// Log records go to the kernel log (stderr where printk_devkmsg=off swallows them).
+pub fn boot_logger(root: &Root) {
+    let devkmsg = sysfs::read_attr::<64>(&root.path("proc/sys/kernel/printk_devkmsg"))
+        .ok()
+        .flatten();
+    init(
+        Target::Kmsg {
+            path: &root.path("dev/kmsg"),
+            printk_devkmsg: devkmsg.as_deref(),
+        },
+        LevelFilter::Info,
+    );
 }
 
 #[cfg(test)]

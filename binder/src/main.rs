@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use vfio_early::run::{self, Mode, Options, EXIT_USAGE};
+use vfio_early::options::{Mode, Options, EXIT_USAGE};
 use vfio_early::sysfs::Root;
 use vfio_early::{addon, check, confedit, errln, out, outln, romcli, status};
 
@@ -154,7 +154,7 @@ fn dispatch(a: Args) -> Result<i32, String> {
                 "plan" => Mode::Plan,
                 _ => Mode::Boot,
             };
-            Ok(run::run(&Options {
+            Ok(vfio_early::boot::run(&Options {
                 root: a.root,
                 mode,
                 cmdline,
@@ -169,7 +169,7 @@ fn dispatch(a: Args) -> Result<i32, String> {
                 Some(f) => PathBuf::from(f),
                 None => root.path(vfio_early::layout::CONFIG_FILE),
             };
-            Ok(run::config(&path))
+            Ok(vfio_early::confedit::config(&path))
         }
         "rom" => Ok(romcli::main(&root, &rest)),
         "status" => {

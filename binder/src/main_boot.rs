@@ -12,7 +12,7 @@ use std::ffi::{c_char, c_int, CStr};
 use std::path::PathBuf;
 
 use vfio_early::arena::Arena;
-use vfio_early::run::{self, Mode, Options, EXIT_USAGE};
+use vfio_early::options::{Mode, Options, EXIT_USAGE};
 
 /// A boot run's heap: 1 MiB of `.bss` (pages the kernel maps at exec, touched only as used;
 /// the largest users are the 64 KiB buffer files are streamed through and the state file); past
@@ -104,7 +104,7 @@ fn bind(args: impl Iterator<Item = String>) -> c_int {
         Some("wait") => split::wait(&vfio_early::sysfs::Root::new(&opts.root)),
         Some("finish") => split::finish(&opts),
         Some("settle") => split::settle(&opts),
-        _ => run::run(&opts),
+        _ => vfio_early::boot::run(&opts),
     })
 }
 

@@ -12,7 +12,6 @@ use std::path::Path;
 use log::{error, warn};
 use nix::libc;
 
-use vfio_early::run;
 use vfio_early::shim::{self, Identity};
 use vfio_early::sysfs::{self, Root};
 
@@ -41,12 +40,16 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int 
                 unsafe { std::ffi::CStr::from_ptr(*argv.add(1)) }.to_bytes(),
                 b"--help" | b"-h"
             );
-        return vfio_early::out::exit_code(if help { 0 } else { run::EXIT_USAGE });
+        return vfio_early::out::exit_code(if help {
+            0
+        } else {
+            vfio_early::options::EXIT_USAGE
+        });
     }
     shim::fill_stdio();
     let root = Root::new("/");
     let mounted = shim::prepare(&root);
-    run::boot_logger(&root);
+    vfio_early::kmsg::boot_logger(&root);
     shim::report_mounts(&mounted);
     // PID 1 parses only what decides which init to start; the binder reads the settings.
     let line = sysfs::read_attr::<4096>(&root.path("proc/cmdline"))

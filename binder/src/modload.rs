@@ -160,7 +160,7 @@ pub fn steps(root: &Root, m: &Manifest) -> Result<Vec<(Module, String)>, LoadErr
             running,
         });
     }
-    let cmdline = crate::read::read_input(&root.path("proc/cmdline"), crate::run::CMDLINE_CAP)
+    let cmdline = crate::read::read_input(&root.path("proc/cmdline"), crate::config::CMDLINE_CAP)
         .map(|i| i.bytes)
         .unwrap_or_default();
     let files = crate::modopts::conf_files(root);

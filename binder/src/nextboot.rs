@@ -9,13 +9,13 @@ use crate::config::{Settings, MAX_ENTRIES};
 use crate::device::Inventory;
 use crate::entry::Entry;
 use crate::plan::{self, Plan, VFIO};
-use crate::run::{self, Input};
 use crate::scan::{self, Errors};
+use crate::sources::Sources;
 use crate::sysfs::{self, Root};
 
 /// The next boot's view and plan.
 pub struct NextBoot {
-    pub input: Input,
+    pub input: Sources,
     pub inventory: Inventory,
     pub errors: Errors,
     pub plan: Plan,
@@ -108,7 +108,7 @@ impl Builtin {
 /// The plan the next boot would make from the configuration it will read (the config file,
 /// dracut's cmdline.d and this boot's command line), or, given `entries`, for those instead.
 pub fn plan(root: &Root, entries: Option<heapless::Vec<Entry, MAX_ENTRIES>>) -> NextBoot {
-    let mut input = run::read_input(root, None);
+    let mut input = crate::sources::read(root, None);
     if let Some(entries) = entries {
         input.settings.entries = entries;
     }

@@ -10,6 +10,9 @@
 
 use core::fmt;
 
+/// Read cap: past it the read is an error, not a silent cut.
+pub const ROM_CAP: usize = 16 << 20;
+
 use crate::pci::{Class, PciId};
 
 /// Images followed in one chain; real ROMs have one to four.

@@ -11,8 +11,9 @@ use crate::apply::{Deadline, RealKernel};
 use crate::files::{Dir, Replace};
 use crate::layout::ROMS_VAR_DIR;
 use crate::pci::Bdf;
+use crate::rom::ROM_CAP;
 use crate::rom::{self, Report};
-use crate::romread::{self, Access, ROM_CAP};
+use crate::romread::{self, Access};
 use crate::romstore;
 use crate::sysfs::{self, Root};
 

@@ -16,12 +16,10 @@ use crate::pci::{Bdf, PciId};
 use crate::plan::{Decision, Plan};
 use crate::read::{io_err, SysError};
 use crate::rom;
-use crate::romstore::{known_line, store, Verdict};
+use crate::rom::ROM_CAP;
+use crate::romstore::{known_line, store, RomRead, Verdict};
 use crate::sysfs::{self, Root};
 use crate::text::bounded;
-
-/// Read cap: past it the read is an error, not a silent cut.
-pub const ROM_CAP: usize = 16 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
@@ -33,16 +31,6 @@ pub enum CaptureError {
     TooLarge,
     #[error("the deadline passed before the ROM was read")]
     Deadline,
-}
-
-/// A finished read, with what it had to change on the way.
-pub struct RomRead {
-    pub data: Vec<u8>,
-    /// `enable` was 0 and was set for the read (memory decoding stays on after it is restored).
-    pub enabled_here: bool,
-    /// State that could not be put back: the attribute and the error (logged and in the
-    /// sidecar).
-    pub not_restored: heapless::Vec<(&'static str, heapless::String<120>), 3>,
 }
 
 /// What a ROM read may change and put back.

@@ -10,14 +10,23 @@ use sha2::{Digest, Sha256};
 
 use crate::device::Device;
 use crate::files::{Dir, Replace};
+use crate::json::Json;
 use crate::layout::{ROMS_RUN_DIR, ROMS_VAR_DIR};
 use crate::pci::PciId;
 use crate::read::SysError;
+use crate::rom::ROM_CAP;
 use crate::rom::{self, Report};
-use crate::romread::RomRead;
-use crate::romread::ROM_CAP;
-use crate::state::Json;
 use crate::sysfs::Root;
+
+/// A finished read, with what it had to change on the way.
+pub struct RomRead {
+    pub data: Vec<u8>,
+    /// `enable` was 0 and was set for the read (memory decoding stays on after it is restored).
+    pub enabled_here: bool,
+    /// State that could not be put back: the attribute and the error (logged and in the
+    /// sidecar).
+    pub not_restored: heapless::Vec<(&'static str, heapless::String<120>), 3>,
+}
 
 /// What a stored capture is worth.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

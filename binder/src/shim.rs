@@ -27,9 +27,9 @@ use nix::libc;
 
 use crate::cmdline;
 use crate::config::DEFAULT_TIMEOUT_MS;
+use crate::spawn;
 use crate::sysfs::Root;
 use crate::text::Token;
-use crate::wait;
 
 /// The binder, looked for in this order: an image built with the hook, the add-on, the packaged
 /// boot build copied in by FILES=, install_items or extra_files.
@@ -281,7 +281,7 @@ pub fn report_mounts(m: &Mounted) {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Ran {
     Failed(String),
-    Ended(wait::Status, Duration),
+    Ended(spawn::Status, Duration),
     /// Still running past the deadline and the grace: killed.
     Killed(Duration),
 }
@@ -390,13 +390,13 @@ pub fn run_binder(binder: &Path) -> (Ran, Told) {
             )
         }
     };
-    let spawned = wait::spawn(
+    let spawned = spawn::spawn(
         binder,
         &["bind"],
         fd.as_fd(),
         fd.as_fd(),
         fd.as_fd(),
-        Some(&wait::Pass {
+        Some(&spawn::Pass {
             fd: wr.as_fd(),
             to: TELL_FD,
             entry: TELL_ENTRY,

@@ -30,17 +30,18 @@ use std::time::{Duration, Instant};
 use log::{error, log, warn, Level};
 use nix::libc;
 
-use crate::apply::{self, Deadline, Failure, Kernel, Left, Outcome, RealKernel, Via};
-use crate::config::OnFail;
+use crate::apply::{self, Deadline, Failure, Kernel, Left, Outcome, Outcomes, RealKernel, Via};
+use crate::config::{OnFail, Settings};
 use crate::device::MAX_DEVICES;
 use crate::files::{Dir, Replace};
 use crate::handoff::{self, Handoff};
 use crate::kmsg::{self, Phase, SUMMARY};
-use crate::layout::STATE_NAME;
-use crate::layout::{FINISH_PID_NAME, HANDOFF_DONE_NAME};
+use crate::layout::{FINISH_PID_NAME, HANDOFF_DONE_NAME, STATE_NAME};
+use crate::options::{ctx, Options, Run, EXIT_OK, EXIT_REFUSED};
 use crate::pci::Bdf;
-use crate::plan::{self, Decision, VFIO};
-use crate::run::{self, Handover, Options, Pending, EXIT_OK, EXIT_REFUSED};
+use crate::plan::{self, Decision, Plan, VFIO};
+use crate::sources::Sources;
+use crate::summary::tell;
 use crate::sysfs::Root;
 
 /// Past the run's deadline: how long the rest may take to end, and the settle to get the lock.
@@ -120,13 +121,13 @@ fn start_finish(dir: &Dir, root: &Root) -> Result<u32, String> {
     if base != "/" {
         args.extend(["--root", base]);
     }
-    let pass = crate::wait::Pass {
+    let pass = crate::spawn::Pass {
         fd: lock.as_fd(),
         to: LOCK_FD,
         entry: LOCK_ENTRY,
     };
     let exe = std::path::Path::new("/proc/self/exe");
-    let child = crate::wait::spawn(
+    let child = crate::spawn::spawn(
         exe,
         &args,
         null.as_fd(),
@@ -252,7 +253,7 @@ type Read = (Result<Handoff, String>, bool);
 /// on: not inside an initramfs (said, with `why` it refuses), or no split run in this boot.
 fn begin(root: &Root, phase: Phase, why: &str) -> Result<(Dir, Read), i32> {
     kmsg::set_phase(phase);
-    if !run::boot_start(root, why) {
+    if !crate::kmsg::boot_start(root, why) {
         return Err(EXIT_REFUSED);
     }
     let dir = run_dir(root).ok_or(EXIT_OK)?;
@@ -294,7 +295,7 @@ pub fn finish_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
         Ok(h) => h,
         Err(e) => return refuse(&root, &dir, kernel, Err(e)),
     };
-    let input = run::read_input(&root, None);
+    let input = crate::sources::read(&root, None);
     if input.digest != h.inputs {
         let why = "the vfio-early settings changed since the fence (a device entry, off, group, on-fail or dry-run; see the records above)";
         for p in &input.problems.kept {
@@ -322,7 +323,7 @@ pub fn finish_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
         .checked_sub(Duration::from_nanos(ago))
         .unwrap_or_else(Instant::now);
     let fenced = &mut h.fenced;
-    run::finish_rest(opts, kernel, start, &dir, &input, &plan, fenced);
+    crate::split::finish_rest(opts, kernel, start, &dir, &input, &plan, fenced);
     mark_done(&dir);
     EXIT_OK
 }
@@ -447,7 +448,7 @@ fn stop_rest(dir: &Dir) -> bool {
         .filter(|i| !i.cut)
         .and_then(|i| i.text().trim().parse::<u32>().ok())
         .filter(|&p| p > 1);
-    let Some(fd) = pid.filter(|&p| ours(p)).and_then(crate::wait::pidfd_open) else {
+    let Some(fd) = pid.filter(|&p| ours(p)).and_then(crate::spawn::pidfd_open) else {
         return false;
     };
     // SAFETY: pidfd_send_signal on a pidfd we hold signals that process and no other.
@@ -614,7 +615,13 @@ fn write_settled(root: &Root, dir: &Dir, h: &mut Handoff, fates: &[(Bdf, Fate)])
             },
         };
     }
-    let doc = run::state_document(root, &settings, &plan, &out, run::Stage::Settled);
+    let doc = crate::summary::state_document(
+        root,
+        &settings,
+        &plan,
+        &out,
+        crate::summary::Stage::Settled,
+    );
     if let Err(e) = dir.write(STATE_NAME, doc.as_bytes(), Replace::Yes) {
         warn!("state file not written: {e}");
     }
@@ -645,6 +652,78 @@ fn unknown_fenced(root: &Root, why: &str) {
         "/run/vfio-early/{}: {why}: which devices the fence took is not known; fenced with no driver now: {names} (left so; hint: `echo > /sys/bus/pci/devices/BDF/driver_override` and `echo BDF > /sys/bus/pci/drivers_probe` give one back)",
         crate::layout::HANDOFF_NAME
     );
+}
+
+/// Where the rest of a split run goes on after the fence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handover {
+    /// In this process (a test, or a handoff that could not be written).
+    Finish,
+    /// Elsewhere: this process is done and the boot goes on.
+    Return,
+}
+
+/// What the handover knows of a fenced run.
+pub struct Pending<'a> {
+    /// The run's directory (`/run/vfio-early`).
+    pub dir: &'a Dir,
+    pub deadline: Deadline,
+    /// The addresses fenced, in plan order.
+    pub fenced: &'a [crate::pci::Bdf],
+    /// [`Sources::digest`] of the sources the fence read.
+    pub digest: u64,
+    pub settings: &'a Settings,
+    pub inv: &'a crate::device::Inventory,
+    pub state: &'a apply::Fenced,
+}
+
+impl Pending<'_> {
+    /// The handoff for `vfio-early finish`; `None` when it cannot be written whole.
+    pub fn handoff(&self) -> Option<String> {
+        crate::handoff::render(
+            self.digest,
+            self.settings,
+            self.inv,
+            self.state,
+            self.fenced,
+            crate::split::monotonic_ns(self.deadline.start),
+            crate::split::monotonic_ns(self.deadline.end()),
+        )
+    }
+}
+
+/// The rest of a split run, from the fence's state (`vfio-early finish`, under the run's lock;
+/// see [`crate::split`]): load, verify, settle what vfio-pci did not take, report.
+pub fn finish_rest<K: Kernel>(
+    opts: &Options,
+    kernel: &mut K,
+    start: Instant,
+    dir: &Dir,
+    input: &Sources,
+    plan: &Plan,
+    fenced: &mut apply::Fenced,
+) {
+    let run = Run {
+        opts,
+        root: Root::new(&opts.root),
+        start,
+        dir: Some(dir.try_clone()),
+        split: true,
+    };
+    let mut ctx = ctx(&run, kernel, &input.settings);
+    apply::finish(&mut ctx, plan, fenced);
+    settle_rest(&run, plan, &mut fenced.out);
+    let bad = input.problems.len();
+    tell(&run, input, Some((plan, &fenced.out)), bad);
+}
+
+/// After a split: what failed in the fence was settled before udev ran; where it is now.
+pub fn settle_rest(run: &Run, plan: &Plan, out: &mut Outcomes) {
+    for (item, o) in plan.items.iter().zip(out.iter_mut()) {
+        if let Outcome::Failed { now, .. } = o {
+            *now = run.root.driver_of(&item.bdf);
+        }
+    }
 }
 
 #[cfg(test)]

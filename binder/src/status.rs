@@ -11,7 +11,6 @@ use std::fmt::Write as _;
 use serde_json::{json, Value};
 
 use crate::apply::Outcome;
-use crate::bootstate::{self, BootState, Record};
 use crate::config::MAX_ENTRIES;
 use crate::device::Device;
 use crate::entry::Entry;
@@ -24,6 +23,7 @@ use crate::plan::{Decision, Item};
 use crate::read::SysError;
 use crate::report::DeviceReport;
 use crate::romstore;
+use crate::statefile::{self, BootState, Record};
 use crate::sysfs::{self, Root};
 
 /// The JSON schema's version (docs/interface.md, "status --json").
@@ -221,7 +221,7 @@ pub fn gather(root: &Root, all: bool) -> Status {
     }
     let devs = devices(root, &mut problems);
     let fbs = sysfs::framebuffers(root).unwrap_or_default();
-    let state = bootstate::read(root);
+    let state = statefile::read(root);
     let roms = stored_roms(root);
     let mut pci_ids = read_pci_ids(root);
     let lookup = pci_ids.as_ref().ok().map(|(_, text)| {

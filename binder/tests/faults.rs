@@ -26,8 +26,9 @@ use common::{full_bdf, Dev, FakeTree};
 use proptest::prelude::*;
 use vfio_early::apply::{Kernel, ModprobeError};
 use vfio_early::files::Dir;
-use vfio_early::run::{self, Handover, Mode, Options};
+use vfio_early::options::{Mode, Options};
 use vfio_early::split;
+use vfio_early::split::Handover;
 
 /// The logger is process-wide: one run at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -353,7 +354,7 @@ fn run_once(m: &Machine, at: Option<usize>, fault: Fault) -> Result<Ran, TestCas
     let mut between = None;
     let code = {
         let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        run::run_split_with(&opts, &mut sim, |sim, pending| {
+        vfio_early::boot::run_split_with(&opts, &mut sim, |sim, pending| {
             let state = if m.state_ro {
                 String::new()
             } else {

@@ -163,7 +163,7 @@ fn stored(t: &FakeTree, data: &[u8]) -> romstore::Stored {
     let dev = sysfs::read_device(&root, &Bdf::parse("01:00.0").unwrap(), None)
         .unwrap()
         .unwrap();
-    let read = capture::RomRead {
+    let read = vfio_early::romstore::RomRead {
         data: data.to_vec(),
         enabled_here: true,
         not_restored: Default::default(),
@@ -291,7 +291,7 @@ fn an_invalid_rom_is_not_stored() {
     let dev = sysfs::read_device(&root, &Bdf::parse("01:00.0").unwrap(), None)
         .unwrap()
         .unwrap();
-    let read = capture::RomRead {
+    let read = vfio_early::romstore::RomRead {
         data: vec![0xff; 2048],
         enabled_here: false,
         not_restored: Default::default(),

@@ -16,7 +16,7 @@ use crate::sysfs::Root;
 /// The state file the binder writes is a few KiB; a cap far above it bounds a planted one.
 pub const CAP: usize = 1 << 20;
 /// The version this build writes; it reads this one and every one before it.
-pub const VERSION: u64 = crate::run::STATE_VERSION as u64;
+pub const VERSION: u64 = crate::summary::STATE_VERSION as u64;
 
 /// One device's record.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
