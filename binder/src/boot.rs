@@ -4,12 +4,13 @@
 
 use log::{error, info, LevelFilter};
 
-use crate::apply::{self, Kernel, Outcome, RealKernel};
+use crate::apply::{self, Kernel, RealKernel};
 use crate::config::{RomWant, Settings};
 use crate::files::Dir;
 use crate::kmsg::boot_start;
 use crate::kmsg::{self};
 use crate::options::{ctx, deadline, Mode, Options, Run, EXIT_OK, EXIT_REFUSED};
+use crate::outcome::Outcome;
 use crate::plan::{self, Decision, Plan};
 use crate::romread;
 use crate::scan;
@@ -113,7 +114,7 @@ pub fn run_split_with<K: Kernel>(
     let plan = plan::plan(settings, &inv);
     let act = opts.mode == Mode::Boot && !settings.dry_run;
     // One slot for the outcomes, filled in place (see apply::fence).
-    let mut state = apply::Fenced::default();
+    let mut state = crate::outcome::Fenced::default();
     if act {
         let fenced = &mut state;
         apply_fence(&run, kernel, settings, &plan, fenced);
@@ -175,7 +176,7 @@ pub fn apply_fence<K: Kernel>(
     kernel: &mut K,
     settings: &Settings,
     plan: &Plan,
-    state: &mut apply::Fenced,
+    state: &mut crate::outcome::Fenced,
 ) {
     let root = &run.root;
     let mut ctx = ctx(run, kernel, settings);

@@ -11,10 +11,10 @@
 
 use core::fmt::Write as _;
 
-use crate::apply::{Failure, Fenced, Left, Outcome};
 use crate::config::{OnFail, Settings};
 use crate::device::{Device, Inventory, Name, MAX_DEVICES};
 use crate::iomem::Framebuffer;
+use crate::outcome::{Failure, Fenced, Left, Outcome};
 use crate::pci::{Bdf, Class, PciId};
 use crate::text::bounded;
 
@@ -288,7 +288,7 @@ pub fn parse(text: &str) -> Result<Handoff, String> {
 
 /// Sets outcome `n` (index-aligned with the plan; the plan's length is known only once the rest
 /// plans again), the ones before it as planned; false past the capacity or out of order.
-fn set(out: &mut crate::apply::Outcomes, n: usize, o: Outcome) -> bool {
+fn set(out: &mut crate::outcome::Outcomes, n: usize, o: Outcome) -> bool {
     if n < out.len() {
         return false;
     }
@@ -463,7 +463,7 @@ mod tests {
         inv.unseen.groups.push(9).unwrap();
         inv.unseen.listed.push(bdf("05:00.0")).unwrap();
         inv.unseen.id_matches = true;
-        let mut out: crate::apply::Outcomes = (0..5).map(|_| Outcome::AsPlanned).collect();
+        let mut out: crate::outcome::Outcomes = (0..5).map(|_| Outcome::AsPlanned).collect();
         out[1] = Outcome::NotDone;
         out[2] = Outcome::Failed {
             reason: Failure::Write(

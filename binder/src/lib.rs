@@ -48,6 +48,7 @@ pub mod modload;
 pub mod modopts;
 pub mod nextboot;
 pub mod options;
+pub mod outcome;
 pub mod pci;
 pub mod pciids;
 pub mod plan;

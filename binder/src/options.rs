@@ -5,9 +5,10 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::apply::{self, Deadline, Kernel};
+use crate::apply::{self, Kernel};
 use crate::config::Settings;
 use crate::files::Dir;
+use crate::outcome::Deadline;
 use crate::read::SysError;
 use crate::sysfs::Root;
 

@@ -5,8 +5,8 @@ use core::fmt;
 
 use log::Level;
 
-use crate::apply::Outcome;
 use crate::config::Settings;
+use crate::outcome::Outcome;
 use crate::plan::{Decision, Item, Why, VFIO};
 
 /// One device's story.

@@ -7,9 +7,10 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::apply::{Deadline, RealKernel};
+use crate::apply::RealKernel;
 use crate::files::{Dir, Replace};
 use crate::layout::ROMS_VAR_DIR;
+use crate::outcome::Deadline;
 use crate::pci::Bdf;
 use crate::rom::ROM_CAP;
 use crate::rom::{self, Report};

@@ -9,9 +9,10 @@ use std::path::Path;
 
 use log::{error, info, warn};
 
-use crate::apply::{Ctx, Deadline, Kernel};
+use crate::apply::{Ctx, Kernel};
 use crate::config::RomWant;
 use crate::layout::ROMS_VAR_DIR;
+use crate::outcome::Deadline;
 use crate::pci::{Bdf, PciId};
 use crate::plan::{Decision, Plan};
 use crate::read::{io_err, SysError};

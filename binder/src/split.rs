@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use log::{error, log, warn, Level};
 use nix::libc;
 
-use crate::apply::{self, Deadline, Failure, Kernel, Left, Outcome, Outcomes, RealKernel, Via};
+use crate::apply::{self, Kernel, RealKernel};
 use crate::config::{OnFail, Settings};
 use crate::device::MAX_DEVICES;
 use crate::files::{Dir, Replace};
@@ -38,6 +38,7 @@ use crate::handoff::{self, Handoff};
 use crate::kmsg::{self, Phase, SUMMARY};
 use crate::layout::{FINISH_PID_NAME, HANDOFF_DONE_NAME, STATE_NAME};
 use crate::options::{ctx, Options, Run, EXIT_OK, EXIT_REFUSED};
+use crate::outcome::{Deadline, Failure, Left, Outcome, Outcomes, Via};
 use crate::pci::Bdf;
 use crate::plan::{self, Decision, Plan, VFIO};
 use crate::sources::Sources;
@@ -674,7 +675,7 @@ pub struct Pending<'a> {
     pub digest: u64,
     pub settings: &'a Settings,
     pub inv: &'a crate::device::Inventory,
-    pub state: &'a apply::Fenced,
+    pub state: &'a crate::outcome::Fenced,
 }
 
 impl Pending<'_> {
@@ -701,7 +702,7 @@ pub fn finish_rest<K: Kernel>(
     dir: &Dir,
     input: &Sources,
     plan: &Plan,
-    fenced: &mut apply::Fenced,
+    fenced: &mut crate::outcome::Fenced,
 ) {
     let run = Run {
         opts,

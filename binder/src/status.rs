@@ -10,13 +10,13 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::apply::Outcome;
 use crate::config::MAX_ENTRIES;
 use crate::device::Device;
 use crate::entry::Entry;
 use crate::iomem::{self, Framebuffer};
 use crate::layout::ROMS_VAR_DIR;
 use crate::nextboot::{self, NextBoot};
+use crate::outcome::Outcome;
 use crate::pci::Bdf;
 use crate::pciids::{self, Names};
 use crate::plan::{Decision, Item};

@@ -6,13 +6,13 @@ use std::time::Instant;
 
 use log::{log, warn};
 
-use crate::apply::{Outcome, Outcomes};
 use crate::config::{Problems, Settings};
 use crate::files::Replace;
 use crate::json::Json;
 use crate::kmsg::{self, SUMMARY};
 use crate::layout::{STATE_FILE, STATE_NAME};
 use crate::options::{Mode, Options, Run, EXIT_OK, EXIT_REFUSED};
+use crate::outcome::{Outcome, Outcomes};
 use crate::plan::{self, Plan};
 use crate::report::{Counts, DeviceReport};
 use crate::sources::Sources;

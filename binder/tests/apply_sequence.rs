@@ -8,9 +8,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Dev, FakeTree};
-use vfio_early::apply::{self, Ctx, Deadline, Kernel, Left, ModprobeError, Outcome, Via};
+use vfio_early::apply::{self, Ctx, Kernel, ModprobeError};
 use vfio_early::config::{OnFail, Origin, Problems, Settings};
 use vfio_early::files::Dir;
+use vfio_early::outcome::{Deadline, Left, Outcome, Via};
 use vfio_early::sysfs::Root;
 use vfio_early::{plan, scan};
 
@@ -188,7 +189,7 @@ impl Kernel for NoModprobe<'_> {
 
 #[test]
 fn the_addon_loads_vfio_pci_only_when_modprobe_finds_none_and_its_failure_releases() {
-    use vfio_early::apply::Failure;
+    use vfio_early::outcome::Failure;
     for addon in [
         Ok(true),
         Ok(false),

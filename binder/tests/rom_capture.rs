@@ -10,8 +10,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{rom_image, Dev, FakeTree};
-use vfio_early::apply::{Deadline, Kernel, ModprobeError};
+use vfio_early::apply::{Kernel, ModprobeError};
 use vfio_early::files::Dir;
+use vfio_early::outcome::Deadline;
 use vfio_early::pci::Bdf;
 use vfio_early::romread::{self as capture, Access};
 use vfio_early::romstore::{self, Verdict};
