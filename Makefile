@@ -68,13 +68,13 @@ DEBDIR    := $(TARGETDIR)/debian
 all: build
 
 build:
-	$(CARGO) build --release --locked -p vfio-early $(if $(TARGET),--target $(TARGET)) $(CARGOFLAGS)
+	$(CARGO) build --release --locked -p vfio-early -p vfio-early-engine $(if $(TARGET),--target $(TARGET)) $(CARGOFLAGS)
 
 # The name the test scripts use: the default (static musl) build.
 static: build
 
 small:
-	RUSTFLAGS="$(SMALL_RUSTFLAGS)" $(CARGO) +nightly build --release --locked -p vfio-early \
+	RUSTFLAGS="$(SMALL_RUSTFLAGS)" $(CARGO) +nightly build --release --locked -p vfio-early -p vfio-early-engine \
 		--target x86_64-unknown-linux-musl --target-dir $(SMALL_TARGETDIR) -Z build-std=std,panic_abort $(CARGOFLAGS)
 
 check:

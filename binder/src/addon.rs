@@ -22,9 +22,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::initrd::Newc;
-use crate::layout::{ADDON_BINARY, ADDON_CMDLINE, ADDON_DIR, ADDON_MANIFEST, ADDON_MODULES, SHIM};
-use crate::modload::{Manifest, Module, MAX_MODULES};
-use crate::sysfs::Root;
+use vfio_early_core::layout::{
+    ADDON_BINARY, ADDON_CMDLINE, ADDON_DIR, ADDON_MANIFEST, ADDON_MODULES, SHIM,
+};
+use vfio_early_system::modload::{Manifest, Module, MAX_MODULES};
+use vfio_early_system::sysfs::Root;
 
 /// The module the add-on exists for, `_` form.
 const TARGET: &str = "vfio_pci";
@@ -118,18 +120,18 @@ const BINARY_CAP: usize = 64 << 20;
 
 /// An input read as a regular file with `cap`; `Ok(None)` when absent.
 fn read_capped(path: &Path, cap: usize) -> Result<Option<Vec<u8>>, AddonError> {
-    match crate::read::read_input(path, cap) {
+    match vfio_early_system::read::read_input(path, cap) {
         Ok(i) if i.cut => Err(AddonError::TooLarge(path.to_path_buf(), cap)),
         Ok(i) => Ok(Some(i.bytes)),
-        Err(crate::read::SysError::Io { source, .. })
+        Err(vfio_early_system::read::SysError::Io { source, .. })
             if source.kind() == std::io::ErrorKind::NotFound =>
         {
             Ok(None)
         }
-        Err(crate::read::SysError::Io { source, .. }) => {
+        Err(vfio_early_system::read::SysError::Io { source, .. }) => {
             Err(AddonError::Read(path.to_path_buf(), source))
         }
-        Err(crate::read::SysError::Malformed { what, .. }) => {
+        Err(vfio_early_system::read::SysError::Malformed { what, .. }) => {
             Err(AddonError::Input(path.to_path_buf(), what.to_string()))
         }
         Err(e) => Err(AddonError::Input(path.to_path_buf(), e.to_string())),
@@ -366,17 +368,17 @@ pub fn units() -> Result<[(String, String); 2], AddonError> {
 /// A config file's settings as command-line words for the add-on's cmdline.d file, read back
 /// by the boot's own parser to the same settings (else refused).
 fn conf_words(path: &Path) -> Result<String, AddonError> {
-    use crate::config::{Problems, Settings};
+    use vfio_early_core::config::{Problems, Settings};
     let bad = |what: String| AddonError::Conf(path.to_path_buf(), what);
-    let text =
-        read_text(path, crate::config::CONFIG_CAP)?.ok_or_else(|| bad("no such file".into()))?;
+    let text = read_text(path, vfio_early_core::config::CONFIG_CAP)?
+        .ok_or_else(|| bad("no such file".into()))?;
     let mut settings = Settings::default();
     let mut problems = Problems::default();
     settings.apply_file(&text, &mut problems);
     if let Some(p) = problems.kept.first() {
         return Err(bad(p.to_string()));
     }
-    let form = crate::config::FileForm(&settings).to_string();
+    let form = vfio_early_core::config::FileForm(&settings).to_string();
     let mut words = String::new();
     for line in form.lines() {
         if let Some((k, v)) = line.split_once(" = ") {
@@ -388,10 +390,10 @@ fn conf_words(path: &Path) -> Result<String, AddonError> {
     let mut problems = Problems::default();
     back.apply_cmdline(
         words.as_bytes(),
-        crate::config::Origin::Cmdline,
+        vfio_early_core::config::Origin::Cmdline,
         &mut problems,
     );
-    if !problems.is_empty() || crate::config::FileForm(&back).to_string() != form {
+    if !problems.is_empty() || vfio_early_core::config::FileForm(&back).to_string() != form {
         return Err(bad(
             "its settings do not survive the command-line form".into()
         ));
@@ -443,7 +445,7 @@ pub fn build(req: &Request<'_>) -> Result<Built, AddonError> {
             .next()
             .unwrap_or_default()
             .to_string();
-        if crate::modload::compressed(&file) {
+        if vfio_early_system::modload::compressed(&file) {
             match &config {
                 Some(c) if !c.lines().any(|l| l == "CONFIG_MODULE_DECOMPRESS=y") => {
                     return Err(AddonError::NoDecompress(path, req.kver.to_string()))
@@ -457,7 +459,7 @@ pub fn build(req: &Request<'_>) -> Result<Built, AddonError> {
         }
         // Every module is looked at as the kernel will load it: an ELF relocatable object for
         // this kernel (a compressed one after decompressing it, under the cap).
-        if crate::modload::compressed(&file) {
+        if vfio_early_system::modload::compressed(&file) {
             let inside = crate::initrd::decompressed(&path, MODULE_CAP)
                 .map_err(|why| AddonError::Input(path.clone(), why))?;
             check_module(&path, &inside, req.kver)?;
@@ -495,7 +497,7 @@ pub fn build(req: &Request<'_>) -> Result<Built, AddonError> {
         "usr/lib/systemd",
         UNIT_DIR,
         "usr/lib/systemd/system/sysinit.target.wants",
-        crate::layout::PKG_DIR,
+        vfio_early_core::layout::PKG_DIR,
         ADDON_DIR,
         ADDON_MODULES,
     ] {
@@ -519,7 +521,7 @@ pub fn build(req: &Request<'_>) -> Result<Built, AddonError> {
     w.member(ADDON_MANIFEST, 0o100644, manifest.render().as_bytes());
     if let Some(words) = &cmdline_d {
         w.member("etc", dir_mode, b"");
-        w.member(crate::layout::CMDLINE_D, dir_mode, b"");
+        w.member(vfio_early_core::layout::CMDLINE_D, dir_mode, b"");
         w.member(ADDON_CMDLINE, 0o100644, words.as_bytes());
     }
     Ok(Built {
@@ -552,7 +554,7 @@ pub fn main(req: &Request<'_>, out: &Path) -> i32 {
         Ok(b) => b,
         Err(e) => {
             errln!("vfio-early: addon for {}: {e}", req.kver);
-            return crate::options::EXIT_REFUSED;
+            return vfio_early_engine::options::EXIT_REFUSED;
         }
     };
     for n in &built.notes {
@@ -566,20 +568,20 @@ pub fn main(req: &Request<'_>, out: &Path) -> i32 {
             .and_then(|()| stdout.flush())
         {
             errln!("vfio-early: cannot write the add-on to stdout: {e}");
-            return crate::options::EXIT_USAGE;
+            return vfio_early_engine::options::EXIT_USAGE;
         }
         errln!(
             "vfio-early: wrote the add-on to stdout: {} bytes for kernel {}",
             built.archive.len(),
             req.kver
         );
-        return crate::options::EXIT_OK;
+        return vfio_early_engine::options::EXIT_OK;
     }
-    let written = crate::files::Dir::of_user_path(out)
+    let written = vfio_early_system::files::Dir::of_user_path(out)
         .and_then(|(dir, name)| dir.replace_regular(&name, &built.archive, 0o644));
     if let Err(e) = written {
         errln!("vfio-early: cannot write the add-on: {e}");
-        return crate::options::EXIT_USAGE;
+        return vfio_early_engine::options::EXIT_USAGE;
     }
     let names: Vec<&str> = built.modules.iter().map(|m| m.0.as_str()).collect();
     let module_bytes: u64 = built.modules.iter().map(|m| m.1).sum();
@@ -599,7 +601,7 @@ pub fn main(req: &Request<'_>, out: &Path) -> i32 {
         built.overhead()
     );
     outln!("load it after the image's own initrd (a second initrd line, or a UKI's .initrd add-on: see the README's \"Immutable systems, UKIs\")");
-    crate::options::EXIT_OK
+    vfio_early_engine::options::EXIT_OK
 }
 
 #[cfg(test)]

@@ -9,17 +9,17 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::config::CONFIG_CAP;
 use crate::imagetool;
 use crate::initrd;
-use crate::layout::{CONFIG_FILE, HOOK_BINARY};
-use crate::legacy;
 use crate::nextboot::{self, NextBoot};
-use crate::pci::Bdf;
-use crate::plan::{Decision, Refusal, VFIO};
 use crate::statefile::{self, BootState};
 use crate::status::{self, line as device_line};
-use crate::sysfs::{self, Root};
+use vfio_early_core::config::CONFIG_CAP;
+use vfio_early_core::layout::{CONFIG_FILE, HOOK_BINARY};
+use vfio_early_core::legacy;
+use vfio_early_core::pci::Bdf;
+use vfio_early_core::plan::{Decision, Refusal, VFIO};
+use vfio_early_system::sysfs::{self, Root};
 
 /// The JSON schema's version (docs/interface.md, "check --json").
 pub const SCHEMA_VERSION: u64 = 1;
@@ -89,7 +89,7 @@ fn release(root: &Root) -> String {
 }
 
 fn text_of(root: &Root, rel: &str) -> Option<String> {
-    crate::read::read_input(&root.path(rel), 8 << 20)
+    vfio_early_system::read::read_input(&root.path(rel), 8 << 20)
         .ok()
         .map(|i| i.text().into_owned())
 }
@@ -455,14 +455,18 @@ fn addon_of(root: &Root, rel: &str) -> Option<PathBuf> {
 /// add-on (which check cannot see), an error if the add-on is for another kernel.
 fn addon_finding(addon: &Path, image: &str, rel: &str, f: &mut Findings) {
     let shown = addon.display();
-    let kernel = initrd::scan(addon, &[crate::layout::ADDON_MANIFEST], &mut |_, _| {})
-        .ok()
-        .and_then(|l| {
-            let text =
-                String::from_utf8_lossy(l.files.get(crate::layout::ADDON_MANIFEST)?).into_owned();
-            crate::modload::Manifest::parse(&text).ok()
-        })
-        .map(|m| m.kernel.to_string());
+    let kernel = initrd::scan(
+        addon,
+        &[vfio_early_core::layout::ADDON_MANIFEST],
+        &mut |_, _| {},
+    )
+    .ok()
+    .and_then(|l| {
+        let text = String::from_utf8_lossy(l.files.get(vfio_early_core::layout::ADDON_MANIFEST)?)
+            .into_owned();
+        vfio_early_system::modload::Manifest::parse(&text).ok()
+    })
+    .map(|m| m.kernel.to_string());
     match kernel {
         Some(k) if k == rel => f.add(
             Level::Warn,
@@ -492,7 +496,7 @@ fn image(root: &Root, given: Option<&Path>, f: &mut Findings) {
     );
     let shown = path.display();
     // O_NONBLOCK: a FIFO in the image's place must not hold check (scan refuses it by kind).
-    if let Err(e) = crate::read::open_ro(&path, nix::fcntl::OFlag::O_NONBLOCK) {
+    if let Err(e) = vfio_early_system::read::open_ro(&path, nix::fcntl::OFlag::O_NONBLOCK) {
         if e.kind() == std::io::ErrorKind::PermissionDenied {
             f.add(
                 Level::NeedsRoot,
@@ -571,7 +575,7 @@ fn image(root: &Root, given: Option<&Path>, f: &mut Findings) {
         );
     }
     // The image's copy of the configuration must be the file's.
-    let on_disk = crate::read::read_input_optional(&root.path(CONFIG_FILE), CONFIG_CAP)
+    let on_disk = vfio_early_system::read::read_input_optional(&root.path(CONFIG_FILE), CONFIG_CAP)
         .ok()
         .flatten()
         .map(|i| i.bytes);
@@ -605,7 +609,7 @@ fn image(root: &Root, given: Option<&Path>, f: &mut Findings) {
         ),
     }
     // The image's binder is the installed boot build (an old one lacks what this check assumes).
-    let boot = std::fs::read(root.path(crate::layout::BOOT_BINARY)).ok();
+    let boot = std::fs::read(root.path(vfio_early_core::layout::BOOT_BINARY)).ok();
     if let (Some(installed), Some(copy)) = (boot, listing.files.get(HOOK_BINARY)) {
         if &installed != copy {
             let host = env!("CARGO_PKG_VERSION");
@@ -767,7 +771,7 @@ fn leftovers(root: &Root, next: &NextBoot, f: &mut Findings) {
             Some("remove vfio-pci.ids=... from the kernel command line (where it is set: /etc/default/grub, /etc/kernel/cmdline)".into()),
         );
     }
-    for rel in crate::modopts::conf_files(root) {
+    for rel in vfio_early_system::modopts::conf_files(root) {
         let Some(text) = text_of(root, &rel) else {
             continue;
         };
@@ -895,7 +899,7 @@ mod tests {
         bin.extend_from_slice(b"\0vfio-early 0.0.9 (boot build)\0");
         assert_eq!(release_in(&bin).as_deref(), Some("0.0.9"));
         assert!(newer("0.1.0", "0.0.9") && newer("1.0.0", "0.10.0") && !newer("0.1.0", "0.1.0"));
-        assert!(release_in(crate::BOOT_VERSION_LINE.as_bytes()).is_some());
+        assert!(release_in(vfio_early_engine::BOOT_VERSION_LINE.as_bytes()).is_some());
     }
 
     #[test]

@@ -8,20 +8,20 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::config::InputError;
-use crate::config::CONFIG_CAP;
-use crate::config::{Problems, Settings, MAX_ENTRIES};
-use crate::entry::{self, Entry, Selector};
-use crate::files::Dir;
 use crate::imagetool;
-use crate::layout::CONFIG_FILE;
 use crate::nextboot;
-use crate::options::{EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
-use crate::pci::Bdf;
-use crate::plan::{Decision, Refusal, Why};
-use crate::sources::apply_config_file;
 use crate::status::{line as device_line, pinned_entry};
-use crate::sysfs::{self, Root};
+use vfio_early_core::config::InputError;
+use vfio_early_core::config::CONFIG_CAP;
+use vfio_early_core::config::{Problems, Settings, MAX_ENTRIES};
+use vfio_early_core::entry::{self, Entry, Selector};
+use vfio_early_core::layout::CONFIG_FILE;
+use vfio_early_core::pci::Bdf;
+use vfio_early_core::plan::{Decision, Refusal, Why};
+use vfio_early_engine::options::{EXIT_OK, EXIT_REFUSED, EXIT_USAGE};
+use vfio_early_engine::sources::apply_config_file;
+use vfio_early_system::files::Dir;
+use vfio_early_system::sysfs::{self, Root};
 
 /// The device entries one line of the file contributes, by the boot's parser.
 fn line_entries(line: &str) -> heapless::Vec<Entry, MAX_ENTRIES> {
@@ -34,7 +34,7 @@ fn line_entries(line: &str) -> heapless::Vec<Entry, MAX_ENTRIES> {
 /// was not read whole.
 fn read(root: &Root) -> Result<String, String> {
     let path = root.path(CONFIG_FILE);
-    match crate::read::read_input_optional(&path, CONFIG_CAP) {
+    match vfio_early_system::read::read_input_optional(&path, CONFIG_CAP) {
         Ok(None) => Ok(String::new()),
         Ok(Some(i)) if i.cut => Err(format!(
             "{}: longer than {CONFIG_CAP} bytes: not rewritten",
@@ -250,7 +250,7 @@ fn add_inner(root: &Root, words: &[String], dry_run: bool) -> Result<i32, String
 }
 
 /// The device's IDs (zeros when it cannot be read: only ID entries look at them).
-fn id_of(root: &Root, bdf: &Bdf) -> crate::pci::PciId {
+fn id_of(root: &Root, bdf: &Bdf) -> vfio_early_core::pci::PciId {
     sysfs::read_device(root, bdf, None)
         .ok()
         .flatten()
@@ -375,7 +375,7 @@ pub fn config(path: &std::path::Path) -> i32 {
     if problems.dropped > 0 {
         errln!("vfio-early: {} more problems not shown", problems.dropped);
     }
-    let text = crate::config::FileForm(&settings).to_string();
+    let text = vfio_early_core::config::FileForm(&settings).to_string();
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         errln!("vfio-early: cannot write the settings: {e}");

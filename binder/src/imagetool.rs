@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::sysfs::Root;
+use vfio_early_system::sysfs::Root;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Generator {

@@ -217,7 +217,8 @@ fn next_nonzero(file: &mut File, mut at: u64, len: u64) -> io::Result<u64> {
 /// `each`; zero runs and holes between parts cost what their data costs.
 pub fn scan(path: &Path, want: &[&str], each: &mut dyn FnMut(&str, u32)) -> Result<Scan, String> {
     let fail = |e: io::Error| format!("{}: {e}", path.display());
-    let mut file = crate::read::open_ro(path, nix::fcntl::OFlag::O_NONBLOCK).map_err(fail)?;
+    let mut file =
+        vfio_early_system::read::open_ro(path, nix::fcntl::OFlag::O_NONBLOCK).map_err(fail)?;
     let meta = file.metadata().map_err(fail)?;
     if !meta.is_file() {
         return Err(format!("{}: not a regular file", path.display()));
@@ -280,8 +281,8 @@ pub fn scan(path: &Path, want: &[&str], each: &mut dyn FnMut(&str, u32)) -> Resu
 /// The file at `path` decompressed by the system's tool its magic bytes name, at most `cap`
 /// bytes (`Err` past that: a bomb is not followed to its end). The errors say why, not where.
 pub fn decompressed(path: &Path, cap: usize) -> Result<Vec<u8>, String> {
-    let mut file =
-        crate::read::open_ro(path, nix::fcntl::OFlag::O_NONBLOCK).map_err(|e| e.to_string())?;
+    let mut file = vfio_early_system::read::open_ro(path, nix::fcntl::OFlag::O_NONBLOCK)
+        .map_err(|e| e.to_string())?;
     let mut magic = [0u8; 6];
     let n = file.read(&mut magic).map_err(|e| e.to_string())?;
     file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;

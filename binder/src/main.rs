@@ -5,9 +5,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use vfio_early::options::{Mode, Options, EXIT_USAGE};
-use vfio_early::sysfs::Root;
-use vfio_early::{addon, check, confedit, errln, out, outln, romcli, status};
+use vfio_early::{addon, check, confedit, romcli, status};
+use vfio_early_engine::options::{Mode, Options, EXIT_USAGE};
+use vfio_early_system::sysfs::Root;
+use vfio_early_system::{errln, out, outln};
 
 const HELP: &str = "\
 vfio-early: bind chosen PCI devices to vfio-pci from the initramfs, before any native driver
@@ -154,7 +155,7 @@ fn dispatch(a: Args) -> Result<i32, String> {
                 "plan" => Mode::Plan,
                 _ => Mode::Boot,
             };
-            Ok(vfio_early::boot::run(&Options {
+            Ok(vfio_early_engine::boot::run(&Options {
                 root: a.root,
                 mode,
                 cmdline,
@@ -167,9 +168,9 @@ fn dispatch(a: Args) -> Result<i32, String> {
             no_more(&rest)?;
             let path = match file {
                 Some(f) => PathBuf::from(f),
-                None => root.path(vfio_early::layout::CONFIG_FILE),
+                None => root.path(vfio_early_core::layout::CONFIG_FILE),
             };
-            Ok(vfio_early::confedit::config(&path))
+            Ok(crate::confedit::config(&path))
         }
         "rom" => Ok(romcli::main(&root, &rest)),
         "status" => {
@@ -208,8 +209,10 @@ fn dispatch(a: Args) -> Result<i32, String> {
             let kver = take_value(&mut rest, "--kver")?;
             let out = take_value(&mut rest, "-o")?.ok_or("addon needs -o FILE")?;
             let conf = take_value(&mut rest, "--conf")?.map(PathBuf::from);
-            let binary = take_value(&mut rest, "--binary")?
-                .map_or_else(|| root.path(vfio_early::layout::BOOT_BINARY), PathBuf::from);
+            let binary = take_value(&mut rest, "--binary")?.map_or_else(
+                || root.path(vfio_early_core::layout::BOOT_BINARY),
+                PathBuf::from,
+            );
             // The packaged shim rides along when installed; --init names another (it must be
             // there), --no-init leaves it out.
             let init = match (
@@ -219,10 +222,12 @@ fn dispatch(a: Args) -> Result<i32, String> {
                 (Some(_), true) => return Err("--init and --no-init exclude each other".into()),
                 (Some(p), false) => Some(PathBuf::from(p)),
                 (None, true) => None,
-                (None, false) => Some(root.path(vfio_early::layout::SHIM)).filter(|p| p.exists()),
+                (None, false) => {
+                    Some(root.path(vfio_early_core::layout::SHIM)).filter(|p| p.exists())
+                }
             };
             no_more(&rest)?;
-            let kver = kver.unwrap_or_else(|| vfio_early::modload::running_kernel(&root));
+            let kver = kver.unwrap_or_else(|| vfio_early_system::modload::running_kernel(&root));
             if kver.is_empty() || kver.contains('/') || kver.starts_with('.') {
                 return Err(format!("\"{kver}\" is not a kernel release (--kver)"));
             }
@@ -255,5 +260,5 @@ fn main() -> ExitCode {
         }
     };
     // Anything stdout could not take (a closed pipe, a full disk) is exit code 2, not a signal.
-    ExitCode::from(vfio_early::out::exit_code(code) as u8)
+    ExitCode::from(vfio_early_system::out::exit_code(code) as u8)
 }

@@ -5,13 +5,13 @@
 //! been loaded yet: a device such a driver holds now is free then. Only drivers built into the
 //! kernel (and so already bound at boot) still hold their devices.
 
-use crate::config::{Settings, MAX_ENTRIES};
-use crate::device::Inventory;
-use crate::entry::Entry;
-use crate::plan::{self, Plan, VFIO};
-use crate::scan::{self, Errors};
-use crate::sources::Sources;
-use crate::sysfs::{self, Root};
+use vfio_early_core::config::{Settings, MAX_ENTRIES};
+use vfio_early_core::device::Inventory;
+use vfio_early_core::entry::Entry;
+use vfio_early_core::plan::{self, Plan, VFIO};
+use vfio_early_engine::scan::{self, Errors};
+use vfio_early_engine::sources::Sources;
+use vfio_early_system::sysfs::{self, Root};
 
 /// The next boot's view and plan.
 pub struct NextBoot {
@@ -46,7 +46,7 @@ impl Builtin {
                     .path("lib/modules")
                     .join(&release)
                     .join("modules.builtin");
-                crate::read::read_input(&p, 4 << 20).ok()
+                vfio_early_system::read::read_input(&p, 4 << 20).ok()
             })
             .flatten()
             .map(|input| {
@@ -108,7 +108,7 @@ impl Builtin {
 /// The plan the next boot would make from the configuration it will read (the config file,
 /// dracut's cmdline.d and this boot's command line), or, given `entries`, for those instead.
 pub fn plan(root: &Root, entries: Option<heapless::Vec<Entry, MAX_ENTRIES>>) -> NextBoot {
-    let mut input = crate::sources::read(root, None);
+    let mut input = vfio_early_engine::sources::read(root, None);
     if let Some(entries) = entries {
         input.settings.entries = entries;
     }

@@ -6,7 +6,7 @@
 //! Format: `vvvv  vendor`, `\tdddd  device`, `\t\tssss ssss  subsystem`; after them the class
 //! list, `C cc  class`, `\tss  subclass`, `\t\tpp  programming interface`.
 
-use crate::pci::{Class, PciId};
+use vfio_early_core::pci::{Class, PciId};
 
 /// Where distributions install it (Debian `pci.ids`, Fedora `hwdata`, others).
 pub const PATHS: [&str; 3] = [

@@ -7,16 +7,16 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::apply::RealKernel;
-use crate::files::{Dir, Replace};
-use crate::layout::ROMS_VAR_DIR;
-use crate::outcome::Deadline;
-use crate::pci::Bdf;
-use crate::rom::ROM_CAP;
-use crate::rom::{self, Report};
-use crate::romread::{self, Access};
-use crate::romstore;
-use crate::sysfs::{self, Root};
+use vfio_early_core::layout::ROMS_VAR_DIR;
+use vfio_early_core::outcome::Deadline;
+use vfio_early_core::pci::Bdf;
+use vfio_early_core::rom::ROM_CAP;
+use vfio_early_core::rom::{self, Report};
+use vfio_early_engine::apply::RealKernel;
+use vfio_early_engine::romread::{self, Access};
+use vfio_early_engine::romstore;
+use vfio_early_system::files::{Dir, Replace};
+use vfio_early_system::sysfs::{self, Root};
 
 pub const USAGE: &str = "\
 Usage:
@@ -61,7 +61,7 @@ fn inspect(root: &Root, target: &str, json: bool, force: bool) -> i32 {
                 return 2;
             }
         },
-        _ => match crate::read::read_input(Path::new(target), ROM_CAP) {
+        _ => match vfio_early_system::read::read_input(Path::new(target), ROM_CAP) {
             // Not read past the cap: the size is the file's.
             Ok(input) if input.cut => {
                 let size = fs::metadata(target).map_or(ROM_CAP + 1, |m| m.len() as usize);
@@ -97,7 +97,7 @@ fn read_device_rom(
     root: &Root,
     bdf: &Bdf,
     force: bool,
-) -> Result<(Vec<u8>, Option<crate::pci::PciId>), String> {
+) -> Result<(Vec<u8>, Option<vfio_early_core::pci::PciId>), String> {
     let dev = sysfs::read_device(root, bdf, None)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("{bdf}: no such PCI device"))?;
@@ -178,7 +178,7 @@ pub fn human(name: &str, r: &Report) -> String {
 /// A ROM file or dump: a regular file (a FIFO or device is refused, never waited on), read up to
 /// the ROM cap; past it, exit code 1 (not a ROM), other errors 2.
 fn read_rom_file(path: &Path) -> Result<Vec<u8>, (i32, String)> {
-    match crate::read::read_input(path, ROM_CAP) {
+    match vfio_early_system::read::read_input(path, ROM_CAP) {
         Ok(input) if input.cut => Err((
             1,
             format!(

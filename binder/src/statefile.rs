@@ -8,15 +8,15 @@ use core::fmt;
 
 use serde_json::Value;
 
-use crate::layout::STATE_FILE;
-use crate::pci::Bdf;
-use crate::read::SysError;
-use crate::sysfs::Root;
+use vfio_early_core::layout::STATE_FILE;
+use vfio_early_core::pci::Bdf;
+use vfio_early_system::read::SysError;
+use vfio_early_system::sysfs::Root;
 
 /// The state file the binder writes is a few KiB; a cap far above it bounds a planted one.
 pub const CAP: usize = 1 << 20;
 /// The version this build writes; it reads this one and every one before it.
-pub const VERSION: u64 = crate::summary::STATE_VERSION as u64;
+pub const VERSION: u64 = vfio_early_engine::summary::STATE_VERSION as u64;
 
 /// One device's record.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -156,17 +156,19 @@ pub fn read(root: &Root) -> BootState {
 fn handoff_note(root: &Root) -> Option<String> {
     for (name, how) in [
         (
-            crate::layout::HANDOFF_DONE_NAME,
+            vfio_early_core::layout::HANDOFF_DONE_NAME,
             "the rest of the run reported",
         ),
         (
-            crate::layout::HANDOFF_NAME,
+            vfio_early_core::layout::HANDOFF_NAME,
             "the rest of the run did not report",
         ),
     ] {
-        let path = root.path(crate::layout::RUN_DIR).join(name);
-        if let Ok(Some(input)) = crate::read::read_input_optional(&path, crate::handoff::CAP) {
-            return Some(match crate::handoff::parse(&input.text()) {
+        let path = root.path(vfio_early_core::layout::RUN_DIR).join(name);
+        if let Ok(Some(input)) =
+            vfio_early_system::read::read_input_optional(&path, vfio_early_core::handoff::CAP)
+        {
+            return Some(match vfio_early_core::handoff::parse(&input.text()) {
                 Ok(h) => format!(
                     "the split run's handoff names the fenced devices: {} ({how}; the kernel log has its records: journalctl -k -b | grep vfio-early)",
                     h.fenced_list()
@@ -179,7 +181,7 @@ fn handoff_note(root: &Root) -> Option<String> {
 }
 
 fn read_state(root: &Root) -> BootState {
-    match crate::read::read_input_optional(&root.path(STATE_FILE), CAP) {
+    match vfio_early_system::read::read_input_optional(&root.path(STATE_FILE), CAP) {
         Ok(None) => BootState::Absent,
         Ok(Some(input)) if input.cut => {
             BootState::Unreadable(format!("longer than {CAP} bytes: not the binder's"))

@@ -10,21 +10,21 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
-use crate::config::MAX_ENTRIES;
-use crate::device::Device;
-use crate::entry::Entry;
-use crate::iomem::{self, Framebuffer};
-use crate::layout::ROMS_VAR_DIR;
 use crate::nextboot::{self, NextBoot};
-use crate::outcome::Outcome;
-use crate::pci::Bdf;
 use crate::pciids::{self, Names};
-use crate::plan::{Decision, Item};
-use crate::read::SysError;
-use crate::report::DeviceReport;
-use crate::romstore;
 use crate::statefile::{self, BootState, Record};
-use crate::sysfs::{self, Root};
+use vfio_early_core::config::MAX_ENTRIES;
+use vfio_early_core::device::Device;
+use vfio_early_core::entry::Entry;
+use vfio_early_core::iomem::{self, Framebuffer};
+use vfio_early_core::layout::ROMS_VAR_DIR;
+use vfio_early_core::outcome::Outcome;
+use vfio_early_core::pci::Bdf;
+use vfio_early_core::plan::{Decision, Item};
+use vfio_early_core::report::DeviceReport;
+use vfio_early_engine::romstore;
+use vfio_early_system::read::SysError;
+use vfio_early_system::sysfs::{self, Root};
 
 /// The JSON schema's version (docs/interface.md, "status --json").
 pub const SCHEMA_VERSION: u64 = 1;
@@ -198,7 +198,7 @@ fn read_pci_ids(root: &Root) -> Result<(String, String), String> {
             pciids::PATHS.map(|p| format!("/{p}")).join(", ")
         ));
     };
-    match crate::read::read_input(&root.path(rel), pciids::CAP) {
+    match vfio_early_system::read::read_input(&root.path(rel), pciids::CAP) {
         Ok(input) if input.cut => Err(format!(
             "/{rel} is longer than {} bytes: not a pci.ids; IDs only",
             pciids::CAP
@@ -550,7 +550,7 @@ pub fn pinned_entry(d: &Device) -> String {
 
 /// The IOMMU argument for this machine's CPU.
 pub fn iommu_argument(root: &Root) -> &'static str {
-    let cpu = crate::read::read_input(&root.path("proc/cpuinfo"), 1 << 20)
+    let cpu = vfio_early_system::read::read_input(&root.path("proc/cpuinfo"), 1 << 20)
         .map(|i| i.text().contains("AuthenticAMD"))
         .unwrap_or(false);
     if cpu {
@@ -586,7 +586,7 @@ pub fn argument(root: &Root, words: &[String]) -> Result<Argument, String> {
             })?;
         let text = pinned_entry(&dev);
         // Through the boot's own parser: what is printed is what the boot will read.
-        let entry = crate::entry::parse(&text).map_err(|e| format!("{text}: {e}"))?;
+        let entry = vfio_early_core::entry::parse(&text).map_err(|e| format!("{text}: {e}"))?;
         entries
             .push(entry)
             .map_err(|_| format!("more than {MAX_ENTRIES} devices"))?;
@@ -596,10 +596,10 @@ pub fn argument(root: &Root, words: &[String]) -> Result<Argument, String> {
     let mut refused = Vec::new();
     let mut notes = Vec::new();
     for item in &next.plan.items {
-        let listed = matches!(item.why, crate::plan::Why::Listed(_));
+        let listed = matches!(item.why, vfio_early_core::plan::Why::Listed(_));
         match (&item.decision, listed) {
             // Every device is refused for that with the IOMMU off: the argument turns it on.
-            (Decision::Refuse(crate::plan::Refusal::NoGroup { iommu_off: true }), _) => {
+            (Decision::Refuse(vfio_early_core::plan::Refusal::NoGroup { iommu_off: true }), _) => {
                 notes.push(line(&next, item))
             }
             (Decision::Refuse(_), _) => refused.push(line(&next, item)),
@@ -671,7 +671,7 @@ pub fn cmdline(root: &Root, words: &[String]) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pci::{Class, PciId};
+    use vfio_early_core::pci::{Class, PciId};
 
     fn dev(bdf: &str, class: u32, sub: (u16, u16)) -> Device {
         Device {
@@ -701,7 +701,7 @@ mod tests {
             "0000:01:00.0@10de:1c03"
         );
         for e in ["0000:01:00.0@10de:1c03:1043:85f4", "0000:01:00.0@10de:1c03"] {
-            assert!(crate::entry::parse(e).is_ok(), "{e} re-parses");
+            assert!(vfio_early_core::entry::parse(e).is_ok(), "{e} re-parses");
         }
     }
 }

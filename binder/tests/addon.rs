@@ -10,7 +10,7 @@ mod exe;
 
 use common::FakeTree;
 use vfio_early::initrd;
-use vfio_early::modload::Manifest;
+use vfio_early_system::modload::Manifest;
 
 const KVER: &str = "6.1.0-50-amd64";
 const MODS: &str = "lib/modules/6.1.0-50-amd64";

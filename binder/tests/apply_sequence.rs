@@ -8,12 +8,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Dev, FakeTree};
-use vfio_early::apply::{self, Ctx, Kernel, ModprobeError};
-use vfio_early::config::{OnFail, Origin, Problems, Settings};
-use vfio_early::files::Dir;
-use vfio_early::outcome::{Deadline, Left, Outcome, Via};
-use vfio_early::sysfs::Root;
-use vfio_early::{plan, scan};
+use vfio_early_core::config::{OnFail, Origin, Problems, Settings};
+use vfio_early_core::outcome::{Deadline, Left, Outcome, Via};
+use vfio_early_core::plan;
+use vfio_early_engine::apply::{self, Ctx, Kernel, ModprobeError};
+use vfio_early_engine::scan;
+use vfio_early_system::files::Dir;
+use vfio_early_system::sysfs::Root;
 
 /// Records every call; `bind_on_modprobe` lets the tree imitate vfio-pci's module init.
 struct Recorder<'a> {
@@ -189,7 +190,7 @@ impl Kernel for NoModprobe<'_> {
 
 #[test]
 fn the_addon_loads_vfio_pci_only_when_modprobe_finds_none_and_its_failure_releases() {
-    use vfio_early::outcome::Failure;
+    use vfio_early_core::outcome::Failure;
     for addon in [
         Ok(true),
         Ok(false),

@@ -540,13 +540,13 @@ fn help_and_version() {
 #[test]
 fn boot_build_binds_only() {
     let t = FakeTree::new();
-    let (code, out, _) = exe::run(exe::BOOT, &t, &["--help"]);
+    let (code, out, _) = exe::run(exe::boot_exe(), &t, &["--help"]);
     assert_eq!(code, 0);
     assert!(
         out.contains("boot build") && !out.contains("vfio-early rom"),
         "{out}"
     );
-    let (code, out, _) = exe::run(exe::BOOT, &t, &["--version"]);
+    let (code, out, _) = exe::run(exe::boot_exe(), &t, &["--version"]);
     assert_eq!((code, out.starts_with("vfio-early ")), (0, true), "{out}");
     for args in [
         &["plan"][..],
@@ -554,14 +554,14 @@ fn boot_build_binds_only() {
         &["rom", "known"],
         &["bind", "--cmdline", "x"],
     ] {
-        let (code, out, err) = exe::run(exe::BOOT, &t, args);
+        let (code, out, err) = exe::run(exe::boot_exe(), &t, args);
         assert_eq!((code, out.as_str()), (2, ""), "{args:?}: {err}");
         assert!(err.contains("unknown argument"), "{args:?}: {err}");
     }
     // `bind` spelled out is the same run as none.
     card(&t, 1, 1);
     t.modprobe_binds().cmdline("vfio-early.devices=01:00.0");
-    let (code, _, err) = exe::run(exe::BOOT, &t, &["bind"]);
+    let (code, _, err) = exe::run(exe::boot_exe(), &t, &["bind"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(t.driver_of("01:00.0").as_deref(), Some("vfio-pci"));
 }

@@ -54,7 +54,7 @@ fn ready() -> FakeTree {
     b.set_driver("02:00.0", None);
     b.set_driver("02:00.1", None);
     b.set_driver("00:02.0", None);
-    let (code, _, err) = exe::run(exe::BOOT, &b, &[]);
+    let (code, _, err) = exe::run(exe::boot_exe(), &b, &[]);
     assert_eq!(code, 0, "{err}");
     t.file(
         "run/vfio-early/state.json",
@@ -427,7 +427,7 @@ fn the_image_must_carry_vfio_early_and_the_same_configuration() {
         image(&t, &[]);
         t.file(
             "usr/lib/vfio-early/vfio-early-boot",
-            &format!("\0{}\0", vfio_early::BOOT_VERSION_LINE),
+            &format!("\0{}\0", vfio_early_engine::BOOT_VERSION_LINE),
         );
         let (_, f) = findings(&t);
         has(&f, "warn", "image", said, "update-initramfs");
@@ -536,8 +536,8 @@ fn what_only_root_can_read_says_needs_root() {
 #[test]
 fn an_image_without_vfio_early_is_ready_only_with_an_addon_for_this_kernel() {
     use vfio_early::initrd::Newc;
-    use vfio_early::layout::ADDON_MANIFEST as MANIFEST;
-    use vfio_early::modload::Manifest;
+    use vfio_early_core::layout::ADDON_MANIFEST as MANIFEST;
+    use vfio_early_system::modload::Manifest;
     let t = ready();
     image(
         &t,

@@ -24,11 +24,11 @@ use std::time::{Duration, Instant};
 
 use common::{full_bdf, Dev, FakeTree};
 use proptest::prelude::*;
-use vfio_early::apply::{Kernel, ModprobeError};
-use vfio_early::files::Dir;
-use vfio_early::options::{Mode, Options};
-use vfio_early::split;
-use vfio_early::split::Handover;
+use vfio_early_engine::apply::{Kernel, ModprobeError};
+use vfio_early_engine::options::{Mode, Options};
+use vfio_early_engine::split;
+use vfio_early_engine::split::Handover;
+use vfio_early_system::files::Dir;
 
 /// The logger is process-wide: one run at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -354,7 +354,7 @@ fn run_once(m: &Machine, at: Option<usize>, fault: Fault) -> Result<Ran, TestCas
     let mut between = None;
     let code = {
         let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        vfio_early::boot::run_split_with(&opts, &mut sim, |sim, pending| {
+        vfio_early_engine::boot::run_split_with(&opts, &mut sim, |sim, pending| {
             let state = if m.state_ro {
                 String::new()
             } else {

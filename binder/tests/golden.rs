@@ -153,7 +153,7 @@ fn command(exe: &str, t: &FakeTree, args: &[&str]) -> String {
 fn outputs(case: &Path) -> Vec<(&'static str, String)> {
     let t = machine(case);
     let plan = command(exe::HOST, &t, &["plan"]);
-    let (code, _, err) = exe::run(exe::BOOT, &t, &[]);
+    let (code, _, err) = exe::run(exe::boot_exe(), &t, &[]);
     assert_eq!(code, 0, "{}: the boot build exits 0; {err}", case.display());
     let sysfs: String = t
         .devices()

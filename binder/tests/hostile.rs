@@ -500,7 +500,7 @@ fn an_output_that_cannot_be_written_is_exit_2_never_a_signal() {
         );
     // A stored capture, so `rom known` has something to say.
     let data = common::rom_image(0x10de, 0x1c03, 0x030000, 2, 0, true);
-    let sha = vfio_early::romstore::sha256_hex(&data);
+    let sha = vfio_early_engine::romstore::sha256_hex(&data);
     let name = format!(
         "var/lib/vfio-early/roms/10de-1c03-0000-0000-{}.rom",
         &sha[..12]

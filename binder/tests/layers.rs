@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The shape of the code, checked: no import cycle among the modules of the crate (the
-//! `crate::` edges of each source file, comments dropped), and every module reachable from the
-//! boot build's entry points listed, so a host module entering the boot build is seen.
+//! The shape of the code, checked: no import cycle among the modules of any crate (the
+//! `crate::` edges of each source file, comments dropped), and each crate depending only on
+//! the crates before it (`cargo tree`), so the boot build and the shim cannot reach host code.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
 
 /// Module name -> the modules of the same crate it names as `crate::NAME` (in paths and in
-/// `use crate::{a, b::c}` lists); `vfio_early::NAME` for the binaries.
+/// `use crate::{a, b::c}` lists).
 fn edges(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
     let mut files = BTreeMap::new();
     for e in fs::read_dir(src).expect("src") {
@@ -28,7 +28,7 @@ fn edges(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
     let mut out = BTreeMap::new();
     for (name, text) in &files {
         let mut deps = BTreeSet::new();
-        for prefix in ["crate::", "vfio_early::"] {
+        for prefix in ["crate::"] {
             for (i, _) in text.match_indices(prefix) {
                 let rest = &text[i + prefix.len()..];
                 if let Some(list) = rest.strip_prefix('{') {
@@ -129,16 +129,26 @@ fn cycles(g: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
     s.out
 }
 
-fn src() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+/// The source directories of the workspace's crates, with how many modules each has at least.
+const CRATES: [(&str, usize); 4] = [
+    ("core/src", 15),
+    ("system/src", 9),
+    ("engine/src", 10),
+    ("src", 10),
+];
+
+fn dir(rel: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
 #[test]
-fn no_import_cycle_among_the_modules() {
-    let g = edges(&src());
-    assert!(g.len() > 30, "modules not found: {g:?}");
-    let found = cycles(&g);
-    assert!(found.is_empty(), "import cycles: {found:?}");
+fn no_import_cycle_among_the_modules_of_any_crate() {
+    for (rel, at_least) in CRATES {
+        let g = edges(&dir(rel));
+        assert!(g.len() > at_least, "{rel}: modules not found: {g:?}");
+        let found = cycles(&g);
+        assert!(found.is_empty(), "{rel}: import cycles: {found:?}");
+    }
 }
 
 #[test]
@@ -161,33 +171,66 @@ fn the_cycle_check_sees_a_cycle() {
     assert_eq!(cycles(&g), vec![vec!["a", "b", "c"]]);
 }
 
-/// What the boot build and the shim can reach (their entry points' modules and everything those
-/// name): the host commands must not be among them.
-#[test]
-fn the_boot_build_reaches_no_host_command() {
-    let g = edges(&src());
-    let mut seen = BTreeSet::new();
-    let mut todo = vec!["main_boot".to_string(), "main_init".to_string()];
-    while let Some(m) = todo.pop() {
-        if seen.insert(m.clone()) {
-            todo.extend(g[&m].iter().cloned());
-        }
-    }
-    let host = [
-        "addon",
-        "check",
-        "confedit",
-        "nextboot",
-        "status",
-        "romcli",
-        "statefile",
-        "pciids",
-        "imagetool",
-        "initrd",
-    ];
-    let leaked: Vec<&str> = host.iter().copied().filter(|h| seen.contains(*h)).collect();
+/// `cargo tree` of one package, normal dependencies only, one name a line.
+fn tree(package: &str) -> BTreeSet<String> {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "--offline",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "-p",
+            package,
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run cargo tree");
     assert!(
-        leaked.is_empty(),
-        "the boot build reaches {leaked:?} (via {seen:?})"
+        out.status.success(),
+        "cargo tree -p {package}: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Each crate uses only the crates before it: core <- system <- engine <- vfio-early (host).
+/// The boot build and the shim are the engine's binaries, so what the engine cannot reach they
+/// cannot either.
+#[test]
+fn each_crate_uses_only_the_crates_before_it() {
+    let core = tree("vfio-early-core");
+    let system = tree("vfio-early-system");
+    let engine = tree("vfio-early-engine");
+    let host = tree("vfio-early");
+    for (name, deps, not) in [
+        (
+            "core",
+            &core,
+            &[
+                "vfio-early-system",
+                "vfio-early-engine",
+                "vfio-early",
+                "nix",
+                "serde_json",
+            ][..],
+        ),
+        (
+            "system",
+            &system,
+            &["vfio-early-engine", "vfio-early", "serde_json"][..],
+        ),
+        ("engine", &engine, &["vfio-early", "serde_json"][..]),
+    ] {
+        let bad: Vec<&&str> = not.iter().filter(|n| deps.contains(**n)).collect();
+        assert!(bad.is_empty(), "{name} depends on {bad:?}: {deps:?}");
+    }
+    assert!(system.contains("vfio-early-core"), "{system:?}");
+    assert!(engine.contains("vfio-early-system"), "{engine:?}");
+    assert!(host.contains("vfio-early-engine"), "{host:?}");
 }

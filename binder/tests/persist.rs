@@ -5,6 +5,8 @@
 //! symlinks are in tests/roms/persist-faults.sh (they need root and strace).
 
 mod common;
+#[path = "common/exe.rs"]
+mod exe;
 
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -15,8 +17,8 @@ use std::time::Instant;
 use common::{rom_image, FakeTree};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
-use vfio_early::files::{Dir, Replace};
-use vfio_early::romstore::sha256_hex;
+use vfio_early_engine::romstore::sha256_hex;
+use vfio_early_system::files::{Dir, Replace};
 
 const RUN: &str = "run/vfio-early/roms";
 const VAR: &str = "var/lib/vfio-early/roms";
@@ -224,7 +226,7 @@ fn state_and_modprobe_log_never_go_through_a_symlinked_directory() {
     symlink(&elsewhere, t.path("run/vfio-early")).unwrap();
     t.cmdline("vfio-early.devices=01:00.0")
         .file("proc/sys/kernel/printk_devkmsg", "on\n");
-    let out = Command::new(env!("CARGO_BIN_EXE_vfio-early-boot"))
+    let out = Command::new(exe::boot_exe())
         .arg("--root")
         .arg(&t.root)
         .output()

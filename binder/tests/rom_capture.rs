@@ -10,13 +10,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{rom_image, Dev, FakeTree};
-use vfio_early::apply::{Kernel, ModprobeError};
-use vfio_early::files::Dir;
-use vfio_early::outcome::Deadline;
-use vfio_early::pci::Bdf;
-use vfio_early::romread::{self as capture, Access};
-use vfio_early::romstore::{self, Verdict};
-use vfio_early::sysfs::{self, Root};
+use vfio_early_core::outcome::Deadline;
+use vfio_early_core::pci::Bdf;
+use vfio_early_engine::apply::{Kernel, ModprobeError};
+use vfio_early_engine::romread::{self as capture, Access};
+use vfio_early_engine::romstore::{self, Verdict};
+use vfio_early_system::files::Dir;
+use vfio_early_system::sysfs::{self, Root};
 
 /// Records writes; never touches the tree (a write to the fake `rom` file would clobber it).
 /// Writes of `fail` (an attribute and value) fail with EIO.
@@ -164,7 +164,7 @@ fn stored(t: &FakeTree, data: &[u8]) -> romstore::Stored {
     let dev = sysfs::read_device(&root, &Bdf::parse("01:00.0").unwrap(), None)
         .unwrap()
         .unwrap();
-    let read = vfio_early::romstore::RomRead {
+    let read = vfio_early_engine::romstore::RomRead {
         data: data.to_vec(),
         enabled_here: true,
         not_restored: Default::default(),
@@ -292,7 +292,7 @@ fn an_invalid_rom_is_not_stored() {
     let dev = sysfs::read_device(&root, &Bdf::parse("01:00.0").unwrap(), None)
         .unwrap()
         .unwrap();
-    let read = vfio_early::romstore::RomRead {
+    let read = vfio_early_engine::romstore::RomRead {
         data: vec![0xff; 2048],
         enabled_here: false,
         not_restored: Default::default(),

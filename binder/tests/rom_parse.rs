@@ -4,8 +4,8 @@
 mod common;
 
 use common::rom_image;
-use vfio_early::pci::PciId;
-use vfio_early::rom::{clean_range, inspect, Finding, CODE_EFI, CODE_X86};
+use vfio_early_core::pci::PciId;
+use vfio_early_core::rom::{clean_range, inspect, Finding, CODE_EFI, CODE_X86};
 
 fn gpu_rom() -> Vec<u8> {
     let mut d = rom_image(0x1234, 0x1111, 0x030000, 2, CODE_X86, false);

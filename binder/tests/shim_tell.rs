@@ -28,7 +28,7 @@ fn pipe() -> (OwnedFd, OwnedFd) {
 /// returns its exit code.
 fn run_with_fd3(t: &FakeTree, fd: &OwnedFd, env: Option<&str>) -> i32 {
     let raw = fd.as_raw_fd();
-    let mut cmd = Command::new(exe::BOOT);
+    let mut cmd = Command::new(exe::boot_exe());
     cmd.arg("--root")
         .arg(&t.root)
         .stdin(Stdio::null())

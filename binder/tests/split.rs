@@ -19,7 +19,7 @@ use common::{Dev, FakeTree};
 use exe::has;
 
 fn boot(t: &FakeTree, args: &[&str]) -> (i32, String) {
-    let (code, _, err) = exe::run(exe::BOOT, t, args);
+    let (code, _, err) = exe::run(exe::boot_exe(), t, args);
     (code, err)
 }
 
@@ -293,7 +293,7 @@ fn two_finishes_at_once_take_turns() {
     let t = machine(1, "");
     assert_eq!(boot(&t, &["fence", "--unit"]).0, 0);
     let start = || {
-        Command::new(exe::BOOT)
+        Command::new(exe::boot_exe())
             .arg("--root")
             .arg(&t.root)
             .arg("finish")

@@ -138,7 +138,7 @@ fn the_table_by_group_with_both_boots() {
     assert_eq!(port["bridge"], true);
 
     // After a boot of that machine: what this boot did.
-    let booted = exe::run(exe::BOOT, &boot_tree(&t), &[]);
+    let booted = exe::run(exe::boot_exe(), &boot_tree(&t), &[]);
     assert_eq!(booted.0, 0, "{}", booted.2);
     let (_, human, _) = status(&t, &[]);
     assert!(human.contains("IOMMU group 10\n  0000:01:00.0  display controller [0300]: Device [1234:1111] (subsystem 1af4:1100)"), "{human}");
@@ -187,7 +187,7 @@ fn this_boots_records_are_shown_and_bad_state_files_named() {
     let t = machine();
     t.cmdline("vfio-early.devices=01:00.0,02:00.0@10de:ffff");
     let b = boot_tree(&t);
-    let (code, _, err) = exe::run(exe::BOOT, &b, &[]);
+    let (code, _, err) = exe::run(exe::boot_exe(), &b, &[]);
     assert_eq!(code, 0, "{err}");
     t.file(
         "run/vfio-early/state.json",
@@ -526,7 +526,7 @@ proptest! {
         let j = status_json(&t, &["--all"]);
         let b = boot_tree(&t);
         b.cmdline("vfio-early.dry-run");
-        let (code, _, err) = exe::run(exe::BOOT, &b, &[]);
+        let (code, _, err) = exe::run(exe::boot_exe(), &b, &[]);
         prop_assert_eq!(code, 0, "{}", err);
         let state: Value = serde_json::from_str(&b.read("run/vfio-early/state.json")).unwrap();
         let booted = state["devices"].as_array().cloned().unwrap_or_default();

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vfio_early::rom;
+use vfio_early_core::rom;
 
 fuzz_target!(|data: &[u8]| {
     let Some(range) = rom::clean_range(data) else {

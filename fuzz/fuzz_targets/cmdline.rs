@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vfio_early::cmdline;
+use vfio_early_core::cmdline;
 
 type Args = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 

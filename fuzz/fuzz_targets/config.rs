@@ -5,8 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vfio_early::config::{FileForm, Origin, Problems, Settings, MAX_ENTRIES, MAX_PROBLEMS};
-use vfio_early::entry;
+use vfio_early_core::config::{FileForm, Origin, Problems, Settings, MAX_ENTRIES, MAX_PROBLEMS};
+use vfio_early_core::entry;
 
 fuzz_target!(|data: &[u8]| {
     // First byte: where the input goes; the rest is the input.
@@ -38,14 +38,14 @@ fuzz_target!(|data: &[u8]| {
     // A malformed kill switch blocks binding for the whole run, whatever comes after it.
     if p.kept
         .iter()
-        .any(|x| matches!(x.error, vfio_early::config::InputError::KillSwitch(_)))
+        .any(|x| matches!(x.error, vfio_early_core::config::InputError::KillSwitch(_)))
     {
         assert!(p.blocked);
     }
     // Texts longer than a token are cut in messages; a round trip needs whole tokens.
     if s.entries
         .iter()
-        .all(|e| e.text.as_str().len() < vfio_early::text::TOKEN_CAP)
+        .all(|e| e.text.as_str().len() < vfio_early_core::text::TOKEN_CAP)
     {
         let form = FileForm(&s).to_string();
         let mut back = Settings::default();

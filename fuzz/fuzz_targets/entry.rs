@@ -4,15 +4,15 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vfio_early::entry::{self, Selector};
-use vfio_early::pci::Bdf;
+use vfio_early_core::entry::{self, Selector};
+use vfio_early_core::pci::Bdf;
 
 fuzz_target!(|data: &[u8]| {
     let token = String::from_utf8_lossy(data);
     let Ok(e) = entry::parse(&token) else {
         return;
     };
-    if token.len() < vfio_early::text::TOKEN_CAP {
+    if token.len() < vfio_early_core::text::TOKEN_CAP {
         assert_eq!(e.text.as_str(), token);
         assert_eq!(entry::parse(e.text.as_str()), Ok(e.clone()));
     }

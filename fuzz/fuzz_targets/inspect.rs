@@ -4,9 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vfio_early::romstore::report_json;
-use vfio_early::pci::PciId;
-use vfio_early::rom::{self, MAX_FINDINGS, MAX_IMAGES};
+use vfio_early_engine::romstore::report_json;
+use vfio_early_core::pci::PciId;
+use vfio_early_core::rom::{self, MAX_FINDINGS, MAX_IMAGES};
 use vfio_early::romcli::human;
 
 fuzz_target!(|input: &[u8]| {

@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vfio_early::shim;
+use vfio_early_engine::shim;
 
 fuzz_target!(|data: &[u8]| {
     let (inits, _why) = shim::inits(data);

@@ -52,7 +52,7 @@ else
     line SKIP msrv "rustup could not install Rust $msrv (see $out/msrv-install.log)"
 fi
 # shellcheck disable=SC2086 # no word or one
-if (cd "$src" && CARGO_HOME="$out/cargo-home" cargo $toolchain build --offline --locked --release -p vfio-early --target-dir "$out/t") >"$out/build.log" 2>&1; then
+if (cd "$src" && CARGO_HOME="$out/cargo-home" cargo $toolchain build --offline --locked --release -p vfio-early -p vfio-early-engine --target-dir "$out/t") >"$out/build.log" 2>&1; then
     what="$(rustc $toolchain --version) built $(stat -c %s "$out/t/release/vfio-early") bytes from the tarball alone, offline, empty CARGO_HOME"
     if [ -n "$toolchain" ]; then line PASS msrv "$what"; else line PASS offline "$what"; fi
 else

@@ -12,8 +12,21 @@ use crate::common::FakeTree;
 
 /// The host build: every command.
 pub const HOST: &str = env!("CARGO_BIN_EXE_vfio-early");
-/// The boot build: what the hooks put into every image.
-pub const BOOT: &str = env!("CARGO_BIN_EXE_vfio-early-boot");
+/// The boot build: what the hooks put into every image. It is vfio-early-engine's binary, so
+/// cargo names it to that crate's tests only: it sits beside the host build, built by
+/// `cargo test --workspace` (`cargo test -p vfio-early` alone does not build it: said so here).
+pub fn boot_exe() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let p = std::path::Path::new(HOST).with_file_name("vfio-early-boot");
+        assert!(
+            p.is_file(),
+            "{}: no boot build; it is vfio-early-engine's binary: run `cargo test --workspace`",
+            p.display()
+        );
+        p.to_string_lossy().into_owned()
+    })
+}
 
 /// Runs `exe --root TREE ARGS` with a hang guard (a blocked read would wait forever); returns
 /// (exit code, stdout, stderr).
@@ -61,7 +74,7 @@ fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> JoinHandle<String> {
 /// The boot build in boot mode, which must exit 0 inside an initramfs; the kernel log.
 #[track_caller]
 pub fn boot(t: &FakeTree) -> Vec<String> {
-    let (code, _, err) = run(BOOT, t, &[]);
+    let (code, _, err) = run(boot_exe(), t, &[]);
     assert_eq!(code, 0, "boot mode exits 0; stderr: {err}");
     t.kmsg_lines()
 }

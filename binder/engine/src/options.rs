@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::apply::{self, Kernel};
-use crate::config::Settings;
-use crate::files::Dir;
-use crate::outcome::Deadline;
-use crate::read::SysError;
-use crate::sysfs::Root;
+use vfio_early_core::config::Settings;
+use vfio_early_core::outcome::Deadline;
+use vfio_early_system::files::Dir;
+use vfio_early_system::read::SysError;
+use vfio_early_system::sysfs::Root;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! A split boot run, every part of it: the fence's handover, the rest (`finish`), the settle,
 //! and the shell inits' `wait`. The state file is a report, never the protocol; the
-//! [handoff](crate::handoff) is the one record of the work left, and the lock on
+//! [handoff](vfio_early_core::handoff) is the one record of the work left, and the lock on
 //! `/run/vfio-early` says whether a rest is still at it.
 //!
 //! - `fence`, before udev: every override written, then the handoff. A shell init's fence
@@ -31,19 +31,19 @@ use log::{error, log, warn, Level};
 use nix::libc;
 
 use crate::apply::{self, Kernel, RealKernel};
-use crate::config::{OnFail, Settings};
-use crate::device::MAX_DEVICES;
-use crate::files::{Dir, Replace};
-use crate::handoff::{self, Handoff};
-use crate::kmsg::{self, Phase, SUMMARY};
-use crate::layout::{FINISH_PID_NAME, HANDOFF_DONE_NAME, STATE_NAME};
 use crate::options::{ctx, Options, Run, EXIT_OK, EXIT_REFUSED};
-use crate::outcome::{Deadline, Failure, Left, Outcome, Outcomes, Via};
-use crate::pci::Bdf;
-use crate::plan::{self, Decision, Plan, VFIO};
 use crate::sources::Sources;
 use crate::summary::tell;
-use crate::sysfs::Root;
+use vfio_early_core::config::{OnFail, Settings};
+use vfio_early_core::device::MAX_DEVICES;
+use vfio_early_core::handoff::{self, Handoff};
+use vfio_early_core::layout::{FINISH_PID_NAME, HANDOFF_DONE_NAME, STATE_NAME};
+use vfio_early_core::outcome::{Deadline, Failure, Left, Outcome, Outcomes, Via};
+use vfio_early_core::pci::Bdf;
+use vfio_early_core::plan::{self, Decision, Plan, VFIO};
+use vfio_early_system::files::{Dir, Replace};
+use vfio_early_system::kmsg::{self, Phase, SUMMARY};
+use vfio_early_system::sysfs::Root;
 
 /// Past the run's deadline: how long the rest may take to end, and the settle to get the lock.
 pub const GRACE: Duration = Duration::from_secs(2);
@@ -60,9 +60,11 @@ const POLL: Duration = Duration::from_millis(10);
 /// Writes the handoff; false (logged) when it could not be.
 fn write_handoff(p: &Pending<'_>) -> bool {
     let written = match p.handoff() {
-        Some(text) => p
-            .dir
-            .write(crate::layout::HANDOFF_NAME, text.as_bytes(), Replace::Yes),
+        Some(text) => p.dir.write(
+            vfio_early_core::layout::HANDOFF_NAME,
+            text.as_bytes(),
+            Replace::Yes,
+        ),
         None => {
             warn!("the run's state has a name the handoff cannot carry: loading vfio-pci now, before udev");
             return false;
@@ -97,7 +99,7 @@ pub fn hand_off(p: &Pending<'_>, root: &Root, unit: bool) -> Handover {
         Err(e) => {
             warn!("cannot start `vfio-early finish`: {e}: loading vfio-pci now, before udev");
             // No handoff left behind: this process does the rest and reports it.
-            let _ = p.dir.remove(crate::layout::HANDOFF_NAME);
+            let _ = p.dir.remove(vfio_early_core::layout::HANDOFF_NAME);
             Handover::Finish
         }
     }
@@ -110,7 +112,7 @@ fn start_finish(dir: &Dir, root: &Root) -> Result<u32, String> {
         Ok(None) => return Err("another process holds /run/vfio-early".into()),
         Err(e) => return Err(e.to_string()),
     };
-    let null = crate::read::open_file(
+    let null = vfio_early_system::read::open_file(
         std::path::Path::new("/dev/null"),
         nix::fcntl::OFlag::O_RDWR,
         0,
@@ -122,13 +124,13 @@ fn start_finish(dir: &Dir, root: &Root) -> Result<u32, String> {
     if base != "/" {
         args.extend(["--root", base]);
     }
-    let pass = crate::spawn::Pass {
+    let pass = vfio_early_system::spawn::Pass {
         fd: lock.as_fd(),
         to: LOCK_FD,
         entry: LOCK_ENTRY,
     };
     let exe = std::path::Path::new("/proc/self/exe");
-    let child = crate::spawn::spawn(
+    let child = vfio_early_system::spawn::spawn(
         exe,
         &args,
         null.as_fd(),
@@ -189,7 +191,7 @@ fn lock_until(dir: &Dir, until_ns: u64) -> Option<OwnedFd> {
 fn until_ns(h: Option<&Handoff>) -> u64 {
     let grace = ns(GRACE);
     let cap = now_ns()
-        .saturating_add(u64::from(crate::config::MAX_TIMEOUT_S) * 1_000_000_000)
+        .saturating_add(u64::from(vfio_early_core::config::MAX_TIMEOUT_S) * 1_000_000_000)
         .saturating_add(grace);
     h.map_or(cap, |h| h.deadline_ns.saturating_add(grace).min(cap))
 }
@@ -228,7 +230,7 @@ fn read_handoff(dir: &Dir) -> Option<(Result<Handoff, String>, bool)> {
         Ok(Some(_)) => Some(Err(format!("longer than {} bytes", handoff::CAP))),
         Err(e) => Some(Err(e.to_string())),
     };
-    if let Some(h) = parse(crate::layout::HANDOFF_NAME) {
+    if let Some(h) = parse(vfio_early_core::layout::HANDOFF_NAME) {
         return Some((h, false));
     }
     parse(HANDOFF_DONE_NAME).map(|h| (h, true))
@@ -238,8 +240,8 @@ fn read_handoff(dir: &Dir) -> Option<(Result<Handoff, String>, bool)> {
 /// in this boot).
 fn run_dir(root: &Root) -> Option<Dir> {
     Dir::open(
-        &root.path(crate::layout::RUN_PARENT),
-        crate::layout::RUN_NAME,
+        &root.path(vfio_early_core::layout::RUN_PARENT),
+        vfio_early_core::layout::RUN_NAME,
         false,
     )
     .map(Dir::volatile)
@@ -254,7 +256,7 @@ type Read = (Result<Handoff, String>, bool);
 /// on: not inside an initramfs (said, with `why` it refuses), or no split run in this boot.
 fn begin(root: &Root, phase: Phase, why: &str) -> Result<(Dir, Read), i32> {
     kmsg::set_phase(phase);
-    if !crate::kmsg::boot_start(root, why) {
+    if !vfio_early_system::kmsg::boot_start(root, why) {
         return Err(EXIT_REFUSED);
     }
     let dir = run_dir(root).ok_or(EXIT_OK)?;
@@ -343,7 +345,7 @@ fn refuse<K: Kernel>(
     };
     error!(
         "/run/vfio-early/{}: {why}: the rest of this boot's run does not go on; the settle below says where each fenced device ends",
-        crate::layout::HANDOFF_NAME
+        vfio_early_core::layout::HANDOFF_NAME
     );
     kmsg::set_phase(Phase::Settle);
     settle_locked(root, dir, kernel, h, false);
@@ -352,7 +354,7 @@ fn refuse<K: Kernel>(
 
 /// The handoff, renamed: the rest reported.
 fn mark_done(dir: &Dir) {
-    if let Err(e) = dir.rename(crate::layout::HANDOFF_NAME, HANDOFF_DONE_NAME) {
+    if let Err(e) = dir.rename(vfio_early_core::layout::HANDOFF_NAME, HANDOFF_DONE_NAME) {
         warn!("{e}: the settle will take this run for one that did not report");
     }
 }
@@ -391,8 +393,8 @@ pub fn settle_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
             let status = var("EXIT_STATUS");
             error!(
                 "the finish unit ended without reporting (systemd: {}, {})",
-                crate::text::Token::from_bytes(result.as_encoded_bytes()),
-                crate::text::Token::from_bytes(status.as_encoded_bytes())
+                vfio_early_core::text::Token::from_bytes(result.as_encoded_bytes()),
+                vfio_early_core::text::Token::from_bytes(status.as_encoded_bytes())
             );
         }
     }
@@ -449,7 +451,10 @@ fn stop_rest(dir: &Dir) -> bool {
         .filter(|i| !i.cut)
         .and_then(|i| i.text().trim().parse::<u32>().ok())
         .filter(|&p| p > 1);
-    let Some(fd) = pid.filter(|&p| ours(p)).and_then(crate::spawn::pidfd_open) else {
+    let Some(fd) = pid
+        .filter(|&p| ours(p))
+        .and_then(vfio_early_system::spawn::pidfd_open)
+    else {
         return false;
     };
     // SAFETY: pidfd_send_signal on a pidfd we hold signals that process and no other.
@@ -559,7 +564,7 @@ fn settle_locked<K: Kernel>(
         write_settled(root, dir, &mut h, &fates);
     }
     if !done {
-        if let Err(e) = dir.rename(crate::layout::HANDOFF_NAME, HANDOFF_DONE_NAME) {
+        if let Err(e) = dir.rename(vfio_early_core::layout::HANDOFF_NAME, HANDOFF_DONE_NAME) {
             warn!("{e}: a second settle will say this again");
         }
     }
@@ -579,7 +584,7 @@ impl core::fmt::Display for Now<'_> {
 
 /// Whether the device's override still names vfio-pci.
 fn fenced_now(root: &Root, bdf: &Bdf) -> bool {
-    crate::sysfs::read_attr::<64>(&root.attr(bdf, "driver_override"))
+    vfio_early_system::sysfs::read_attr::<64>(&root.attr(bdf, "driver_override"))
         .ok()
         .flatten()
         .is_some_and(|o| o.trim() == VFIO)
@@ -651,7 +656,7 @@ fn unknown_fenced(root: &Root, why: &str) {
         target: SUMMARY,
         Level::Error,
         "/run/vfio-early/{}: {why}: which devices the fence took is not known; fenced with no driver now: {names} (left so; hint: `echo > /sys/bus/pci/devices/BDF/driver_override` and `echo BDF > /sys/bus/pci/drivers_probe` give one back)",
-        crate::layout::HANDOFF_NAME
+        vfio_early_core::layout::HANDOFF_NAME
     );
 }
 
@@ -670,18 +675,18 @@ pub struct Pending<'a> {
     pub dir: &'a Dir,
     pub deadline: Deadline,
     /// The addresses fenced, in plan order.
-    pub fenced: &'a [crate::pci::Bdf],
+    pub fenced: &'a [vfio_early_core::pci::Bdf],
     /// [`Sources::digest`] of the sources the fence read.
     pub digest: u64,
     pub settings: &'a Settings,
-    pub inv: &'a crate::device::Inventory,
-    pub state: &'a crate::outcome::Fenced,
+    pub inv: &'a vfio_early_core::device::Inventory,
+    pub state: &'a vfio_early_core::outcome::Fenced,
 }
 
 impl Pending<'_> {
     /// The handoff for `vfio-early finish`; `None` when it cannot be written whole.
     pub fn handoff(&self) -> Option<String> {
-        crate::handoff::render(
+        vfio_early_core::handoff::render(
             self.digest,
             self.settings,
             self.inv,
@@ -702,7 +707,7 @@ pub fn finish_rest<K: Kernel>(
     dir: &Dir,
     input: &Sources,
     plan: &Plan,
-    fenced: &mut crate::outcome::Fenced,
+    fenced: &mut vfio_early_core::outcome::Fenced,
 ) {
     let run = Run {
         opts,

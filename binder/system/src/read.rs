@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::stat::{fstat, SFlag};
 
-use crate::text::find_byte;
+use vfio_early_core::text::find_byte;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SysError {

@@ -12,8 +12,8 @@ use std::path::Path;
 use log::{error, warn};
 use nix::libc;
 
-use vfio_early::shim::{self, Identity};
-use vfio_early::sysfs::{self, Root};
+use vfio_early_engine::shim::{self, Identity};
+use vfio_early_system::sysfs::{self, Root};
 
 const HELP: &str = "\
 vfio-early init: the rdinit shim of vfio-early
@@ -33,23 +33,23 @@ See vfio-early(8).
 pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int {
     if std::process::id() != 1 {
         // By hand on a running system: say what it is, and touch nothing.
-        vfio_early::errln!("{HELP}\nvfio-early init: not PID 1: nothing done");
+        vfio_early_system::errln!("{HELP}\nvfio-early init: not PID 1: nothing done");
         // SAFETY: argv holds argc pointers; argv[1] exists when argc > 1.
         let help = argc > 1
             && matches!(
                 unsafe { std::ffi::CStr::from_ptr(*argv.add(1)) }.to_bytes(),
                 b"--help" | b"-h"
             );
-        return vfio_early::out::exit_code(if help {
+        return vfio_early_system::out::exit_code(if help {
             0
         } else {
-            vfio_early::options::EXIT_USAGE
+            vfio_early_engine::options::EXIT_USAGE
         });
     }
     shim::fill_stdio();
     let root = Root::new("/");
     let mounted = shim::prepare(&root);
-    vfio_early::kmsg::boot_logger(&root);
+    vfio_early_system::kmsg::boot_logger(&root);
     shim::report_mounts(&mounted);
     // PID 1 parses only what decides which init to start; the binder reads the settings.
     let line = sysfs::read_attr::<4096>(&root.path("proc/cmdline"))
@@ -62,7 +62,7 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int 
     }
     let own = Identity::own(&root);
     if own.is_none() {
-        warn!("shim: cannot tell which file this shim is (no /proc/self/exe, no AT_EXECFN): only an init named {} is known to be the shim", vfio_early::layout::SHIM_PATH);
+        warn!("shim: cannot tell which file this shim is (no /proc/self/exe, no AT_EXECFN): only an init named {} is known to be the shim", vfio_early_core::layout::SHIM_PATH);
     }
     let binder = shim::binder(&root);
     let ran = binder.as_deref().map(shim::run_binder);
@@ -75,7 +75,7 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int 
         .filter(|init| {
             let is_shim = match own {
                 Some(_) => Identity::of(Path::new(init)) == own,
-                None => *init == vfio_early::layout::SHIM_PATH,
+                None => *init == vfio_early_core::layout::SHIM_PATH,
             };
             if is_shim {
                 warn!("shim: {init} is this shim itself (the same file): skipped");

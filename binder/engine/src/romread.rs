@@ -10,17 +10,17 @@ use std::path::Path;
 use log::{error, info, warn};
 
 use crate::apply::{Ctx, Kernel};
-use crate::config::RomWant;
-use crate::layout::ROMS_VAR_DIR;
-use crate::outcome::Deadline;
-use crate::pci::{Bdf, PciId};
-use crate::plan::{Decision, Plan};
-use crate::read::{io_err, SysError};
-use crate::rom;
-use crate::rom::ROM_CAP;
 use crate::romstore::{known_line, store, RomRead, Verdict};
-use crate::sysfs::{self, Root};
-use crate::text::bounded;
+use vfio_early_core::config::RomWant;
+use vfio_early_core::layout::ROMS_VAR_DIR;
+use vfio_early_core::outcome::Deadline;
+use vfio_early_core::pci::{Bdf, PciId};
+use vfio_early_core::plan::{Decision, Plan};
+use vfio_early_core::rom;
+use vfio_early_core::rom::ROM_CAP;
+use vfio_early_core::text::bounded;
+use vfio_early_system::read::{io_err, SysError};
+use vfio_early_system::sysfs::{self, Root};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 use crate::sysfs::{self, Root};
-use crate::text::Bounded;
+use vfio_early_core::text::Bounded;
 
 /// Longest record: the kernel rejects longer ones (LOG_LINE_MAX is 1024 minus its prefix).
 pub const RECORD_MAX: usize = 976;

@@ -8,15 +8,15 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::device::Device;
-use crate::files::{Dir, Replace};
-use crate::json::Json;
-use crate::layout::{ROMS_RUN_DIR, ROMS_VAR_DIR};
-use crate::pci::PciId;
-use crate::read::SysError;
-use crate::rom::ROM_CAP;
-use crate::rom::{self, Report};
-use crate::sysfs::Root;
+use vfio_early_core::device::Device;
+use vfio_early_core::json::Json;
+use vfio_early_core::layout::{ROMS_RUN_DIR, ROMS_VAR_DIR};
+use vfio_early_core::pci::PciId;
+use vfio_early_core::rom::ROM_CAP;
+use vfio_early_core::rom::{self, Report};
+use vfio_early_system::files::{Dir, Replace};
+use vfio_early_system::read::SysError;
+use vfio_early_system::sysfs::Root;
 
 /// A finished read, with what it had to change on the way.
 pub struct RomRead {

@@ -5,20 +5,20 @@
 use log::{error, info, LevelFilter};
 
 use crate::apply::{self, Kernel, RealKernel};
-use crate::config::{RomWant, Settings};
-use crate::files::Dir;
-use crate::kmsg::boot_start;
-use crate::kmsg::{self};
 use crate::options::{ctx, deadline, Mode, Options, Run, EXIT_OK, EXIT_REFUSED};
-use crate::outcome::Outcome;
-use crate::plan::{self, Decision, Plan};
 use crate::romread;
 use crate::scan;
 use crate::sources::{self, warn_legacy};
 use crate::split::settle_rest;
 use crate::split::{Handover, Pending};
 use crate::summary::{elapsed_ms, plural, tell, write_state, Stage};
-use crate::sysfs::Root;
+use vfio_early_core::config::{RomWant, Settings};
+use vfio_early_core::outcome::Outcome;
+use vfio_early_core::plan::{self, Decision, Plan};
+use vfio_early_system::files::Dir;
+use vfio_early_system::kmsg::boot_start;
+use vfio_early_system::kmsg::{self};
+use vfio_early_system::sysfs::Root;
 
 /// The whole run; returns the exit code. Never inlined.
 #[inline(never)]
@@ -59,8 +59,8 @@ pub fn run_split_with<K: Kernel>(
             // opened without following a symlink.
             dir = Some(
                 Dir::open(
-                    &root.path(crate::layout::RUN_PARENT),
-                    crate::layout::RUN_NAME,
+                    &root.path(vfio_early_core::layout::RUN_PARENT),
+                    vfio_early_core::layout::RUN_NAME,
                     true,
                 )
                 .map(Dir::volatile),
@@ -114,14 +114,16 @@ pub fn run_split_with<K: Kernel>(
     let plan = plan::plan(settings, &inv);
     let act = opts.mode == Mode::Boot && !settings.dry_run;
     // One slot for the outcomes, filled in place (see apply::fence).
-    let mut state = crate::outcome::Fenced::default();
+    let mut state = vfio_early_core::outcome::Fenced::default();
     if act {
         let fenced = &mut state;
         apply_fence(&run, kernel, settings, &plan, fenced);
         let split = opts.split && !settings.sync && !fenced.items.is_empty();
         if let (true, Some(Ok(dir))) = (split, &run.dir) {
-            let bdfs: heapless::Vec<crate::pci::Bdf, { crate::device::MAX_DEVICES }> =
-                fenced.items.iter().map(|&n| plan.items[n].bdf).collect();
+            let bdfs: heapless::Vec<
+                vfio_early_core::pci::Bdf,
+                { vfio_early_core::device::MAX_DEVICES },
+            > = fenced.items.iter().map(|&n| plan.items[n].bdf).collect();
             let ms = elapsed_ms(run.start);
             let done = Some((&plan, &fenced.out));
             write_state(&run, &input, done, Stage::Pending(&fenced.items), ms);
@@ -129,7 +131,7 @@ pub fn run_split_with<K: Kernel>(
                 "fenced {} device{} ({}) in {ms} ms; loading vfio-pci and checking the binds follow beside udev",
                 bdfs.len(),
                 plural(bdfs.len()),
-                crate::handoff::list(&bdfs)
+                vfio_early_core::handoff::list(&bdfs)
             );
             let pending = Pending {
                 dir,
@@ -176,7 +178,7 @@ pub fn apply_fence<K: Kernel>(
     kernel: &mut K,
     settings: &Settings,
     plan: &Plan,
-    state: &mut crate::outcome::Fenced,
+    state: &mut vfio_early_core::outcome::Fenced,
 ) {
     let root = &run.root;
     let mut ctx = ctx(run, kernel, settings);
@@ -184,11 +186,14 @@ pub fn apply_fence<K: Kernel>(
         return apply::fence(&mut ctx, plan, state, |_, _| {});
     }
     // Built into the image by the hooks: the captures already stored in /var/lib.
-    let known = crate::read::read_input_optional(&root.path(crate::layout::ROMS_KNOWN), 64 * 1024)
-        .ok()
-        .flatten()
-        .map(|i| i.text().into_owned())
-        .unwrap_or_default();
+    let known = vfio_early_system::read::read_input_optional(
+        &root.path(vfio_early_core::layout::ROMS_KNOWN),
+        64 * 1024,
+    )
+    .ok()
+    .flatten()
+    .map(|i| i.text().into_owned())
+    .unwrap_or_default();
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();

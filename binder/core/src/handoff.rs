@@ -30,7 +30,7 @@ pub struct Handoff {
     /// When the fence's run started, and its deadline (CLOCK_MONOTONIC, ns).
     pub start_ns: u64,
     pub deadline_ns: u64,
-    /// The digest of the settings' sources the fence read (`crate::sources::Sources::digest`).
+    /// The digest of the settings' sources the fence read (`vfio_early_engine::sources::Sources::digest`).
     pub inputs: u64,
     pub inv: Inventory,
     pub fenced: Fenced,

@@ -19,8 +19,8 @@ use core::fmt;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::layout::{ADDON_MANIFEST, ADDON_MODULES};
 use crate::sysfs::{self, Root};
+use vfio_early_core::layout::{ADDON_MANIFEST, ADDON_MODULES};
 
 const HEADER: &str = "vfio-early add-on 1";
 /// The manifest, at most: a few hundred bytes for the vfio modules.
@@ -160,9 +160,12 @@ pub fn steps(root: &Root, m: &Manifest) -> Result<Vec<(Module, String)>, LoadErr
             running,
         });
     }
-    let cmdline = crate::read::read_input(&root.path("proc/cmdline"), crate::config::CMDLINE_CAP)
-        .map(|i| i.bytes)
-        .unwrap_or_default();
+    let cmdline = crate::read::read_input(
+        &root.path("proc/cmdline"),
+        vfio_early_core::config::CMDLINE_CAP,
+    )
+    .map(|i| i.bytes)
+    .unwrap_or_default();
     let files = crate::modopts::conf_files(root);
     let mut out = Vec::new();
     for module in &m.modules {

@@ -11,15 +11,15 @@
 use std::ffi::{c_char, c_int, CStr};
 use std::path::PathBuf;
 
-use vfio_early::arena::Arena;
-use vfio_early::options::{Mode, Options, EXIT_USAGE};
+use vfio_early_engine::options::{Mode, Options, EXIT_USAGE};
+use vfio_early_system::arena::Arena;
 
 /// A boot run's heap: 1 MiB of `.bss` (pages the kernel maps at exec, touched only as used;
 /// the largest users are the 64 KiB buffer files are streamed through and the state file); past
 /// it, the system allocator.
 #[global_allocator]
 static HEAP: Arena<{ 1 << 20 }> = Arena::new();
-use vfio_early::{errln, out, outln};
+use vfio_early_system::{errln, out, outln};
 
 const HELP: &str = "\
 vfio-early (boot build): bind chosen PCI devices to vfio-pci from the initramfs
@@ -78,7 +78,7 @@ fn bind(args: impl Iterator<Item = String>) -> c_int {
                 return exit(0);
             }
             "-V" | "--version" => {
-                outln!("{}", vfio_early::BOOT_VERSION_LINE);
+                outln!("{}", vfio_early_engine::BOOT_VERSION_LINE);
                 return exit(0);
             }
             "--root" => match args.next() {
@@ -99,12 +99,12 @@ fn bind(args: impl Iterator<Item = String>) -> c_int {
         split: command.as_deref() == Some("fence"),
         finish_unit: unit,
     };
-    use vfio_early::split;
+    use vfio_early_engine::split;
     exit(match command.as_deref() {
-        Some("wait") => split::wait(&vfio_early::sysfs::Root::new(&opts.root)),
+        Some("wait") => split::wait(&vfio_early_system::sysfs::Root::new(&opts.root)),
         Some("finish") => split::finish(&opts),
         Some("settle") => split::settle(&opts),
-        _ => vfio_early::boot::run(&opts),
+        _ => vfio_early_engine::boot::run(&opts),
     })
 }
 
@@ -115,5 +115,5 @@ fn usage(msg: &str) -> c_int {
 
 /// Anything stdout could not take is exit code 2, not a signal.
 fn exit(code: i32) -> c_int {
-    vfio_early::out::exit_code(code)
+    vfio_early_system::out::exit_code(code)
 }

@@ -4,9 +4,9 @@
 //! in a later one; the rest in name order), their `options MODULE PARAMS...` lines, and the
 //! kernel command line's `MODULE.PARAM=VALUE` words, so what the admin set stays in force.
 
-use crate::cmdline::{self, param_eq};
-use crate::legacy::{MODPROBE_DIRS, MODPROBE_DIRS_USR};
 use crate::sysfs::Root;
+use vfio_early_core::cmdline::{self, param_eq};
+use vfio_early_core::legacy::{MODPROBE_DIRS, MODPROBE_DIRS_USR};
 
 /// modprobe.d files read, at most (kmod has no limit; a system has a few dozen).
 pub const MAX_FILES: usize = 64;

@@ -127,6 +127,8 @@ mod tests {
     #[test]
     fn bumps_aligns_gives_back_the_newest_and_grows_in_place() {
         let a: Arena<4096> = Arena::new();
+        // SAFETY: every pointer used is one this arena returned for the layout given, used
+        // within its size, and freed once.
         unsafe {
             let p = a.alloc(layout(3, 1));
             let q = a.alloc(layout(8, 8));
@@ -150,6 +152,7 @@ mod tests {
     #[test]
     fn a_full_arena_hands_over_to_the_system() {
         let a: Arena<64> = Arena::new();
+        // SAFETY: as above; the system allocator's blocks go back to it through the arena.
         unsafe {
             let p = a.alloc(layout(48, 1));
             assert!(a.owns(p));

@@ -125,8 +125,8 @@ impl Dir {
             }
             Err(e) => return Err(err(&path, e)),
         };
-        // SAFETY: openat just returned this descriptor; nothing else owns it.
         Ok(Dir {
+            // SAFETY: openat just returned this descriptor; nothing else owns it.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
             path,
             durable: true,
@@ -252,8 +252,8 @@ impl Dir {
         // The umask applies to openat's mode: a kept mode is set exactly; the owner before the
         // mode (chown clears set-id bits).
         let owned = match owner {
-            // SAFETY: fchown on the descriptor we just opened.
             Some((uid, gid)) => {
+                // SAFETY: fchown on the descriptor we just opened; it reads no memory of ours.
                 Errno::result(unsafe { nix::libc::fchown(file.as_raw_fd(), uid, gid) })
                     .and_then(|_| {
                         nix::sys::stat::fchmod(file.as_raw_fd(), Mode::from_bits_truncate(mode))

@@ -25,18 +25,18 @@ use std::time::{Duration, Instant};
 use log::{error, info, warn};
 use nix::libc;
 
-use crate::cmdline;
-use crate::config::DEFAULT_TIMEOUT_MS;
-use crate::spawn;
-use crate::sysfs::Root;
-use crate::text::Token;
+use vfio_early_core::cmdline;
+use vfio_early_core::config::DEFAULT_TIMEOUT_MS;
+use vfio_early_core::text::Token;
+use vfio_early_system::spawn;
+use vfio_early_system::sysfs::Root;
 
 /// The binder, looked for in this order: an image built with the hook, the add-on, the packaged
 /// boot build copied in by FILES=, install_items or extra_files.
 pub const BINDERS: [&str; 3] = [
-    crate::layout::HOOK_BINARY,
-    crate::layout::ADDON_BINARY,
-    crate::layout::BOOT_BINARY,
+    vfio_early_core::layout::HOOK_BINARY,
+    vfio_early_core::layout::ADDON_BINARY,
+    vfio_early_core::layout::BOOT_BINARY,
 ];
 /// What the kernel itself tries when rdinit= cannot run (init/main.c), `/init` first.
 const FALLBACKS: [&str; 5] = ["/init", "/sbin/init", "/etc/init", "/bin/init", "/bin/sh"];
@@ -47,7 +47,8 @@ pub const GRACE: Duration = Duration::from_secs(2);
 /// The deadline until the binder tells its own (the settings' default), and the most it may
 /// tell (the settings' maximum): a file never sets how long PID 1 waits.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_millis(DEFAULT_TIMEOUT_MS as u64);
-pub const MAX_DEADLINE: Duration = Duration::from_secs(crate::config::MAX_TIMEOUT_S as u64);
+pub const MAX_DEADLINE: Duration =
+    Duration::from_secs(vfio_early_core::config::MAX_TIMEOUT_S as u64);
 /// Longest deadline line read: ten digits and the newline.
 const TOLD_MAX: usize = 11;
 /// The binder's descriptor for its deadline, and the environment entry that names it (the
@@ -235,7 +236,7 @@ pub fn prepare(root: &Root) -> Mounted {
     let mut m = Mounted::default();
     let top = root.path("");
     // The binder's state directory goes under /run; every init mounts its own there later.
-    let _ = std::fs::create_dir(root.path(crate::layout::RUN_PARENT));
+    let _ = std::fs::create_dir(root.path(vfio_early_core::layout::RUN_PARENT));
     for (fstype, dir, flags) in MOUNTS {
         let target = root.path(dir);
         if is_mounted(&top, &target) {
@@ -603,7 +604,11 @@ mod tests {
         std::os::unix::fs::symlink("/sbin/init", t.path().join("proc/1/exe")).unwrap();
         assert!(!root.in_initrd(), "a running system's PID 1");
         std::fs::remove_file(t.path().join("proc/1/exe")).unwrap();
-        std::os::unix::fs::symlink(crate::layout::SHIM_PATH, t.path().join("proc/1/exe")).unwrap();
+        std::os::unix::fs::symlink(
+            vfio_early_core::layout::SHIM_PATH,
+            t.path().join("proc/1/exe"),
+        )
+        .unwrap();
         assert!(root.in_initrd());
     }
 

@@ -15,17 +15,17 @@ use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::config::OnFail;
-use crate::device::MAX_DEVICES;
-use crate::files::Dir;
-use crate::layout::MODPROBE_LOG_NAME;
-use crate::outcome::{Deadline, Failure, Fenced, Left, Outcome, Outcomes, Via};
-use crate::pci::Bdf;
-use crate::plan::{Decision, Plan, Why, VFIO};
-use crate::read::open_file;
-use crate::sysfs::Root;
-use crate::text::bounded;
 use nix::fcntl::OFlag;
+use vfio_early_core::config::OnFail;
+use vfio_early_core::device::MAX_DEVICES;
+use vfio_early_core::layout::MODPROBE_LOG_NAME;
+use vfio_early_core::outcome::{Deadline, Failure, Fenced, Left, Outcome, Outcomes, Via};
+use vfio_early_core::pci::Bdf;
+use vfio_early_core::plan::{Decision, Plan, Why, VFIO};
+use vfio_early_core::text::bounded;
+use vfio_early_system::files::Dir;
+use vfio_early_system::read::open_file;
+use vfio_early_system::sysfs::Root;
 
 /// The side effects, behind one interface so tests can record them and inject faults.
 pub trait Kernel {
@@ -78,7 +78,8 @@ impl RealKernel {
 
 impl Kernel for RealKernel {
     fn load_addon(&mut self, until: Instant) -> Result<bool, heapless::String<200>> {
-        crate::modload::load(&self.root, until).map_err(|e| bounded(format_args!("{e}")))
+        vfio_early_system::modload::load(&self.root, until)
+            .map_err(|e| bounded(format_args!("{e}")))
     }
 
     fn write(&mut self, path: &Path, value: &str) -> io::Result<()> {
@@ -104,14 +105,15 @@ impl Kernel for RealKernel {
         // us never gets SIGPIPE, opened through the safe writer's directory handle (no symlink
         // followed); both go there (modprobe -v, install commands write to either). Without
         // the log, /dev/null too.
-        let null = crate::read::open_file(Path::new("/dev/null"), OFlag::O_RDWR, 0)
+        let null = vfio_early_system::read::open_file(Path::new("/dev/null"), OFlag::O_RDWR, 0)
             .map_err(|e| failed(format_args!("/dev/null: {e}")))?;
         let mut spawned = None;
         for rel in MODPROBE_PATHS {
             let path = self.root.path(rel);
             let log = log_dir.and_then(|d| d.create_truncated(MODPROBE_LOG_NAME).ok());
             let out = log.as_ref().map_or(null.as_fd(), |l| l.as_fd());
-            let child = crate::spawn::spawn(&path, &[module], null.as_fd(), out, out, None);
+            let child =
+                vfio_early_system::spawn::spawn(&path, &[module], null.as_fd(), out, out, None);
             match child {
                 Ok(c) => {
                     spawned = Some((c, path));

@@ -6,17 +6,17 @@ use std::time::Instant;
 
 use log::{log, warn};
 
-use crate::config::{Problems, Settings};
-use crate::files::Replace;
-use crate::json::Json;
-use crate::kmsg::{self, SUMMARY};
-use crate::layout::{STATE_FILE, STATE_NAME};
 use crate::options::{Mode, Options, Run, EXIT_OK, EXIT_REFUSED};
-use crate::outcome::{Outcome, Outcomes};
-use crate::plan::{self, Plan};
-use crate::report::{Counts, DeviceReport};
 use crate::sources::Sources;
-use crate::sysfs::Root;
+use vfio_early_core::config::{Problems, Settings};
+use vfio_early_core::json::Json;
+use vfio_early_core::layout::{STATE_FILE, STATE_NAME};
+use vfio_early_core::outcome::{Outcome, Outcomes};
+use vfio_early_core::plan::{self, Plan};
+use vfio_early_core::report::{Counts, DeviceReport};
+use vfio_early_system::files::Replace;
+use vfio_early_system::kmsg::{self, SUMMARY};
+use vfio_early_system::sysfs::Root;
 
 /// The state file's schema (docs/interface.md); `statefile` reads this one and every older one.
 pub const STATE_VERSION: u32 = 2;

@@ -5,12 +5,12 @@
 
 use log::warn;
 
-use crate::config::{InputError, Origin, Problems, Settings, MAX_CMDLINE_D};
-use crate::config::{CMDLINE_CAP, CONFIG_CAP};
-use crate::layout::CONFIG_FILE;
-use crate::legacy;
-use crate::sysfs::Root;
-use crate::text::Token;
+use vfio_early_core::config::{InputError, Origin, Problems, Settings, MAX_CMDLINE_D};
+use vfio_early_core::config::{CMDLINE_CAP, CONFIG_CAP};
+use vfio_early_core::layout::CONFIG_FILE;
+use vfio_early_core::legacy;
+use vfio_early_core::text::Token;
+use vfio_early_system::sysfs::Root;
 
 /// Everything the configuration sources say, with the problems found in them.
 pub struct Sources {
@@ -38,7 +38,7 @@ pub const PLAN_KEYS: [&str; 5] = ["devices ", "off ", "group ", "on-fail ", "dry
 /// `/etc/cmdline.d` file between the fence and the rest changes no vfio-early setting, so it
 /// changes nothing here.
 pub fn plan_digest(settings: &Settings, blocked: bool) -> u64 {
-    let form = crate::config::FileForm(settings).to_string();
+    let form = vfio_early_core::config::FileForm(settings).to_string();
     let kept = form
         .lines()
         .filter(|l| PLAN_KEYS.iter().any(|k| l.starts_with(k)));
@@ -58,7 +58,9 @@ pub fn read(root: &Root, cmdline: Option<&str>) -> Sources {
     let confs = cmdline_d_files(root, &mut problems);
     let mut cmdline_ids = false;
     for name in &confs {
-        let path = root.path(crate::layout::CMDLINE_D).join(name.as_str());
+        let path = root
+            .path(vfio_early_core::layout::CMDLINE_D)
+            .join(name.as_str());
         let origin = Origin::CmdlineD(Token::new(name));
         cmdline_ids |= apply_cmdline_file(&path, origin, &mut settings, &mut problems);
     }
@@ -90,7 +92,7 @@ pub fn apply_cmdline_file(
     settings: &mut Settings,
     problems: &mut Problems,
 ) -> bool {
-    match crate::read::read_input(path, CMDLINE_CAP) {
+    match vfio_early_system::read::read_input(path, CMDLINE_CAP) {
         Ok(input) => {
             settings.apply_cmdline(&input.bytes, origin.clone(), problems);
             if input.cut {
@@ -106,10 +108,10 @@ pub fn apply_cmdline_file(
 }
 
 /// The message of a read error, bounded (the path is in the problem's origin).
-pub fn unreadable(e: &crate::read::SysError) -> InputError {
+pub fn unreadable(e: &vfio_early_system::read::SysError) -> InputError {
     let why = match e {
-        crate::read::SysError::Io { source, .. } => source.to_string(),
-        crate::read::SysError::Malformed { what, .. } => (*what).to_string(),
+        vfio_early_system::read::SysError::Io { source, .. } => source.to_string(),
+        vfio_early_system::read::SysError::Malformed { what, .. } => (*what).to_string(),
         other => other.to_string(),
     };
     InputError::Unreadable(Token::new(&why))
@@ -129,7 +131,7 @@ pub fn cmdline_d_files(
     };
     // Absent: dracut reads none. Anything else it cannot list (a loop, a file there, EIO) may
     // hide a file dracut's shell would still read: nothing is bound.
-    let dir = match std::fs::read_dir(root.path(crate::layout::CMDLINE_D)) {
+    let dir = match std::fs::read_dir(root.path(vfio_early_core::layout::CMDLINE_D)) {
         Ok(dir) => dir,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return names,
         Err(e) => {
@@ -177,7 +179,7 @@ type FileName = heapless::String<128>;
 
 /// Applies `/etc/vfio-early.conf` (or `path`); absent is fine, unreadable or cut is a problem.
 pub fn apply_config_file(path: &std::path::Path, settings: &mut Settings, problems: &mut Problems) {
-    match crate::read::read_input_optional(path, CONFIG_CAP) {
+    match vfio_early_system::read::read_input_optional(path, CONFIG_CAP) {
         Ok(None) => {}
         Ok(Some(input)) => {
             settings.apply_file(&input.text(), problems);
@@ -194,8 +196,8 @@ pub fn warn_legacy(root: &Root, input: &Sources) {
     if input.cmdline_ids {
         warn!("the command line also has vfio-pci.ids=: vfio-pci will grab every device with those IDs, identical twins included; vfio-early selects by address, so drop vfio-pci.ids=");
     }
-    for rel in crate::modopts::conf_files(root) {
-        let Ok(input) = crate::read::read_input(&root.path(&rel), CONFIG_CAP) else {
+    for rel in vfio_early_system::modopts::conf_files(root) {
+        let Ok(input) = vfio_early_system::read::read_input(&root.path(&rel), CONFIG_CAP) else {
             continue;
         };
         let h = legacy::scan_modprobe_conf(&input.text());

@@ -6,9 +6,9 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use crate::device::{self, Device, Name};
-use crate::pci::Bdf;
 use crate::read::{io_err, open_ro, SysError};
+use vfio_early_core::device::{self, Device, Name};
+use vfio_early_core::pci::Bdf;
 
 /// A device's `uevent` is about 200 bytes; `resource` 13 to 17 lines of 57 bytes.
 pub const UEVENT_CAP: usize = 1024;
@@ -63,7 +63,7 @@ impl Root {
             || (self.path("scripts/functions").exists()
                 && self.path("conf/initramfs.conf").exists())
             || fs::read_link(self.path("proc/1/exe"))
-                .is_ok_and(|p| p == Path::new(crate::layout::SHIM_PATH))
+                .is_ok_and(|p| p == Path::new(vfio_early_core::layout::SHIM_PATH))
     }
 
     /// The driver bound to a device now, from its `driver` link: `None` only when there is no
@@ -87,8 +87,9 @@ impl Root {
         &self,
         driver: &str,
         bdfs: &[Bdf],
-    ) -> Option<heapless::Vec<bool, { crate::device::MAX_DEVICES }>> {
-        let mut held: heapless::Vec<bool, { crate::device::MAX_DEVICES }> = heapless::Vec::new();
+    ) -> Option<heapless::Vec<bool, { vfio_early_core::device::MAX_DEVICES }>> {
+        let mut held: heapless::Vec<bool, { vfio_early_core::device::MAX_DEVICES }> =
+            heapless::Vec::new();
         held.resize(bdfs.len(), false).ok()?;
         let dir = self.path("sys/bus/pci/drivers").join(driver);
         for_each_bdf(&dir, |b| {
@@ -117,15 +118,20 @@ fn group_of(path: &Path) -> Option<u32> {
 /// about 80 bytes a BAR, 320 KiB at 4096 devices: nothing is cut, and few pages are touched).
 pub fn framebuffers(
     root: &Root,
-) -> Result<heapless::Vec<crate::iomem::Framebuffer, { crate::iomem::MAX_FRAMEBUFFERS }>, SysError>
-{
+) -> Result<
+    heapless::Vec<
+        vfio_early_core::iomem::Framebuffer,
+        { vfio_early_core::iomem::MAX_FRAMEBUFFERS },
+    >,
+    SysError,
+> {
     let path = root.path("proc/iomem");
     let file = match open_ro(&path, nix::fcntl::OFlag::O_NONBLOCK) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(heapless::Vec::new()),
         Err(e) => return Err(io_err(&path)(e)),
     };
-    let mut s = crate::iomem::Scanner::default();
+    let mut s = vfio_early_core::iomem::Scanner::default();
     crate::read::for_each_chunk(file, &path, |data, last| s.feed(data, last))?;
     Ok(s.finish())
 }

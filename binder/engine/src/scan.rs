@@ -2,12 +2,12 @@
 //! One pass over sysfs that gathers every fact the plan needs, and nothing more: the devices the
 //! entries select and the other members of their IOMMU groups.
 
-use crate::device::{self, Inventory, MAX_DEVICES};
-use crate::entry::{Entry, Selector};
-use crate::iomem;
-use crate::pci::Bdf;
-use crate::read::SysError;
-use crate::sysfs::{self, Root};
+use vfio_early_core::device::{self, Inventory, MAX_DEVICES};
+use vfio_early_core::entry::{Entry, Selector};
+use vfio_early_core::iomem;
+use vfio_early_core::pci::Bdf;
+use vfio_early_system::read::SysError;
+use vfio_early_system::sysfs::{self, Root};
 
 /// Scan errors kept; more are counted.
 pub const MAX_SCAN_ERRORS: usize = 8;
@@ -114,7 +114,7 @@ fn id_candidates(
     // Read a line at a time (a line per device: about 1 MiB at 4096 devices); any line that
     // does not parse, or more candidates than kept, and the pre-filter is not trusted.
     let mut whole = true;
-    let read = crate::read::read_lines(&root.path("proc/bus/pci/devices"), |line| {
+    let read = vfio_early_system::read::read_lines(&root.path("proc/bus/pci/devices"), |line| {
         let Some((bus, devfn, vendor, device)) = device::parse_proc_pci_line(line) else {
             whole = false;
             return;
