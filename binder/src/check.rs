@@ -80,7 +80,7 @@ impl Findings {
 }
 
 fn release(root: &Root) -> String {
-    sysfs::read_attr::<128>(&root.path("proc/sys/kernel/osrelease"))
+    sysfs::read_attr::<128>(&root.path(vfio_early_core::layout::OSRELEASE))
         .ok()
         .flatten()
         .map(|r| r.trim().to_string())
@@ -96,7 +96,9 @@ fn text_of(root: &Root, rel: &str) -> Option<String> {
 
 fn iommu(root: &Root, next: &NextBoot, f: &mut Findings) {
     let arg = status::iommu_argument(root);
-    if !next.inventory.iommu_on && !sysfs::dir_has_entries(&root.path("sys/kernel/iommu_groups")) {
+    if !next.inventory.iommu_on
+        && !sysfs::dir_has_entries(&root.path(vfio_early_core::layout::IOMMU_GROUPS))
+    {
         f.add(
             Level::Error,
             "iommu",
@@ -105,7 +107,8 @@ fn iommu(root: &Root, next: &NextBoot, f: &mut Findings) {
         );
         return;
     }
-    let groups = std::fs::read_dir(root.path("sys/kernel/iommu_groups")).map_or(0, |d| d.count());
+    let groups = std::fs::read_dir(root.path(vfio_early_core::layout::IOMMU_GROUPS))
+        .map_or(0, |d| d.count());
     f.add(
         Level::Ok,
         "iommu",

@@ -119,7 +119,7 @@ fn next_steps(root: &Root) -> Vec<String> {
         )),
         None => out.push("no initramfs generator found (update-initramfs, dracut, mkinitcpio): put the file into your image yourself".into()),
     }
-    if !sysfs::dir_has_entries(&root.path("sys/kernel/iommu_groups")) {
+    if !sysfs::dir_has_entries(&root.path(vfio_early_core::layout::IOMMU_GROUPS)) {
         out.push(format!(
             "the IOMMU is off: add {} to the kernel command line (README, \"The kernel argument\")",
             crate::status::iommu_argument(root)

@@ -187,15 +187,11 @@ pub fn read(path: &Path, want: &[&str]) -> Result<Listing, String> {
 fn next_nonzero(file: &mut File, mut at: u64, len: u64) -> io::Result<u64> {
     use std::os::fd::AsRawFd;
     let offset = nix::libc::off_t::try_from(at).unwrap_or(nix::libc::off_t::MAX);
-    // SAFETY: lseek on our own descriptor; the position is set again before every read.
-    let data = unsafe { nix::libc::lseek(file.as_raw_fd(), offset, nix::libc::SEEK_DATA) };
-    if data < 0 {
+    match nix::unistd::lseek(file.as_raw_fd(), offset, nix::unistd::Whence::SeekData) {
         // ENXIO: nothing but a hole up to the end; anything else: look byte by byte below.
-        if io::Error::last_os_error().raw_os_error() == Some(nix::libc::ENXIO) {
-            return Ok(len);
-        }
-    } else {
-        at = at.max(data.unsigned_abs());
+        Err(nix::errno::Errno::ENXIO) => return Ok(len),
+        Err(_) => {}
+        Ok(data) => at = at.max(data.unsigned_abs()),
     }
     let mut buf = vec![0u8; 1 << 16];
     while at < len {

@@ -15,6 +15,7 @@
 
 // Errors and outcomes carry bounded copies of messages by value (no heap); they are few and
 // short-lived.
+#![forbid(unsafe_code)]
 #![allow(clippy::result_large_err, clippy::large_enum_variant)]
 
 #[macro_use]

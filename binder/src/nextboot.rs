@@ -35,7 +35,7 @@ fn module_name(s: &str) -> String {
 
 impl Builtin {
     pub fn read(root: &Root) -> Builtin {
-        let release = sysfs::read_attr::<128>(&root.path("proc/sys/kernel/osrelease"))
+        let release = sysfs::read_attr::<128>(&root.path(vfio_early_core::layout::OSRELEASE))
             .ok()
             .flatten()
             .map(|r| r.trim().to_string())
@@ -72,7 +72,7 @@ impl Builtin {
         }
         let link = self
             .root
-            .path("sys/bus/pci/drivers")
+            .path(vfio_early_core::layout::PCI_DRIVERS)
             .join(driver)
             .join("module");
         let Some(module) = std::fs::read_link(&link)

@@ -257,7 +257,7 @@ pub fn gather(root: &Root, all: bool) -> Status {
         });
     }
     let iommu_on = rows.iter().any(|r| r.dev.group.is_some())
-        || sysfs::dir_has_entries(&root.path("sys/kernel/iommu_groups"));
+        || sysfs::dir_has_entries(&root.path(vfio_early_core::layout::IOMMU_GROUPS));
     let shown = select(&rows, all);
     Status {
         rows,

@@ -47,6 +47,13 @@ pub const ADDON_MANIFEST: &str = "usr/lib/vfio-early/addon/manifest";
 pub const ADDON_MODULES: &str = "usr/lib/vfio-early/addon/modules";
 pub const ADDON_CMDLINE: &str = "etc/cmdline.d/zz-vfio-early-addon.conf";
 
+/// The kernel's files read in more than one place (under the same root).
+pub const PROC_CMDLINE: &str = "proc/cmdline";
+pub const OSRELEASE: &str = "proc/sys/kernel/osrelease";
+pub const IOMMU_GROUPS: &str = "sys/kernel/iommu_groups";
+pub const PCI_DEVICES: &str = "sys/bus/pci/devices";
+pub const PCI_DRIVERS: &str = "sys/bus/pci/drivers";
+
 #[cfg(test)]
 mod tests {
     use super::*;

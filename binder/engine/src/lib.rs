@@ -3,7 +3,7 @@
 //! (through [`apply::Kernel`], which tests record and inject faults into), ROM capture, one run
 //! and the split run's protocol, the summary and the state file; the rdinit shim. The boot
 //! build and the shim are this crate's binaries: they cannot reach a host command.
-#![deny(clippy::undocumented_unsafe_blocks)]
+#![forbid(unsafe_code)]
 // Errors and outcomes carry bounded copies of messages by value (no heap); they are few and
 // short-lived.
 #![allow(clippy::result_large_err, clippy::large_enum_variant)]

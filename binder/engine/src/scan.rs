@@ -211,7 +211,7 @@ pub fn scan(root: &Root, entries: &[Entry]) -> (Inventory, Errors) {
     // A device with a group proves the IOMMU on; only without one is the directory asked (to
     // tell "the IOMMU is off" from "this device is not behind it").
     s.inv.iommu_on = s.inv.devices.iter().any(|d| d.group.is_some())
-        || sysfs::dir_has_entries(&root.path("sys/kernel/iommu_groups"));
+        || sysfs::dir_has_entries(&root.path(vfio_early_core::layout::IOMMU_GROUPS));
     if s.inv.devices.iter().any(|d| d.class.is_display()) {
         match sysfs::framebuffers(root) {
             Ok(fbs) => s.inv.framebuffers = fbs,

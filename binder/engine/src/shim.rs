@@ -17,7 +17,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, IntoRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -28,8 +28,8 @@ use nix::libc;
 use vfio_early_core::cmdline;
 use vfio_early_core::config::DEFAULT_TIMEOUT_MS;
 use vfio_early_core::text::Token;
-use vfio_early_system::spawn;
 use vfio_early_system::sysfs::Root;
+use vfio_early_system::{spawn, unix};
 
 /// The binder, looked for in this order: an image built with the hook, the add-on, the packaged
 /// boot build copied in by FILES=, install_items or extra_files.
@@ -114,10 +114,7 @@ pub fn parse_deadline(told: &[u8]) -> Result<Duration, &'static str> {
 /// line must not make us write to a descriptor we do not own).
 pub fn tell_deadline(timeout_ms: u32) {
     // libc's getenv and a stack buffer: this runs in every boot build, which stays small.
-    // SAFETY: getenv with a NUL-terminated name; nothing sets variables in this process.
-    let named = unsafe { libc::getenv(TELL_ENV.as_ptr()) };
-    // SAFETY: a non-null result is a NUL-terminated string in the environment.
-    if named.is_null() || unsafe { std::ffi::CStr::from_ptr(named) }.to_bytes() != b"3" {
+    if !matches!(unix::getenv(TELL_ENV), Some(v) if v.to_bytes() == b"3") {
         return;
     }
     let fd = TELL_FD;
@@ -128,12 +125,8 @@ pub fn tell_deadline(timeout_ms: u32) {
     }
     let mut line = heapless::String::<12>::new();
     let _ = core::fmt::Write::write_fmt(&mut line, format_args!("{timeout_ms}\n"));
-    // SAFETY: a write of a local buffer to fd 3, then its close: the descriptor is ours (the
-    // shim passed it), and nothing else in this process uses it.
-    unsafe {
-        libc::write(fd, line.as_ptr().cast(), line.len());
-        libc::close(fd);
-    }
+    // The descriptor is ours: the shim passed it, and nothing else in this process uses it.
+    unix::write_and_close(fd, line.as_bytes());
 }
 
 /// A file's identity: device and inode, after following links.
@@ -157,14 +150,7 @@ impl Identity {
     /// started it by (`AT_EXECFN`).
     pub fn own(root: &Root) -> Option<Identity> {
         Identity::of(&root.path("proc/self/exe")).or_else(|| {
-            // SAFETY: getauxval reads the auxiliary vector; AT_EXECFN is a pointer to a
-            // NUL-terminated string the kernel put on our stack (0 when absent).
-            let p = unsafe { libc::getauxval(libc::AT_EXECFN) } as *const libc::c_char;
-            if p.is_null() {
-                return None;
-            }
-            // SAFETY: as above: a NUL-terminated string that lives as long as the process.
-            let name = unsafe { std::ffi::CStr::from_ptr(p) };
+            let name = unix::exec_fn()?;
             Identity::of(Path::new(std::ffi::OsStr::from_bytes(name.to_bytes())))
         })
     }
@@ -176,8 +162,7 @@ impl Identity {
 /// closed, as the kernel left them.
 pub fn fill_stdio() {
     for fd in 0..3 {
-        // SAFETY: F_GETFD on a number only asks whether it is open.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0 {
+        if nix::fcntl::fcntl(fd, nix::fcntl::F_GETFD).is_ok() {
             continue;
         }
         // The lowest free number is `fd` (the lower ones are open): the memfd takes it.
@@ -214,14 +199,6 @@ fn cstr(p: &Path) -> io::Result<CString> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| io::ErrorKind::InvalidInput.into())
 }
 
-fn check(rc: libc::c_int) -> io::Result<()> {
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// A mount point holds a mount when it is on another device than the root.
 fn is_mounted(root: &Path, dir: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
@@ -247,17 +224,7 @@ pub fn prepare(root: &Root) -> Mounted {
         let done = cstr(&target).and_then(|t| {
             let ty =
                 CString::new(fstype).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-            // SAFETY: every pointer is a NUL-terminated string that outlives the call; data is
-            // null (no options).
-            check(unsafe {
-                libc::mount(
-                    ty.as_ptr(),
-                    t.as_ptr(),
-                    ty.as_ptr(),
-                    flags,
-                    std::ptr::null(),
-                )
-            })
+            unix::mount(&ty, &t, flags)
         });
         match done {
             Ok(()) => {
@@ -310,22 +277,7 @@ impl Told {
 /// A descriptor for the child's 0, 1 and 2 that needs no `/dev`: an empty memfd (reads see EOF,
 /// writes are kept and dropped with it).
 fn sink() -> io::Result<OwnedFd> {
-    // SAFETY: the name is a NUL-terminated literal; the kernel returns a new descriptor or -1.
-    let fd = unsafe { libc::memfd_create(c"vfio-early-init".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// A close-on-exec pipe: (read end, write end).
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [-1; 2];
-    // SAFETY: pipe2 fills the two-element array or fails.
-    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
-    // SAFETY: the kernel just returned these descriptors; nothing else owns them.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    unix::memfd(c"vfio-early-init")
 }
 
 /// Reads the binder's deadline line from `rd` until `until`, a whole line, its end or
@@ -339,28 +291,17 @@ fn read_told(rd: &OwnedFd, until: Instant) -> Told {
             return Told::Nothing;
         }
         let ms = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
-        let mut pfd = libc::pollfd {
-            fd: rd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one pollfd, ours, for the call.
-        match unsafe { libc::poll(&mut pfd, 1, ms) } {
-            0 => continue, // the time is looked at again
-            n if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {
-                continue;
-            }
-            n if n < 0 => break, // anything else would fail again at once: the default holds
-            _ => {}
+        match unix::poll_in(rd.as_fd(), ms) {
+            Ok(false) => continue, // the time is looked at again
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => break, // anything else would fail again at once: the default holds
+            Ok(true) => {}
         }
-        let rest = &mut buf[len..];
-        // SAFETY: a read into the unused tail of a local buffer, at most its length.
-        let n = unsafe { libc::read(rd.as_raw_fd(), rest.as_mut_ptr().cast(), rest.len()) };
-        match n {
-            0 => break, // closed: it ended, or closed the pipe without a word
-            n if n > 0 => len += n.unsigned_abs(),
-            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
-            _ => break,
+        match unix::read(rd.as_fd(), &mut buf[len..]) {
+            Ok(0) => break, // closed: it ended, or closed the pipe without a word
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
         }
     }
     if len == 0 {
@@ -381,7 +322,7 @@ pub fn binder(root: &Root) -> Option<PathBuf> {
 /// for it up to that deadline plus the grace, then kills it.
 pub fn run_binder(binder: &Path) -> (Ran, Told) {
     let start = Instant::now();
-    let fds = sink().and_then(|s| pipe().map(|p| (s, p)));
+    let fds = sink().and_then(|s| unix::pipe().map(|p| (s, p)));
     let (fd, (rd, wr)) = match fds {
         Ok(fds) => fds,
         Err(e) => {
@@ -428,11 +369,8 @@ pub fn run_binder(binder: &Path) -> (Ran, Told) {
 pub fn restore(m: &Mounted) {
     for target in m.ours.iter().rev() {
         let Ok(t) = cstr(target) else { continue };
-        // SAFETY: a NUL-terminated path that outlives the calls.
-        let plain = check(unsafe { libc::umount2(t.as_ptr(), 0) });
-        if plain.is_err() {
-            // SAFETY: as above.
-            if let Err(e) = check(unsafe { libc::umount2(t.as_ptr(), libc::MNT_DETACH) }) {
+        if unix::umount(&t, 0).is_err() {
+            if let Err(e) = unix::umount(&t, libc::MNT_DETACH) {
                 error!(
                     "shim: cannot unmount {}: {e}; the init finds it mounted",
                     target.display()

@@ -70,7 +70,7 @@ pub fn read(root: &Root, cmdline: Option<&str>) -> Sources {
             legacy::cmdline_has_ids(c.as_bytes())
         }
         None => apply_cmdline_file(
-            &root.path("proc/cmdline"),
+            &root.path(vfio_early_core::layout::PROC_CMDLINE),
             Origin::Cmdline,
             &mut settings,
             &mut problems,

@@ -24,7 +24,7 @@
 
 use core::fmt::Write as _;
 use std::ffi::CStr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use log::{error, log, warn, Level};
@@ -149,22 +149,7 @@ fn adopt_lock(dir: &Dir) -> Option<OwnedFd> {
     if !matches!(std::env::var_os(LOCK_ENV), Some(v) if v == "3") {
         return None;
     }
-    // SAFETY: descriptor 3 is only borrowed here, to compare and lock; owned below once known.
-    let fd = unsafe { BorrowedFd::borrow_raw(LOCK_FD) };
-    if nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::F_GETFD).is_err() || !dir.is_same(fd) {
-        return None;
-    }
-    // SAFETY: flock on an open descriptor (the same open file: a no-op if it holds the lock).
-    let rc = unsafe { libc::flock(LOCK_FD, libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        return None;
-    }
-    let _ = nix::fcntl::fcntl(
-        fd.as_raw_fd(),
-        nix::fcntl::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-    );
-    // SAFETY: descriptor 3 was passed to us for this; nothing else in this process owns it.
-    Some(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(LOCK_FD) })
+    vfio_early_system::unix::adopt_lock(LOCK_FD, |fd| dir.is_same(fd))
 }
 
 /// Takes the lock, looking every [`POLL`] until `until_ns` (CLOCK_MONOTONIC).
@@ -212,13 +197,7 @@ pub fn monotonic_ns(instant: Instant) -> u64 {
 }
 
 pub fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime fills the timespec it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+    vfio_early_system::unix::monotonic_ns()
 }
 
 /// The handoff as this boot left it: `(read, done)`, `None` when there is none (no split run
@@ -457,17 +436,7 @@ fn stop_rest(dir: &Dir) -> bool {
     else {
         return false;
     };
-    // SAFETY: pidfd_send_signal on a pidfd we hold signals that process and no other.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            fd.as_raw_fd(),
-            libc::SIGKILL,
-            0,
-            0,
-        )
-    };
-    rc == 0
+    vfio_early_system::spawn::pidfd_kill(&fd)
 }
 
 /// The process is this program (the fence's child), not an unrelated one that reused its pid.
@@ -638,7 +607,7 @@ fn write_settled(root: &Root, dir: &Dir, h: &mut Handoff, fates: &[(Bdf, Fate)])
 fn unknown_fenced(root: &Root, why: &str) {
     // sysfs lists the devices in bus order.
     let mut names = String::new();
-    if let Ok(list) = std::fs::read_dir(root.path("sys/bus/pci/devices")) {
+    if let Ok(list) = std::fs::read_dir(root.path(vfio_early_core::layout::PCI_DEVICES)) {
         for e in list.flatten().take(1024) {
             let Some(bdf) = e.file_name().to_str().and_then(Bdf::parse) else {
                 continue;

@@ -19,3 +19,4 @@ pub mod modopts;
 pub mod read;
 pub mod spawn;
 pub mod sysfs;
+pub mod unix;

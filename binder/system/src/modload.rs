@@ -142,7 +142,7 @@ pub fn manifest(root: &Root) -> Result<Option<Manifest>, LoadError> {
 
 /// The running kernel's release, as `uname -r` says it.
 pub fn running_kernel(root: &Root) -> String {
-    sysfs::read_attr::<128>(&root.path("proc/sys/kernel/osrelease"))
+    sysfs::read_attr::<128>(&root.path(vfio_early_core::layout::OSRELEASE))
         .ok()
         .flatten()
         .map(|r| r.trim().to_string())
@@ -161,7 +161,7 @@ pub fn steps(root: &Root, m: &Manifest) -> Result<Vec<(Module, String)>, LoadErr
         });
     }
     let cmdline = crate::read::read_input(
-        &root.path("proc/cmdline"),
+        &root.path(vfio_early_core::layout::PROC_CMDLINE),
         vfio_early_core::config::CMDLINE_CAP,
     )
     .map(|i| i.bytes)

@@ -236,6 +236,22 @@ pub fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// SIGKILL to the process `pidfd` names (and to no other, whatever pid it had); false when it
+/// could not be sent.
+pub fn pidfd_kill(pidfd: &OwnedFd) -> bool {
+    // SAFETY: pidfd_send_signal on a pidfd we hold signals that process and no other.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            0,
+            0,
+        )
+    };
+    rc == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,7 +34,7 @@ impl Root {
     }
 
     pub fn devices_dir(&self) -> PathBuf {
-        self.path("sys/bus/pci/devices")
+        self.path(vfio_early_core::layout::PCI_DEVICES)
     }
 
     pub fn device(&self, bdf: &Bdf) -> PathBuf {
@@ -46,13 +46,15 @@ impl Root {
     }
 
     pub fn group_dir(&self, group: u32) -> PathBuf {
-        self.path("sys/kernel/iommu_groups")
+        self.path(vfio_early_core::layout::IOMMU_GROUPS)
             .join(group.to_string())
             .join("devices")
     }
 
     pub fn driver_registered(&self, driver: &str) -> bool {
-        self.path("sys/bus/pci/drivers").join(driver).is_dir()
+        self.path(vfio_early_core::layout::PCI_DRIVERS)
+            .join(driver)
+            .is_dir()
     }
 
     /// Boot mode acts only inside an initramfs: dracut, systemd and mkinitcpio images carry
@@ -91,7 +93,7 @@ impl Root {
         let mut held: heapless::Vec<bool, { vfio_early_core::device::MAX_DEVICES }> =
             heapless::Vec::new();
         held.resize(bdfs.len(), false).ok()?;
-        let dir = self.path("sys/bus/pci/drivers").join(driver);
+        let dir = self.path(vfio_early_core::layout::PCI_DRIVERS).join(driver);
         for_each_bdf(&dir, |b| {
             if let Some(at) = bdfs.iter().position(|x| *x == b) {
                 if let Some(h) = held.get_mut(at) {

@@ -7,6 +7,8 @@
 //! and signal stack for stack-overflow messages) is a dozen syscalls every boot pays for nothing
 //! here; the one part that matters, SIGPIPE ignored, is done by hand.
 #![no_main]
+// The C entry point (no_main) reads argv by pointer: the only unsafe outside vfio-early-system.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::ffi::{c_char, c_int, CStr};
 use std::path::PathBuf;
@@ -58,6 +60,7 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int 
         // SAFETY: the C runtime passes `argc` pointers to NUL-terminated strings.
         let arg = unsafe { *argv.add(i) };
         (!arg.is_null()).then(|| {
+            // SAFETY: as above: a non-null entry is a NUL-terminated string.
             unsafe { CStr::from_ptr(arg) }
                 .to_string_lossy()
                 .into_owned()

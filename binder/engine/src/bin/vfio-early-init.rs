@@ -5,6 +5,8 @@
 //! the kernel log (its stdout may be no terminal, or closed), and never returns while an init
 //! can be started: returning from PID 1 panics the kernel.
 #![no_main]
+// The C entry point (no_main) reads argv by pointer: the only unsafe outside vfio-early-system.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::ffi::{c_char, c_int, CString};
 use std::path::Path;
@@ -52,7 +54,7 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int 
     vfio_early_system::kmsg::boot_logger(&root);
     shim::report_mounts(&mounted);
     // PID 1 parses only what decides which init to start; the binder reads the settings.
-    let line = sysfs::read_attr::<4096>(&root.path("proc/cmdline"))
+    let line = sysfs::read_attr::<4096>(&root.path(vfio_early_core::layout::PROC_CMDLINE))
         .ok()
         .flatten()
         .unwrap_or_default();
