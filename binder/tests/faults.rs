@@ -27,7 +27,7 @@ use proptest::prelude::*;
 use vfio_early_engine::apply::{Kernel, ModprobeError};
 use vfio_early_engine::options::{Mode, Options};
 use vfio_early_engine::split;
-use vfio_early_engine::split::Handover;
+use vfio_early_engine::split::Rest;
 use vfio_early_system::files::Dir;
 
 /// The logger is process-wide: one run at a time.
@@ -370,9 +370,9 @@ fn run_once(m: &Machine, at: Option<usize>, fault: Fault) -> Result<Ran, TestCas
                     .handoff()
                     .expect("every fake tree's state fits a handoff");
                 t.file("run/vfio-early/handoff", &h);
-                Handover::Return
+                Rest::Elsewhere
             } else {
-                Handover::Finish
+                Rest::Here
             }
         })
     };

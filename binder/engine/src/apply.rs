@@ -225,13 +225,13 @@ pub fn apply_with<K: Kernel>(
 ) -> Outcomes {
     let mut state = Fenced::default();
     fence(ctx, plan, &mut state, fenced_hook);
-    finish(ctx, plan, &mut state);
+    load_and_verify(ctx, plan, &mut state);
     state.out
 }
 
 /// Step 1, the part that must precede udev: every override written, unbound where allowed,
 /// then `fenced_hook` (the ROM reads). Once an override is written the PCI core gives that
-/// device to no driver but vfio-pci, so the rest ([`finish`]) may run beside udev.
+/// device to no driver but vfio-pci, so the rest ([`load_and_verify`]) may run beside udev.
 pub fn fence<K: Kernel>(
     ctx: &mut Ctx<'_, K>,
     plan: &Plan,
@@ -305,7 +305,7 @@ pub fn fence<K: Kernel>(
 /// within the same deadline as the fence.
 /// The outcomes are settled in place: a plan's outcomes are tens of KiB, and every copy of
 /// them is stack the boot touches.
-pub fn finish<K: Kernel>(ctx: &mut Ctx<'_, K>, plan: &Plan, state: &mut Fenced) {
+pub fn load_and_verify<K: Kernel>(ctx: &mut Ctx<'_, K>, plan: &Plan, state: &mut Fenced) {
     let Fenced {
         out,
         items: fenced,

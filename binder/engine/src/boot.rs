@@ -10,7 +10,7 @@ use crate::romread;
 use crate::scan;
 use crate::sources::{self, warn_legacy};
 use crate::split::settle_rest;
-use crate::split::{Handover, Pending};
+use crate::split::{Pending, Rest};
 use crate::summary::{elapsed_ms, plural, tell, write_state, Stage};
 use vfio_early_core::config::{RomWant, Settings};
 use vfio_early_core::outcome::Outcome;
@@ -33,15 +33,15 @@ pub fn run(opts: &Options) -> i32 {
 /// `run` with the given kernel interface (tests inject faults through it); a split run goes on
 /// in this process.
 pub fn run_with<K: Kernel>(opts: &Options, kernel: &mut K) -> i32 {
-    run_split_with(opts, kernel, |_, _| Handover::Finish)
+    run_split_with(opts, kernel, |_, _| Rest::Here)
 }
 
-/// `run_with`, where `handover` decides, once a split run has fenced, which process does the
+/// `run_with`, where `rest_goes` decides, once a split run has fenced, which process does the
 /// rest (it may change the kernel in between: tests play udev there).
 pub fn run_split_with<K: Kernel>(
     opts: &Options,
     kernel: &mut K,
-    handover: impl FnOnce(&mut K, &Pending<'_>) -> Handover,
+    rest_goes: impl FnOnce(&mut K, &Pending<'_>) -> Rest,
 ) -> i32 {
     let start = kernel.now();
     let root = Root::new(&opts.root);
@@ -142,14 +142,14 @@ pub fn run_split_with<K: Kernel>(
                 inv: &inv,
                 state: fenced,
             };
-            if handover(kernel, &pending) == Handover::Return {
+            if rest_goes(kernel, &pending) == Rest::Elsewhere {
                 return EXIT_OK;
             }
             kmsg::set_phase(kmsg::Phase::Finish);
             run.split = true;
         }
         let mut ctx = ctx(&run, kernel, settings);
-        apply::finish(&mut ctx, &plan, fenced);
+        apply::load_and_verify(&mut ctx, &plan, fenced);
         if run.split {
             settle_rest(&run, &plan, &mut fenced.out);
         }

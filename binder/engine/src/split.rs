@@ -79,12 +79,12 @@ fn write_handoff(p: &Pending<'_>) -> bool {
 
 /// The fence's handover: the handoff, then (shell inits) the rest started with the lock; if
 /// either fails, the rest now, in this process.
-pub fn hand_off(p: &Pending<'_>, root: &Root, unit: bool) -> Handover {
+pub fn hand_off(p: &Pending<'_>, root: &Root, unit: bool) -> Rest {
     if !write_handoff(p) {
-        return Handover::Finish;
+        return Rest::Here;
     }
     if unit {
-        return Handover::Return;
+        return Rest::Elsewhere;
     }
     match start_finish(p.dir, root) {
         Ok(pid) => {
@@ -94,13 +94,13 @@ pub fn hand_off(p: &Pending<'_>, root: &Root, unit: bool) -> Handover {
             {
                 warn!("{e}: the rest of the run (pid {pid}) can be waited for, not stopped, at the switch to the real root");
             }
-            Handover::Return
+            Rest::Elsewhere
         }
         Err(e) => {
             warn!("cannot start `vfio-early finish`: {e}: loading vfio-pci now, before udev");
             // No handoff left behind: this process does the rest and reports it.
             let _ = p.dir.remove(vfio_early_core::layout::HANDOFF_NAME);
-            Handover::Finish
+            Rest::Here
         }
     }
 }
@@ -631,14 +631,15 @@ fn unknown_fenced(root: &Root, why: &str) {
 
 /// Where the rest of a split run goes on after the fence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Handover {
+pub enum Rest {
     /// In this process (a test, or a handoff that could not be written).
-    Finish,
-    /// Elsewhere: this process is done and the boot goes on.
-    Return,
+    Here,
+    /// Elsewhere (the finish the fence started, or the finish unit): this process is done and
+    /// the boot goes on.
+    Elsewhere,
 }
 
-/// What the handover knows of a fenced run.
+/// What the fence hands over of its run (rendered as the handoff).
 pub struct Pending<'a> {
     /// The run's directory (`/run/vfio-early`).
     pub dir: &'a Dir,
@@ -686,7 +687,7 @@ pub fn finish_rest<K: Kernel>(
         split: true,
     };
     let mut ctx = ctx(&run, kernel, &input.settings);
-    apply::finish(&mut ctx, plan, fenced);
+    apply::load_and_verify(&mut ctx, plan, fenced);
     settle_rest(&run, plan, &mut fenced.out);
     let bad = input.problems.len();
     tell(&run, input, Some((plan, &fenced.out)), bad);
