@@ -199,7 +199,7 @@ fn add_inner(root: &Root, words: &[String], dry_run: bool) -> Result<i32, String
     let mut refused = 0;
     for item in &next.plan.items {
         let ours = added.iter().any(|(b, _)| *b == item.bdf);
-        let follows = matches!(item.why, Why::Companion(l) | Why::GroupMember(l) if added.iter().any(|(b, _)| *b == l));
+        let follows = matches!(item.why, Why::Companion(l, _) | Why::GroupMember(l) if added.iter().any(|(b, _)| *b == l));
         match &item.decision {
             // With the IOMMU off every device is refused for it: the entry is written, and the
             // argument that turns the IOMMU on is printed with the next steps.

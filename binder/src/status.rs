@@ -686,6 +686,7 @@ mod tests {
             driver: None,
             group: Some(1),
             boot_vga: false,
+            virtfn: false,
             bars: heapless::Vec::new(),
         }
     }

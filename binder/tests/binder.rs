@@ -31,39 +31,114 @@ fn card(t: &FakeTree, bus: u8, group: u32) {
         .device(Dev::new(&bdf(1), 0x10de, 0x10f1, AUDIO).group(group));
 }
 
+const UCSI: u32 = 0x0c8000;
+const NVME: u32 = 0x010802;
+
+/// An RTX 20-series card (display, HDMI audio, USB 3.1, USB-C UCSI; one vendor, one slot, one
+/// group) behind a root port, with what else a slot may hold: another vendor's xHCI (as on APU
+/// slots), the card vendor's storage function, and a function of the slot in another group.
+fn whole_card(t: &FakeTree) {
+    t.device(Dev::new("00:11.0", 0x8086, 0x29c1, BRIDGE).group(1))
+        .device(Dev::new("01:00.0", 0x10de, 0x1e84, DISPLAY).group(1))
+        .device(Dev::new("01:00.1", 0x10de, 0x10f8, AUDIO).group(1))
+        .device(Dev::new("01:00.2", 0x10de, 0x1ad8, USB).group(1))
+        .device(Dev::new("01:00.3", 0x10de, 0x1ad9, UCSI).group(1))
+        .device(Dev::new("01:00.4", 0x1022, 0x15e0, USB).group(1))
+        .device(Dev::new("01:00.5", 0x10de, 0x1234, NVME).group(1))
+        .device(Dev::new("01:00.6", 0x10de, 0x1ad9, UCSI).group(7))
+        .modprobe_binds();
+}
+
 #[test]
-fn display_brings_its_audio_and_nothing_else() {
+fn display_brings_its_whole_card_and_nothing_else() {
+    for entry in ["01:00.0", "01:00.0@10de:1e84"] {
+        let t = FakeTree::new();
+        whole_card(&t);
+        t.cmdline(&format!("quiet vfio-early.devices={entry}"));
+        let log = boot(&t);
+        for f in 0..4 {
+            assert_eq!(
+                t.driver_of(&format!("01:00.{f}")).as_deref(),
+                Some("vfio-pci"),
+                "{entry}: function {f}; {log:#?}"
+            );
+        }
+        for f in 4..7 {
+            let bdf = format!("01:00.{f}");
+            assert_eq!(t.driver_of(&bdf), None, "{entry}: function {f}");
+            assert_eq!(
+                t.override_of(&bdf).trim(),
+                "(null)",
+                "{entry}: function {f}"
+            );
+        }
+        assert_eq!(t.override_of("00:11.0").trim(), "(null)", "the root port");
+        for (f, id, kind, part) in [
+            (1, "10de:10f8", "audio device", "audio"),
+            (2, "10de:1ad8", "USB controller", "USB"),
+            (3, "10de:1ad9", "serial bus controller (UCSI)", "UCSI"),
+        ] {
+            let line = format!("0000:01:00.{f} [{id}] {kind} ({part} companion of 0000:01:00.0): bound to vfio-pci via modprobe");
+            assert!(has(&log, &line), "{entry}: {line}\n{log:#?}");
+        }
+        // Another vendor's xHCI and the storage function stay, named with the way to take them;
+        // the function in another group is not the card's concern.
+        assert!(
+            has(&log, "IOMMU group 1: 0000:01:00.4 [1022:15e0] (USB controller), 0000:01:00.5 [10de:1234] (storage controller) stay with the host, so a VM cannot use this group; to include them add 0000:01:00.4@1022:15e0+guarded,0000:01:00.5@10de:1234+guarded"),
+            "{entry}: {log:#?}"
+        );
+        assert!(!has(&log, "01:00.6"), "{entry}: {log:#?}");
+        assert!(log
+            .last()
+            .unwrap()
+            .starts_with("vfio-early: summary: 4 bound, 0 refused, 0 failed, 0 bad entries in "));
+    }
+}
+
+#[test]
+fn a_virtual_function_on_the_slot_is_not_the_card() {
     let t = FakeTree::new();
-    card(&t, 1, 1);
-    t.device(Dev::new("01:00.2", 0x10de, 0x1ad8, USB).group(1))
-        .modprobe_binds()
-        .cmdline("quiet vfio-early.devices=01:00.0");
+    whole_card(&t);
+    t.symlink("sys/bus/pci/devices/0000:01:00.2/physfn", "../0000:01:00.0")
+        .cmdline("vfio-early.devices=01:00.0");
     let log = boot(&t);
-    assert_eq!(t.driver_of("01:00.0").as_deref(), Some("vfio-pci"));
-    assert_eq!(t.driver_of("01:00.1").as_deref(), Some("vfio-pci"));
-    assert_eq!(t.driver_of("01:00.2"), None, "USB is never a companion");
-    assert_eq!(
-        t.override_of("00:11.0").trim(),
-        "(null)",
-        "the root port is untouched"
-    );
-    assert!(has(&log, "0000:01:00.0 [10de:1c03] display controller (entry 01:00.0): bound to vfio-pci via modprobe"), "{log:#?}");
-    assert!(has(
-        &log,
-        "0000:01:00.1 [10de:10f1] audio device (audio companion of 0000:01:00.0): bound"
-    ));
+    assert_eq!(t.driver_of("01:00.2"), None, "{log:#?}");
     assert!(
-        has(
-            &log,
-            "add 0000:01:00.2@10de:1ad8+guarded to vfio-early.devices"
-        ),
-        "{log:#?}"
+        has(&log, "0000:01:00.2 [10de:1ad8] (USB controller)"),
+        "named: {log:#?}"
     );
-    assert_eq!(t.modprobe_log(), "vfio-pci\n");
-    assert!(log
-        .last()
-        .unwrap()
-        .starts_with("vfio-early: summary: 2 bound, 0 refused, 0 failed, 0 bad entries in "));
+    assert_eq!(t.driver_of("01:00.3").as_deref(), Some("vfio-pci"));
+}
+
+#[test]
+fn a_card_part_a_built_in_driver_holds_needs_unbind() {
+    let t = FakeTree::new();
+    whole_card(&t);
+    t.set_driver("01:00.2", Some("xhci_hcd"));
+    t.cmdline("vfio-early.devices=01:00.0");
+    let (_, out, _) = run(&t, &["plan"]);
+    assert!(
+        out.contains("0000:01:00.2 [10de:1ad8] USB controller (USB companion of 0000:01:00.0): refused: bound to xhci_hcd; hint: add +unbind to its entry"),
+        "{out}"
+    );
+    assert!(out.contains("0000:01:00.3 [10de:1ad9] serial bus controller (UCSI) (UCSI companion of 0000:01:00.0): would bind to vfio-pci"), "{out}");
+    let (_, out, _) = run(
+        &t,
+        &["plan", "--cmdline", "vfio-early.devices=01:00.0+unbind"],
+    );
+    assert!(
+        out.contains("0000:01:00.2 [10de:1ad8] USB controller (USB companion of 0000:01:00.0): would bind to vfio-pci after unbinding it from xhci_hcd"),
+        "{out}"
+    );
+    // Asked for by itself, the card's USB controller is a USB controller like any: guarded.
+    let (_, out, _) = run(
+        &t,
+        &["plan", "--cmdline", "vfio-early.devices=01:00.2+unbind"],
+    );
+    assert!(
+        out.contains("(entry 01:00.2+unbind): refused: class guard: a USB controller"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -21,6 +21,9 @@ pub struct Device {
     pub driver: Option<Name>,
     pub group: Option<u32>,
     pub boot_vga: bool,
+    /// An SR-IOV virtual function (sysfs shows `physfn`): part of its physical function, never
+    /// of a card.
+    pub virtfn: bool,
     /// Memory BARs as `(start, end)`, to place a firmware framebuffer `/proc/iomem` lists under
     /// no device (read only then).
     pub bars: heapless::Vec<(u64, u64), 6>,

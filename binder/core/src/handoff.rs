@@ -101,7 +101,8 @@ pub fn render(
             id.subdevice,
             d.class.0,
             d.group.map_or("-".into(), |g| g.to_string()),
-            u8::from(d.boot_vga)
+            // Bit 0: boot_vga; bit 1: an SR-IOV virtual function.
+            u8::from(d.boot_vga) | u8::from(d.virtfn) << 1
         );
         for (s, e) in &d.bars {
             let _ = write!(t, " {s:x}-{e:x}");
@@ -337,9 +338,11 @@ fn device(rest: &str) -> Option<Device> {
         "-" => None,
         g => Some(g.parse().ok()?),
     };
-    let boot_vga = match w.next()? {
-        "0" => false,
-        "1" => true,
+    let (boot_vga, virtfn) = match w.next()? {
+        "0" => (false, false),
+        "1" => (true, false),
+        "2" => (false, true),
+        "3" => (true, true),
         _ => return None,
     };
     let mut bars = heapless::Vec::new();
@@ -358,6 +361,7 @@ fn device(rest: &str) -> Option<Device> {
         driver,
         group,
         boot_vga,
+        virtfn,
         bars,
     })
 }
@@ -425,9 +429,9 @@ mod tests {
         let mut bars = heapless::Vec::new();
         bars.push((0xfd00_0000, 0xfdff_ffff)).unwrap();
         bars.push((0xfebf_0000, 0xfebf_0fff)).unwrap();
-        for (b, driver, group, vga) in [
-            ("0000:01:00.0", Some("bochs-drm"), Some(1), true),
-            ("0001:02:00.1", None, None, false),
+        for (b, driver, group, vga, virtfn) in [
+            ("0000:01:00.0", Some("bochs-drm"), Some(1), true, false),
+            ("0001:02:00.1", None, None, false, true),
         ] {
             inv.devices
                 .push(Device {
@@ -442,6 +446,7 @@ mod tests {
                     driver: driver.map(|d| Name::try_from(d).unwrap()),
                     group,
                     boot_vga: vga,
+                    virtfn,
                     bars: bars.clone(),
                 })
                 .unwrap();

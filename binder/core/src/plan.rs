@@ -16,13 +16,53 @@ pub const MAX_ITEMS: usize = MAX_DEVICES + MAX_ENTRIES;
 
 pub const VFIO: &str = "vfio-pci";
 
+/// The functions of one slot (device number): a card brings at most this many companions.
+pub const MAX_SLOT_FUNCTIONS: usize = 8;
+
+/// What a display's companion is on its card.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The HDMI/DP audio function (any vendor's: some cards carry another maker's codec).
+    Audio,
+    /// The card's own USB controller (USB-C on the card; the display's vendor ID).
+    Usb,
+    /// The card's USB Type-C UCSI controller (serial bus, class 0x0c80; the display's vendor ID).
+    Ucsi,
+}
+
+impl Part {
+    /// The part a function of `lead`'s slot and group is, if it is one: never a virtual function
+    /// (SR-IOV: it belongs to its physical function, not to the card), never another vendor's
+    /// USB or serial bus (an APU slot also holds the machine's own xHCI and its PSP).
+    pub fn of(lead: &Device, m: &Device) -> Option<Part> {
+        if m.virtfn || !m.bdf.same_slot(&lead.bdf) || m.group != lead.group {
+            return None;
+        }
+        let same_vendor = m.id.vendor == lead.id.vendor;
+        match m.class.base_sub() {
+            0x0403 => Some(Part::Audio),
+            0x0c03 if same_vendor => Some(Part::Usb),
+            0x0c80 if same_vendor => Some(Part::Ucsi),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Part::Audio => "audio",
+            Part::Usb => "USB",
+            Part::Ucsi => "UCSI",
+        }
+    }
+}
+
 /// Why a device is in the plan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Why {
     /// Selected by entry number `n` (an index into `Settings::entries`).
     Listed(usize),
-    /// The HDMI/DP audio function of a listed display.
-    Companion(Bdf),
+    /// A function of a listed display's card (its slot and IOMMU group), see [`Part`].
+    Companion(Bdf, Part),
     /// Another endpoint of a listed device's IOMMU group (`group=whole`).
     GroupMember(Bdf),
 }
@@ -222,36 +262,45 @@ fn decide(d: &Device, flags: Flags, pinned: bool, inv: &Inventory) -> Decision {
     }
 }
 
-/// Displays bring their slot's audio functions in the same group; `whole` brings every endpoint.
+/// A display brings the rest of its card: the functions of its slot and IOMMU group that are
+/// its parts ([`Part::of`]); `whole` brings every endpoint of the group.
 fn add_companions(plan: &mut Plan, policy: GroupPolicy, inv: &Inventory) {
-    let leads: heapless::Vec<(Bdf, u32, bool, Flags), MAX_DEVICES> = plan
+    let leads: heapless::Vec<(Device, u32, Flags), MAX_DEVICES> = plan
         .items
         .iter()
         .filter(|i| i.decision.takes())
         .filter_map(|i| {
             let d = i.dev.as_ref()?;
-            Some((d.bdf, d.group?, d.class.is_display(), i.flags))
+            Some((d.clone(), d.group?, i.flags))
         })
         .collect();
-    for (lead, group, display, flags) in leads {
+    for (lead, group, flags) in leads {
         for m in inv.group_members(group) {
             if plan.has(&m.bdf) || m.class.is_bridge() {
                 continue;
             }
-            let why = match policy {
-                GroupPolicy::Whole => Why::GroupMember(lead),
-                _ if display && m.class.is_audio() && m.bdf.same_slot(&lead) => {
-                    Why::Companion(lead)
-                }
-                _ => continue,
+            let part = Part::of(&lead, m).filter(|_| lead.class.is_display());
+            let (why, flags) = match (policy, part) {
+                (GroupPolicy::Whole, _) => (Why::GroupMember(lead.bdf), flags),
+                // The card's own USB and UCSI controllers are not the machine's: the guard on
+                // USB controllers (the keyboard's) is for those.
+                (_, Some(p)) => (
+                    Why::Companion(lead.bdf, p),
+                    Flags {
+                        guarded: p != Part::Audio || flags.guarded,
+                        ..flags
+                    },
+                ),
+                (_, None) => continue,
             };
             plan.push(Item {
                 bdf: m.bdf,
                 dev: Some(m.clone()),
                 why,
                 flags,
-                // A companion's identity is not pinned by its lead's entry.
-                decision: decide(m, flags, false, inv),
+                // A companion's identity is not pinned by its lead's entry; a card's USB and
+                // UCSI parts are pinned by being the display vendor's, on its slot.
+                decision: decide(m, flags, part.is_some_and(|p| p != Part::Audio), inv),
             });
         }
     }
@@ -398,7 +447,7 @@ impl fmt::Display for Why {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Why::Listed(_) => f.write_str("listed"),
-            Why::Companion(lead) => write!(f, "audio companion of {lead}"),
+            Why::Companion(lead, part) => write!(f, "{} companion of {lead}", part.as_str()),
             Why::GroupMember(lead) => write!(f, "IOMMU group member of {lead}"),
         }
     }

@@ -200,7 +200,7 @@ pub fn apply<K: Kernel>(ctx: &mut Ctx<'_, K>, plan: &Plan) -> Outcomes {
 
 /// The item a companion or group member follows.
 fn lead_of(plan: &Plan, n: usize) -> Option<(usize, Bdf)> {
-    let (Why::Companion(lead) | Why::GroupMember(lead)) = plan.items[n].why else {
+    let (Why::Companion(lead, _) | Why::GroupMember(lead)) = plan.items[n].why else {
         return None;
     };
     let at = plan.items.iter().position(|i| i.bdf == lead)?;
