@@ -32,7 +32,7 @@ GUEST_GUARD="${GUEST_GUARD:-120}"
 # Modules (with all their dependencies) put in the test image: the binder's
 # vfio-pci, and the native drivers of q35's devices and of the stand-in card,
 # so coldplug really races the binder.
-IMAGE_MODULES="${IMAGE_MODULES:-vfio-pci bochs snd-hda-intel ahci i2c-i801 lpc_ich}"
+IMAGE_MODULES="${IMAGE_MODULES:-vfio-pci bochs snd-hda-intel ahci i2c-i801 lpc_ich xhci-pci}"
 # Initramfs images by key (the scenario table's 7th field); "test" is the
 # image build_image makes around tests/qemu/init.
 declare -gA IMAGES=()
@@ -215,6 +215,9 @@ pack_image() {
 # machine_args "PIECES": QEMU devices for the named pieces.
 #   card1    stand-in GPU: root port 00:04.0 -> bochs-display 01:00.0 + ich9-intel-hda 01:00.1
 #   card2    card1 plus an identical card behind root port 00:05.0 (02:00.0 + 02:00.1)
+#   card4    card2 with two more functions on each card's slot: qemu-xhci (.2, 1b36:000d, USB)
+#            and pci-ipmi-kcs (.3, serial bus class 0c07) with its ipmi-bmc-sim: a four-function
+#            card (QEMU gives no function the display's vendor ID: the USB is another vendor's)
 #   vga      a primary VGA (-device VGA) on pcie.0 at 00:02.0 (boot_vga=1)
 #   noiommu  no intel-iommu device and no intel_iommu=on
 #   card1rom=SPEC  card1's display (01:00.0) with romfile= the test ROM SPEC
@@ -222,13 +225,14 @@ pack_image() {
 #            Without this piece it has QEMU's default ROM (vgabios-bochs-display.bin).
 # Sets MACHINE_QEMU (array) and MACHINE_APPEND (kernel arguments).
 machine_args() {
-    local piece iommu=1 card1=0 card2=0 vga=0 rom1="" rom1_set=0
+    local piece iommu=1 card1=0 card2=0 card4=0 vga=0 rom1="" rom1_set=0
     MACHINE_QEMU=()
     MACHINE_APPEND=""
     for piece in $1; do
         case $piece in
             card1) card1=1 ;;
             card2) card1=1; card2=1 ;;
+            card4) card1=1; card2=1; card4=1 ;;
             vga) vga=1 ;;
             noiommu) iommu=0 ;;
             card1rom=*)
@@ -263,6 +267,15 @@ machine_args() {
         MACHINE_QEMU+=(-device pcie-root-port,id=rp2,bus=pcie.0,addr=05.0,chassis=2,slot=2
             -device bochs-display,bus=rp2,addr=00.0,multifunction=on
             -device ich9-intel-hda,bus=rp2,addr=00.1)
+    fi
+    # shellcheck disable=SC2054
+    if [ "$card4" -eq 1 ]; then
+        local rp
+        for rp in 1 2; do
+            MACHINE_QEMU+=(-device "qemu-xhci,bus=rp$rp,addr=00.2"
+                -device "ipmi-bmc-sim,id=bmc$rp"
+                -device "pci-ipmi-kcs,bmc=bmc$rp,bus=rp$rp,addr=00.3")
+        done
     fi
 }
 

@@ -38,7 +38,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree (make-test-r
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 GOLDEN = os.path.join(HERE, "golden")
-ROM_RS = os.path.join(REPO, "binder", "src", "rom.rs")
+ROM_RS = os.path.join(REPO, "binder", "core", "src", "rom.rs")
 
 spec = importlib.util.spec_from_file_location("make_test_rom", os.path.join(HERE, "make-test-rom.py"))
 mtr = importlib.util.module_from_spec(spec)
