@@ -254,3 +254,152 @@ fn the_addon_loads_vfio_pci_only_when_modprobe_finds_none_and_its_failure_releas
         }
     }
 }
+
+/// Writes for real into the tree and records; `reset_method` writes fail with `reset_error`.
+struct Writer<'a> {
+    tree: &'a FakeTree,
+    calls: Vec<String>,
+    reset_error: Option<i32>,
+}
+
+impl Kernel for Writer<'_> {
+    fn write(&mut self, path: &Path, value: &str) -> io::Result<()> {
+        let rel = path.strip_prefix(&self.tree.root).unwrap_or(path);
+        self.calls.push(format!("{} <- {value:?}", rel.display()));
+        if let (Some(errno), true) = (self.reset_error, path.ends_with("reset_method")) {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
+        // As sysfs: an attribute that is not there is not created.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(path)?;
+        io::Write::write_all(&mut f, value.as_bytes())
+    }
+    fn modprobe(&mut self, module: &str, _: Instant, _: Option<&Dir>) -> Result<(), ModprobeError> {
+        self.calls.push(format!("modprobe {module}"));
+        match module {
+            "vfio-pci" => {
+                self.tree.vfio_pci_init();
+                Ok(())
+            }
+            other => Err(ModprobeError::Failed(
+                heapless::String::try_from(format!("FATAL: Module {other} not found").as_str())
+                    .unwrap(),
+            )),
+        }
+    }
+}
+
+fn reset_tree() -> FakeTree {
+    let t = FakeTree::new();
+    t.device(Dev::new("01:00.0", 0x1002, 0x67df, 0x030000).group(1))
+        .device(Dev::new("01:00.1", 0x1002, 0xaaf0, 0x040300).group(1))
+        .file(
+            "sys/devices/pci0000:01/0000:01:00.0/reset_method",
+            "flr bus\n",
+        );
+    t
+}
+
+#[test]
+fn the_reset_method_is_set_after_the_override_and_before_vfio_pci_probes() {
+    let t = reset_tree();
+    let mut k = Writer {
+        tree: &t,
+        calls: vec![],
+        reset_error: None,
+    };
+    let out = outcomes(&t, "vfio-early.devices=01:00.0+reset=bus", &mut k);
+    assert_eq!(
+        k.calls,
+        [
+            "sys/bus/pci/devices/0000:01:00.0/driver_override <- \"vfio-pci\"",
+            "sys/bus/pci/devices/0000:01:00.0/reset_method <- \"bus\"",
+            // The companion has no reset of its own asked for.
+            "sys/bus/pci/devices/0000:01:00.1/driver_override <- \"vfio-pci\"",
+            "modprobe vfio-pci",
+        ]
+    );
+    assert_eq!(
+        t.read("sys/bus/pci/devices/0000:01:00.0/reset_method"),
+        "bus"
+    );
+    assert!(
+        out.iter().all(|o| matches!(o, Outcome::Bound { .. })),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_reset_method_refused_or_with_no_attribute_still_takes_the_device() {
+    // The kernel refuses `bus` on a card whose functions share the bus (EINVAL).
+    let t = reset_tree();
+    let mut k = Writer {
+        tree: &t,
+        calls: vec![],
+        reset_error: Some(nix::libc::EINVAL),
+    };
+    let out = outcomes(&t, "vfio-early.devices=01:00.0+reset=bus", &mut k);
+    assert!(
+        out.iter().all(|o| matches!(o, Outcome::Bound { .. })),
+        "{out:?}"
+    );
+    assert_eq!(
+        t.read("sys/bus/pci/devices/0000:01:00.0/reset_method"),
+        "flr bus\n"
+    );
+    // A kernel before 5.15: no attribute.
+    let t = reset_tree();
+    t.remove("sys/devices/pci0000:01/0000:01:00.0/reset_method");
+    let mut k = Writer {
+        tree: &t,
+        calls: vec![],
+        reset_error: None,
+    };
+    let out = outcomes(&t, "vfio-early.devices=01:00.0+reset=flr", &mut k);
+    assert!(
+        out.iter().all(|o| matches!(o, Outcome::Bound { .. })),
+        "{out:?}"
+    );
+    assert!(
+        !t.exists("sys/devices/pci0000:01/0000:01:00.0/reset_method"),
+        "never created"
+    );
+}
+
+#[test]
+fn device_specific_loads_vendor_reset_first_and_goes_on_without_it() {
+    let t = reset_tree();
+    let mut k = Writer {
+        tree: &t,
+        calls: vec![],
+        reset_error: None,
+    };
+    let out = outcomes(
+        &t,
+        "vfio-early.devices=01:00.0+reset=device_specific",
+        &mut k,
+    );
+    assert_eq!(k.calls[0], "modprobe vendor-reset", "{:?}", k.calls);
+    assert!(k.calls.contains(
+        &"sys/bus/pci/devices/0000:01:00.0/reset_method <- \"device_specific\"".to_string()
+    ));
+    assert!(
+        out.iter().all(|o| matches!(o, Outcome::Bound { .. })),
+        "{out:?}"
+    );
+    // Asked for by no entry: not loaded.
+    let t = reset_tree();
+    let mut k = Writer {
+        tree: &t,
+        calls: vec![],
+        reset_error: None,
+    };
+    outcomes(&t, "vfio-early.devices=01:00.0+reset=flr", &mut k);
+    assert!(
+        !k.calls.iter().any(|c| c.contains("vendor-reset")),
+        "{:?}",
+        k.calls
+    );
+}

@@ -142,6 +142,63 @@ fn a_card_part_a_built_in_driver_holds_needs_unbind() {
 }
 
 #[test]
+fn a_reset_method_is_set_read_back_and_said_and_bad_ones_named() {
+    let t = FakeTree::new();
+    card(&t, 1, 1);
+    card(&t, 2, 2);
+    t.file(
+        "sys/devices/pci0000:01/0000:01:00.0/reset_method",
+        "flr bus\n",
+    )
+    .modprobe_binds()
+    .cmdline(
+        "vfio-early.devices=01:00.0+reset=bus,02:00.0+reset=flr,03:00.0+reset=warm,04:00.0+reset=",
+    );
+    let log = boot(&t);
+    assert_eq!(
+        t.read("sys/bus/pci/devices/0000:01:00.0/reset_method"),
+        "bus"
+    );
+    assert!(
+        has(
+            &log,
+            "0000:01:00.0: reset method bus set; reset_method reads \"bus\""
+        ),
+        "{log:#?}"
+    );
+    // No attribute (a kernel before 5.15): said, and the card taken all the same.
+    assert!(
+        has(
+            &log,
+            "0000:02:00.0: reset method flr not set: there is no reset_method attribute"
+        ),
+        "{log:#?}"
+    );
+    assert!(!t.exists("sys/devices/pci0000:02/0000:02:00.0/reset_method"));
+    assert_eq!(t.driver_of("02:00.0").as_deref(), Some("vfio-pci"));
+    assert!(
+        has(
+            &log,
+            "bad device entry \"03:00.0+reset=warm\": unknown reset method \"warm\""
+        ),
+        "{log:#?}"
+    );
+    assert!(
+        has(
+            &log,
+            "bad device entry \"04:00.0+reset=\": +reset= needs a method"
+        ),
+        "{log:#?}"
+    );
+    assert!(
+        log.last()
+            .unwrap()
+            .starts_with("vfio-early: summary: 4 bound, 0 refused, 0 failed, 2 bad entries"),
+        "{log:#?}"
+    );
+}
+
+#[test]
 fn identical_twin_stays_with_the_host() {
     let t = FakeTree::new();
     card(&t, 1, 1);

@@ -218,6 +218,8 @@ pack_image() {
 #   card4    card2 with two more functions on each card's slot: qemu-xhci (.2, 1b36:000d, USB)
 #            and pci-ipmi-kcs (.3, serial bus class 0c07) with its ipmi-bmc-sim: a four-function
 #            card (QEMU gives no function the display's vendor ID: the USB is another vendor's)
+#   solo     a single-function card: root port 00:06.0 -> bochs-display, alone on its bus (01:00.0
+#            when no other card is there)
 #   vga      a primary VGA (-device VGA) on pcie.0 at 00:02.0 (boot_vga=1)
 #   noiommu  no intel-iommu device and no intel_iommu=on
 #   card1rom=SPEC  card1's display (01:00.0) with romfile= the test ROM SPEC
@@ -225,7 +227,7 @@ pack_image() {
 #            Without this piece it has QEMU's default ROM (vgabios-bochs-display.bin).
 # Sets MACHINE_QEMU (array) and MACHINE_APPEND (kernel arguments).
 machine_args() {
-    local piece iommu=1 card1=0 card2=0 card4=0 vga=0 rom1="" rom1_set=0
+    local piece iommu=1 card1=0 card2=0 card4=0 solo=0 vga=0 rom1="" rom1_set=0
     MACHINE_QEMU=()
     MACHINE_APPEND=""
     for piece in $1; do
@@ -233,6 +235,7 @@ machine_args() {
             card1) card1=1 ;;
             card2) card1=1; card2=1 ;;
             card4) card1=1; card2=1; card4=1 ;;
+            solo) solo=1 ;;
             vga) vga=1 ;;
             noiommu) iommu=0 ;;
             card1rom=*)
@@ -267,6 +270,11 @@ machine_args() {
         MACHINE_QEMU+=(-device pcie-root-port,id=rp2,bus=pcie.0,addr=05.0,chassis=2,slot=2
             -device bochs-display,bus=rp2,addr=00.0,multifunction=on
             -device ich9-intel-hda,bus=rp2,addr=00.1)
+    fi
+    # shellcheck disable=SC2054
+    if [ "$solo" -eq 1 ]; then
+        MACHINE_QEMU+=(-device pcie-root-port,id=rp3,bus=pcie.0,addr=06.0,chassis=3,slot=3
+            -device bochs-display,bus=rp3,addr=00.0)
     fi
     # shellcheck disable=SC2054
     if [ "$card4" -eq 1 ]; then

@@ -4,7 +4,8 @@
 //! ```text
 //! entry    = selector *("+" flag)
 //! selector = BDF | BDF "@" ID | ID          BDF = [DDDD:]BB:DD.F   ID = vvvv:dddd[:ssss:ssss]
-//! flag     = "unbind" | "boot-vga" | "guarded"
+//! flag     = "unbind" | "boot-vga" | "guarded" | "reset=" METHOD
+//! METHOD   = "flr" | "af_flr" | "pm" | "bus" | "cxl_bus" | "acpi" | "device_specific" | "default"
 //! ```
 
 use core::fmt;
@@ -30,6 +31,54 @@ pub struct Flags {
     pub boot_vga: bool,
     /// Take a storage, network, input, USB or SMBus device (needs an ID pin).
     pub guarded: bool,
+    /// The reset method to set on the entry's own device before vfio-pci probes it (not on the
+    /// companions it brings).
+    pub reset: Option<Reset>,
+}
+
+/// A reset method the kernel's `reset_method` attribute takes (drivers/pci/pci.c,
+/// `pci_reset_fn_methods`), or `default` (the kernel's own order back).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reset {
+    DeviceSpecific,
+    Acpi,
+    Flr,
+    AfFlr,
+    Pm,
+    Bus,
+    CxlBus,
+    Default,
+}
+
+impl Reset {
+    pub const ALL: [Reset; 8] = [
+        Reset::Flr,
+        Reset::AfFlr,
+        Reset::Pm,
+        Reset::Bus,
+        Reset::CxlBus,
+        Reset::Acpi,
+        Reset::DeviceSpecific,
+        Reset::Default,
+    ];
+
+    /// The kernel's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reset::DeviceSpecific => "device_specific",
+            Reset::Acpi => "acpi",
+            Reset::Flr => "flr",
+            Reset::AfFlr => "af_flr",
+            Reset::Pm => "pm",
+            Reset::Bus => "bus",
+            Reset::CxlBus => "cxl_bus",
+            Reset::Default => "default",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Reset> {
+        Reset::ALL.into_iter().find(|r| r.as_str() == s)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,6 +114,9 @@ pub enum EntryError {
     Id,
     Flag(Token),
     GuardedWithoutPin,
+    /// `+reset=` with no method: the kernel would take that as "no reset at all".
+    ResetEmpty,
+    ResetMethod(Token),
 }
 
 impl fmt::Display for EntryError {
@@ -82,7 +134,14 @@ impl fmt::Display for EntryError {
             ),
             EntryError::Flag(flag) => write!(
                 f,
-                "unknown flag \"+{flag}\" (known: +unbind, +boot-vga, +guarded)"
+                "unknown flag \"+{flag}\" (known: +unbind, +boot-vga, +guarded, +reset=METHOD)"
+            ),
+            EntryError::ResetEmpty => f.write_str(
+                "+reset= needs a method: an empty reset_method would leave the device with no reset at all (known: flr, af_flr, pm, bus, cxl_bus, acpi, device_specific, default)",
+            ),
+            EntryError::ResetMethod(m) => write!(
+                f,
+                "unknown reset method \"{m}\" (known: flr, af_flr, pm, bus, cxl_bus, acpi, device_specific, default)"
             ),
             EntryError::GuardedWithoutPin => f.write_str(
                 "+guarded needs the expected ID, e.g. 00:1f.2@8086:2922+guarded",
@@ -101,7 +160,15 @@ pub fn parse(token: &str) -> Result<Entry, EntryError> {
             "unbind" => flags.unbind = true,
             "boot-vga" | "boot_vga" => flags.boot_vga = true,
             "guarded" => flags.guarded = true,
-            other => return Err(EntryError::Flag(Token::new(other))),
+            "reset=" => return Err(EntryError::ResetEmpty),
+            other => match other.strip_prefix("reset=") {
+                Some(m) => {
+                    flags.reset = Some(
+                        Reset::parse(m).ok_or_else(|| EntryError::ResetMethod(Token::new(m)))?,
+                    )
+                }
+                None => return Err(EntryError::Flag(Token::new(other))),
+            },
         }
     }
     let entry = Entry {
@@ -157,6 +224,28 @@ fn parse_selector(s: &str) -> Result<Selector, EntryError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn reset_methods_by_the_kernel_s_names() {
+        for r in Reset::ALL {
+            let e = parse(&format!("01:00.0+reset={}", r.as_str())).unwrap();
+            assert_eq!(e.flags.reset, Some(r));
+        }
+        let e = parse("01:00.0@10de:1e84+unbind+reset=bus").unwrap();
+        assert!(e.flags.unbind && e.flags.reset == Some(Reset::Bus));
+        assert_eq!(parse("01:00.0+reset="), Err(EntryError::ResetEmpty));
+        let err = parse("01:00.0+reset=warm").unwrap_err();
+        assert_eq!(err, EntryError::ResetMethod(Token::new("warm")));
+        assert!(err
+            .to_string()
+            .contains("unknown reset method \"warm\" (known: flr,"));
+        assert!(EntryError::ResetEmpty
+            .to_string()
+            .contains("no reset at all"));
+        // The kernel's spelling only: `reset=FLR` and `reset=device-specific` are not its names.
+        assert!(parse("01:00.0+reset=FLR").is_err());
+        assert!(parse("01:00.0+reset=device-specific").is_err());
+    }
 
     #[test]
     fn address_slips_are_named() {

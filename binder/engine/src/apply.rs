@@ -15,9 +15,11 @@ use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::Instant;
 
+use log::{info, warn};
 use nix::fcntl::OFlag;
 use vfio_early_core::config::OnFail;
 use vfio_early_core::device::MAX_DEVICES;
+use vfio_early_core::entry::Reset;
 use vfio_early_core::layout::MODPROBE_LOG_NAME;
 use vfio_early_core::outcome::{Deadline, Failure, Fenced, Left, Outcome, Outcomes, Via};
 use vfio_early_core::pci::Bdf;
@@ -251,6 +253,7 @@ pub fn fence<K: Kernel>(
         stopped,
     } = state;
     *stopped = false;
+    load_vendor_reset(ctx, plan);
 
     // 1. Fence, then unbind where allowed. Companions come after their leads in the plan.
     for (n, item) in plan.items.iter().enumerate() {
@@ -294,11 +297,69 @@ pub fn fence<K: Kernel>(
                 continue;
             }
         }
+        if let (Why::Listed(_), Some(method)) = (item.why, item.flags.reset) {
+            set_reset(ctx, &item.bdf, method);
+        }
         // MAX_DEVICES holds every item that binds (they all come from the inventory).
         let _ = fenced.push(n);
     }
     // Called even when nothing was fenced: the hook also says why it read nothing.
     fenced_hook(ctx, fenced);
+}
+
+/// `device_specific` resets of AMD cards come from the vendor-reset module: loaded before the
+/// first such write when an entry asks for one (a failure is said, and the write still tried:
+/// the kernel's own quirks may cover the card).
+fn load_vendor_reset<K: Kernel>(ctx: &mut Ctx<'_, K>, plan: &Plan) {
+    let asked = plan.items.iter().any(|i| {
+        matches!(i.why, Why::Listed(_))
+            && matches!(i.decision, Decision::Bind { .. })
+            && i.flags.reset == Some(Reset::DeviceSpecific)
+    });
+    if !asked {
+        return;
+    }
+    match ctx
+        .kernel
+        .modprobe(VENDOR_RESET, ctx.deadline.end(), ctx.log_dir)
+    {
+        Ok(()) => info!("{VENDOR_RESET} loaded for the device_specific reset asked for"),
+        Err(e) => {
+            let why = match &e {
+                ModprobeError::Failed(e) => e.as_str(),
+                ModprobeError::StillRunning => "still loading at the deadline",
+            };
+            warn!("{VENDOR_RESET} not loaded ({why}); a device_specific reset needs it on AMD cards; hint: install vendor-reset (its dkms package) and rebuild the image; under Secure Boot lockdown the module must be signed");
+        }
+    }
+}
+
+/// The module that provides `device_specific` resets for AMD cards.
+const VENDOR_RESET: &str = "vendor-reset";
+
+/// Writes an entry's reset method to the device's `reset_method` (after its override, before
+/// vfio-pci probes it), reads it back and says what it reads; a method the kernel cannot take
+/// is named with the reason and the device is still taken.
+fn set_reset<K: Kernel>(ctx: &mut Ctx<'_, K>, bdf: &Bdf, method: Reset) {
+    let path = ctx.root.attr(bdf, "reset_method");
+    let m = method.as_str();
+    match ctx.kernel.write(&path, m) {
+        Ok(()) => {
+            let now = vfio_early_system::sysfs::read_attr::<96>(&path).ok().flatten();
+            let now = now.as_deref().map_or("(unreadable)", str::trim);
+            info!("{bdf}: reset method {m} set; reset_method reads \"{now}\"");
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => warn!("{bdf}: reset method {m} not set: there is no reset_method attribute (a kernel before 5.15, or a device with no reset method at all); it is taken with the kernel's default reset"),
+        Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => {
+            let hint = match method {
+                Reset::Bus => "bus needs the device alone on its bus (other functions of the card share it); try flr or pm, or leave the default",
+                Reset::DeviceSpecific => "device_specific needs a quirk for the card or the vendor-reset module loaded (see above)",
+                _ => "`cat reset_method` lists the methods this device supports",
+            };
+            warn!("{bdf}: reset method {m} not set: the kernel refused it ({e}); it is taken with its default reset; hint: {hint}");
+        }
+        Err(e) => warn!("{bdf}: reset method {m} not set: {e}; it is taken with its default reset"),
+    }
 }
 
 /// Steps 2-4: load or probe vfio-pci, verify every fenced item, settle what it did not take;
