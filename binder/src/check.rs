@@ -836,6 +836,14 @@ pub fn findings(root: &Root, image_path: Option<&Path>) -> Vec<Finding> {
     modules(root, &mut f);
     config(&next, &mut f);
     devices(&next, &state, &mut f);
+    for (bdf, names) in next.inputs_behind_taken_usb(root) {
+        f.add(
+            Level::Warn,
+            "input",
+            nextboot::input_warning(&bdf, &names),
+            Some(nextboot::INPUT_FIX.into()),
+        );
+    }
     image(root, image_path, &mut f);
     leftovers(root, &next, &mut f);
     this_boot(root, &next, &state, &mut f);

@@ -49,6 +49,7 @@ Kernel command line (the same keys work in /etc/vfio-early.conf without the pref
                               01:00.0@10de:1c03[:ssss:ssss] ...that must have this ID
                               10de:1c03[:ssss:ssss]        every device with this ID
                             flags after an entry: +unbind +boot-vga +guarded
+                            +reset=flr|af_flr|pm|bus|cxl_bus|acpi|device_specific|default
   vfio-early.off            do nothing (kill switch)
   vfio-early.group=companions|whole|strict   what else of the IOMMU group is taken
   vfio-early.on-fail=release|fence           what to do with a device vfio-pci did not take

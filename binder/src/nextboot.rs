@@ -128,3 +128,80 @@ impl NextBoot {
         &self.input.settings
     }
 }
+
+/// The most input devices named behind one USB controller, and the most sysfs entries looked
+/// at to find them (a hub tree of a few devices is tens of entries).
+const MAX_INPUTS: usize = 8;
+const MAX_USB_ENTRIES: usize = 1024;
+
+/// What to say of the input devices behind a USB controller the next boot takes.
+pub fn input_warning(bdf: &vfio_early_core::pci::Bdf, names: &[String]) -> String {
+    format!(
+        "{bdf}, a USB controller the next boot gives to vfio-pci, has a keyboard or mouse attached ({}): it goes to the VM with the card, and the host loses it",
+        names.join(", ")
+    )
+}
+
+/// The fix for [`input_warning`].
+pub const INPUT_FIX: &str =
+    "plug the keyboard and mouse into a port of the machine's own USB controller";
+
+impl NextBoot {
+    /// For each USB controller the next boot takes: the USB interfaces of class 03 (HID:
+    /// keyboards, mice) attached below it now, by their sysfs names (`3-1:1.0`). They go to the
+    /// VM with the card; a keyboard on a card's USB-C port leaves the host without one.
+    pub fn inputs_behind_taken_usb(
+        &self,
+        root: &Root,
+    ) -> Vec<(vfio_early_core::pci::Bdf, Vec<String>)> {
+        self.plan
+            .items
+            .iter()
+            .filter(|i| matches!(i.decision, plan::Decision::Bind { .. }))
+            .filter(|i| i.dev.as_ref().is_some_and(|d| d.class.base_sub() == 0x0c03))
+            .filter_map(|i| {
+                let found = usb_inputs(&root.device(&i.bdf));
+                (!found.is_empty()).then_some((i.bdf, found))
+            })
+            .collect()
+    }
+}
+
+/// HID interfaces below a USB controller's sysfs directory: its `usbN` root hubs and the
+/// device and interface directories under them (their names are digits, `-`, `.` and `:`),
+/// never following a link; bounded in entries and results.
+fn usb_inputs(dir: &std::path::Path) -> Vec<String> {
+    let usb_name = |n: &str| {
+        n.strip_prefix("usb")
+            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            || (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit() || b"-.:".contains(&b)))
+    };
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    let mut seen = 0;
+    while let Some(d) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            seen += 1;
+            if seen > MAX_USB_ENTRIES || found.len() >= MAX_INPUTS {
+                return found;
+            }
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !usb_name(&name) || !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let class = sysfs::read_attr::<8>(&e.path().join("bInterfaceClass"))
+                .ok()
+                .flatten();
+            if name.contains(':') && class.as_deref().map(str::trim) == Some("03") {
+                found.push(name);
+            } else {
+                todo.push(e.path());
+            }
+        }
+    }
+    found.sort();
+    found
+}

@@ -20,7 +20,7 @@ use vfio_early_core::iomem::{self, Framebuffer};
 use vfio_early_core::layout::ROMS_VAR_DIR;
 use vfio_early_core::outcome::Outcome;
 use vfio_early_core::pci::Bdf;
-use vfio_early_core::plan::{Decision, Item};
+use vfio_early_core::plan::{Decision, Item, Why};
 use vfio_early_core::report::DeviceReport;
 use vfio_early_engine::romstore;
 use vfio_early_system::read::SysError;
@@ -218,6 +218,13 @@ pub fn gather(root: &Root, all: bool) -> Status {
     }
     for e in &next.errors.kept {
         problems.push(format!("scan: {e}"));
+    }
+    for (bdf, names) in next.inputs_behind_taken_usb(root) {
+        problems.push(format!(
+            "{}; hint: {}",
+            nextboot::input_warning(&bdf, &names),
+            nextboot::INPUT_FIX
+        ));
     }
     let devs = devices(root, &mut problems);
     let fbs = sysfs::framebuffers(root).unwrap_or_default();
@@ -573,6 +580,7 @@ pub struct Argument {
 pub fn argument(root: &Root, words: &[String]) -> Result<Argument, String> {
     let mut entries: heapless::Vec<Entry, MAX_ENTRIES> = heapless::Vec::new();
     let mut texts = Vec::new();
+    let mut bdfs = Vec::new();
     for w in words {
         let Some(bdf) = Bdf::parse(w) else {
             return Err(format!(
@@ -591,6 +599,7 @@ pub fn argument(root: &Root, words: &[String]) -> Result<Argument, String> {
             .push(entry)
             .map_err(|_| format!("more than {MAX_ENTRIES} devices"))?;
         texts.push(text);
+        bdfs.push(bdf);
     }
     let next = nextboot::plan(root, Some(entries));
     let mut refused = Vec::new();
@@ -610,13 +619,20 @@ pub fn argument(root: &Root, words: &[String]) -> Result<Argument, String> {
     for o in &next.plan.outside {
         notes.push(o.to_string());
     }
+    for (bdf, names) in next.inputs_behind_taken_usb(root) {
+        notes.push(nextboot::input_warning(&bdf, &names));
+    }
     let mut text = None;
     if refused.is_empty() {
         let mut t = String::new();
         if !next.inventory.iommu_on {
             let _ = write!(t, "{} ", iommu_argument(root));
         }
-        let _ = write!(t, "vfio-early.devices={}", texts.join(","));
+        let _ = write!(
+            t,
+            "vfio-early.devices={}",
+            whole_cards(&next, &bdfs, &texts).join(",")
+        );
         text = Some(t);
     }
     Ok(Argument {
@@ -624,6 +640,28 @@ pub fn argument(root: &Root, words: &[String]) -> Result<Argument, String> {
         refused,
         notes,
     })
+}
+
+/// Each listed device's entry followed by those of the functions that come along with it, each
+/// pinned to its ID as the listed one is: a renumbered bus then hands vfio none of the card. The
+/// card's USB controller says `+guarded`, which a listed USB controller needs.
+fn whole_cards(next: &NextBoot, listed: &[Bdf], texts: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (bdf, text) in listed.iter().zip(texts) {
+        out.push(text.clone());
+        for item in &next.plan.items {
+            let follows =
+                matches!(item.why, Why::Companion(l, _) | Why::GroupMember(l) if l == *bdf);
+            if let (true, Decision::Bind { .. }, Some(d)) = (follows, &item.decision, &item.dev) {
+                let mut e = pinned_entry(d);
+                if d.class.guarded_kind().is_some() {
+                    e.push_str("+guarded");
+                }
+                out.push(e);
+            }
+        }
+    }
+    out
 }
 
 /// One device's line in the boot's words.

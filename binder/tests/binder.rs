@@ -96,6 +96,76 @@ fn display_brings_its_whole_card_and_nothing_else() {
 }
 
 #[test]
+fn cmdline_pins_every_function_of_the_card_and_the_boot_takes_them() {
+    let t = whole_card_host();
+    let (code, out, err) = run(&t, &["cmdline", "01:00.0"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "vfio-early.devices=0000:01:00.0@10de:1e84,0000:01:00.1@10de:10f8,0000:01:00.2@10de:1ad8+guarded,0000:01:00.3@10de:1ad9\n"
+    );
+    for f in 1..4 {
+        assert!(
+            err.contains(&format!("0000:01:00.{f} comes along")),
+            "{err}"
+        );
+    }
+    t.cmdline(out.trim());
+    let log = boot(&t);
+    for f in 0..4 {
+        assert_eq!(
+            t.driver_of(&format!("01:00.{f}")).as_deref(),
+            Some("vfio-pci"),
+            "{log:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_keyboard_on_the_card_s_usb_is_named_by_every_host_command() {
+    let t = whole_card_host();
+    let usb = "sys/devices/pci0000:01/0000:01:00.2/usb3";
+    // A keyboard (HID, class 03) on a hub, and a disk (mass storage, 08) beside it.
+    t.file(
+        &format!("{usb}/3-1/3-1.2/3-1.2:1.0/bInterfaceClass"),
+        "03\n",
+    )
+    .file(&format!("{usb}/3-1/3-1:1.0/bInterfaceClass"), "09\n")
+    .file(&format!("{usb}/3-2/3-2:1.0/bInterfaceClass"), "08\n")
+    .symlink(&format!("{usb}/3-2/port"), "../../../..")
+    .file("etc/vfio-early.conf", "devices = 01:00.0\n");
+    let said = "0000:01:00.2, a USB controller the next boot gives to vfio-pci, has a keyboard or mouse attached (3-1.2:1.0): it goes to the VM with the card";
+    let (_, out, _) = run(&t, &["status"]);
+    assert!(out.contains(said), "status: {out}");
+    let (_, out, _) = run(&t, &["check"]);
+    assert!(
+        out.contains(said)
+            && out.contains(
+                "fix: plug the keyboard and mouse into a port of the machine's own USB controller"
+            ),
+        "check: {out}"
+    );
+    let (code, _, err) = run(&t, &["cmdline", "01:00.0"]);
+    assert!(code == 0 && err.contains(said), "cmdline: {err}");
+    t.remove("etc/vfio-early.conf");
+    let (_, _, err) = run(&t, &["add", "--dry-run", "01:00.0"]);
+    assert!(err.contains(said), "add: {err}");
+    t.file("etc/vfio-early.conf", "devices = 01:00.0\n");
+    // Without the card's USB controller in the plan, nothing is said.
+    t.remove(&format!("{usb}/3-1/3-1.2/3-1.2:1.0/bInterfaceClass"));
+    let (_, out, _) = run(&t, &["check"]);
+    assert!(!out.contains("keyboard or mouse"), "{out}");
+}
+
+/// [`whole_card`] as the host sees it: what the kernel needs to judge the next boot.
+fn whole_card_host() -> FakeTree {
+    let t = FakeTree::new();
+    whole_card(&t);
+    t.file("proc/sys/kernel/osrelease", "6.1.0-test\n");
+    t
+}
+
+#[test]
 fn a_virtual_function_on_the_slot_is_not_the_card() {
     let t = FakeTree::new();
     whole_card(&t);

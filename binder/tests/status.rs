@@ -308,7 +308,11 @@ fn cmdline_pins_what_the_next_boot_would_take() {
     let t = machine();
     let (code, out, err) = exe::run(exe::HOST, &t, &["cmdline", "01:00.0"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(out, "vfio-early.devices=0000:01:00.0@1234:1111:1af4:1100\n");
+    // The whole card, each function pinned to its ID.
+    assert_eq!(
+        out,
+        "vfio-early.devices=0000:01:00.0@1234:1111:1af4:1100,0000:01:00.1@8086:293e:1af4:1100\n"
+    );
     assert!(err.contains("0000:01:00.1 comes along"), "{err}");
     assert!(
         err.contains("IOMMU group 10: 0000:01:00.2"),
@@ -336,7 +340,7 @@ fn cmdline_pins_what_the_next_boot_would_take() {
     let (code, out, _) = exe::run(exe::HOST, &t, &["cmdline", "01:00.0", "02:00.0"]);
     assert_eq!(code, 0);
     assert!(
-        out.contains("0000:01:00.0@1234:1111:1af4:1100,0000:02:00.0@1234:1111:1af4:1100"),
+        out.contains("0000:01:00.0@1234:1111:1af4:1100,0000:01:00.1@8086:293e:1af4:1100,0000:02:00.0@1234:1111:1af4:1100,0000:02:00.1@8086:293e:1af4:1100"),
         "{out}"
     );
     for bad in [
