@@ -33,12 +33,33 @@ ve_missing() {
     echo $_ve_miss
 }
 
-# Prints the modules (not built in) that an image for kernel $1 must carry.
+# Prints the modules (not built in) that an image for kernel $1 must carry: vfio-pci's, and
+# vendor-reset when an entry asks for a device_specific reset (the boot loads it before writing
+# that reset method) and kernel $1 has it (it comes from a dkms package, not the kernel).
 ve_modules() {
     for _ve_m in $VE_MODULES_REQUIRED $VE_MODULES_OPTIONAL; do
         [ "$(ve_module_state "$1" "$_ve_m")" = module ] && printf '%s\n' "$_ve_m"
     done
+    if ve_wants_vendor_reset; then
+        case $(ve_module_state "$1" vendor-reset) in
+            module) echo vendor-reset ;;
+            builtin) ;;
+            *) echo "vfio-early: an entry asks for +reset=device_specific, but kernel $1 has no vendor-reset module: the boot will say so; install vendor-reset (its dkms package) for this kernel" >&2 ;;
+        esac
+    fi
     return 0
+}
+
+# True when an entry asks for a device_specific reset: in the configuration as the binary reads
+# it (comments and bad lines dropped), or on the kernel command line the images are built for
+# (/etc/kernel/cmdline) or this boot's.
+ve_wants_vendor_reset() {
+    "$VE_BIN" config --file "$VE_CONF" 2>/dev/null | grep -q '^devices = .*+reset=device_specific' && return 0
+    for _ve_f in ${VE_CMDLINE_FILES-/etc/kernel/cmdline /proc/cmdline}; do
+        [ -r "$_ve_f" ] || continue
+        tr ' ' '\n' <"$_ve_f" | grep -q '^vfio[-_]early\.devices=.*+reset=device_specific' && return 0
+    done
+    return 1
 }
 
 # Prints the admin's modprobe.d lines about vfio, for /etc/modprobe.d/vfio-early-host.conf.

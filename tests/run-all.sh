@@ -85,12 +85,13 @@ fi
 [ "$f" -eq 0 ] || failures+=("$f cargo tests")
 timed "cargo test" $((SECONDS - t0))
 
-stage "the build: static binary, size budget, source tarball, hooks' config reading, add-on kernel hooks, the rdinit shim as PID 1"
+stage "the build: static binary, size budget, source tarball, hooks' config reading, add-on kernel hooks, vendor-reset into images, the rdinit shim as PID 1"
 check "make (static musl, stable)" make
 suite "size budget" size-budget.log tests/size-budget.sh
 suite "dist tarball builds" dist.log tests/build/dist.sh
 suite "build-strict readers agree" strict-agree.log tests/hooks/strict-agree.sh
 suite "add-on kernel hooks" addon-hooks.log tests/hooks/addon-hooks.sh
+suite "vendor-reset into images" vendor-reset.log tests/hooks/vendor-reset.sh
 suite "rdinit shim as PID 1" shim-pid1.log tests/shim/pid1.sh
 
 stage "expansion ROMs: real fixtures from Debian's packages, goldens, crafted findings, clean round trips, persist under faults"
