@@ -16,10 +16,9 @@ pub const MAX_ITEMS: usize = MAX_DEVICES + MAX_ENTRIES;
 
 pub const VFIO: &str = "vfio-pci";
 
-/// The functions of one slot (device number): a card brings at most this many companions.
-pub const MAX_SLOT_FUNCTIONS: usize = 8;
-
-/// What a display's companion is on its card.
+/// What a display's companion is on its card. A card's parts share its slot, whose functions
+/// are numbered 0-7 ([`Bdf`]'s function is three bits): a display brings at most 7 companions,
+/// all among the inventory's devices ([`MAX_DEVICES`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Part {
     /// The HDMI/DP audio function (any vendor's: some cards carry another maker's codec).
