@@ -329,7 +329,7 @@ fn load_vendor_reset<K: Kernel>(ctx: &mut Ctx<'_, K>, plan: &Plan) {
                 ModprobeError::Failed(e) => e.as_str(),
                 ModprobeError::StillRunning => "still loading at the deadline",
             };
-            warn!("{VENDOR_RESET} not loaded ({why}); a device_specific reset needs it on AMD cards; hint: install vendor-reset (its dkms package) and rebuild the image; under Secure Boot lockdown the module must be signed");
+            warn!("{VENDOR_RESET} not loaded ({why}); hint: install it (a dkms package) and rebuild the image; under lockdown it must be signed");
         }
     }
 }
@@ -345,20 +345,20 @@ fn set_reset<K: Kernel>(ctx: &mut Ctx<'_, K>, bdf: &Bdf, method: Reset) {
     let m = method.as_str();
     match ctx.kernel.write(&path, m) {
         Ok(()) => {
-            let now = vfio_early_system::sysfs::read_attr::<96>(&path).ok().flatten();
+            let now = vfio_early_system::sysfs::read_attr::<64>(&path).ok().flatten();
             let now = now.as_deref().map_or("(unreadable)", str::trim);
             info!("{bdf}: reset method {m} set; reset_method reads \"{now}\"");
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => warn!("{bdf}: reset method {m} not set: there is no reset_method attribute (a kernel before 5.15, or a device with no reset method at all); it is taken with the kernel's default reset"),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => warn!("{bdf}: reset method {m} not set: there is no reset_method attribute (a kernel before 5.15, or no reset method at all); taken with its default reset"),
         Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => {
             let hint = match method {
-                Reset::Bus => "bus needs the device alone on its bus (other functions of the card share it); try flr or pm, or leave the default",
-                Reset::DeviceSpecific => "device_specific needs a quirk for the card or the vendor-reset module loaded (see above)",
-                _ => "`cat reset_method` lists the methods this device supports",
+                Reset::Bus => "a bus reset needs the device alone on its bus (the card's other functions share it); try flr or pm",
+                Reset::DeviceSpecific => "it needs a quirk for the card, or vendor-reset loaded",
+                _ => "`cat reset_method` lists what the device supports",
             };
-            warn!("{bdf}: reset method {m} not set: the kernel refused it ({e}); it is taken with its default reset; hint: {hint}");
+            warn!("{bdf}: reset method {m} not set: the kernel refused it ({e}); taken with its default reset; hint: {hint}");
         }
-        Err(e) => warn!("{bdf}: reset method {m} not set: {e}; it is taken with its default reset"),
+        Err(e) => warn!("{bdf}: reset method {m} not set: {e}; taken with its default reset"),
     }
 }
 
