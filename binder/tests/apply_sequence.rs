@@ -291,6 +291,14 @@ impl Kernel for Writer<'_> {
     }
 }
 
+fn writer(tree: &FakeTree, reset_error: Option<i32>) -> Writer<'_> {
+    Writer {
+        tree,
+        calls: vec![],
+        reset_error,
+    }
+}
+
 fn reset_tree() -> FakeTree {
     let t = FakeTree::new();
     t.device(Dev::new("01:00.0", 0x1002, 0x67df, 0x030000).group(1))
@@ -305,11 +313,7 @@ fn reset_tree() -> FakeTree {
 #[test]
 fn the_reset_method_is_set_after_the_override_and_before_vfio_pci_probes() {
     let t = reset_tree();
-    let mut k = Writer {
-        tree: &t,
-        calls: vec![],
-        reset_error: None,
-    };
+    let mut k = writer(&t, None);
     let out = outcomes(&t, "vfio-early.devices=01:00.0+reset=bus", &mut k);
     assert_eq!(
         k.calls,
@@ -335,11 +339,7 @@ fn the_reset_method_is_set_after_the_override_and_before_vfio_pci_probes() {
 fn a_reset_method_refused_or_with_no_attribute_still_takes_the_device() {
     // The kernel refuses `bus` on a card whose functions share the bus (EINVAL).
     let t = reset_tree();
-    let mut k = Writer {
-        tree: &t,
-        calls: vec![],
-        reset_error: Some(nix::libc::EINVAL),
-    };
+    let mut k = writer(&t, Some(nix::libc::EINVAL));
     let out = outcomes(&t, "vfio-early.devices=01:00.0+reset=bus", &mut k);
     assert!(
         out.iter().all(|o| matches!(o, Outcome::Bound { .. })),
@@ -352,11 +352,7 @@ fn a_reset_method_refused_or_with_no_attribute_still_takes_the_device() {
     // A kernel before 5.15: no attribute.
     let t = reset_tree();
     t.remove("sys/devices/pci0000:01/0000:01:00.0/reset_method");
-    let mut k = Writer {
-        tree: &t,
-        calls: vec![],
-        reset_error: None,
-    };
+    let mut k = writer(&t, None);
     let out = outcomes(&t, "vfio-early.devices=01:00.0+reset=flr", &mut k);
     assert!(
         out.iter().all(|o| matches!(o, Outcome::Bound { .. })),
@@ -371,11 +367,7 @@ fn a_reset_method_refused_or_with_no_attribute_still_takes_the_device() {
 #[test]
 fn device_specific_loads_vendor_reset_first_and_goes_on_without_it() {
     let t = reset_tree();
-    let mut k = Writer {
-        tree: &t,
-        calls: vec![],
-        reset_error: None,
-    };
+    let mut k = writer(&t, None);
     let out = outcomes(
         &t,
         "vfio-early.devices=01:00.0+reset=device_specific",
@@ -391,11 +383,7 @@ fn device_specific_loads_vendor_reset_first_and_goes_on_without_it() {
     );
     // Asked for by no entry: not loaded.
     let t = reset_tree();
-    let mut k = Writer {
-        tree: &t,
-        calls: vec![],
-        reset_error: None,
-    };
+    let mut k = writer(&t, None);
     outcomes(&t, "vfio-early.devices=01:00.0+reset=flr", &mut k);
     assert!(
         !k.calls.iter().any(|c| c.contains("vendor-reset")),
