@@ -204,7 +204,7 @@ fn modules(root: &Root, f: &mut Findings) {
     }
 }
 
-fn config(next: &NextBoot, f: &mut Findings) {
+fn config(root: &Root, next: &NextBoot, f: &mut Findings) {
     let p = &next.input.problems;
     for problem in &p.kept {
         f.add(
@@ -242,16 +242,13 @@ fn config(next: &NextBoot, f: &mut Findings) {
             None,
         );
     }
-    if next.settings().off {
-        f.add(
-            Level::Warn,
-            "config",
-            "vfio-early.off is set: the next boot takes nothing".into(),
-            Some(
-                "remove `off` from /etc/vfio-early.conf or vfio-early.off from the command line"
-                    .into(),
-            ),
-        );
+    for w in nextboot::source_warnings(root, next, false) {
+        let fix = if w.starts_with("the kill switch") {
+            "remove `off` from /etc/vfio-early.conf or vfio-early.off from the command line"
+        } else {
+            "take the devices off the kernel command line (`vfio-early add` keeps them in the file), or empty the file's `devices`"
+        };
+        f.add(Level::Warn, "config", w, Some(fix.into()));
     }
 }
 
@@ -834,7 +831,7 @@ pub fn findings(root: &Root, image_path: Option<&Path>) -> Vec<Finding> {
     let mut f = Findings(Vec::new());
     iommu(root, &next, &mut f);
     modules(root, &mut f);
-    config(&next, &mut f);
+    config(root, &next, &mut f);
     devices(&next, &state, &mut f);
     for (bdf, names) in next.inputs_behind_taken_usb(root) {
         f.add(

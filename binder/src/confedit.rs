@@ -224,6 +224,9 @@ fn add_inner(root: &Root, words: &[String], dry_run: bool) -> Result<i32, String
     for (bdf, names) in next.inputs_behind_taken_usb(root) {
         errln!("vfio-early: {}", nextboot::input_warning(&bdf, &names));
     }
+    for w in nextboot::source_warnings(root, &next, true) {
+        errln!("vfio-early: {w}");
+    }
     for o in &next.plan.outside {
         errln!("vfio-early: {o}");
     }

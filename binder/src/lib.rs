@@ -24,6 +24,7 @@ extern crate vfio_early_system;
 pub mod addon;
 pub mod check;
 pub mod confedit;
+pub mod help;
 pub mod imagetool;
 pub mod initrd;
 pub mod nextboot;

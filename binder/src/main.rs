@@ -2,10 +2,11 @@
 //! `vfio-early`, the host build: every command. Arguments in, exit code out; everything else is
 //! in the library. The initramfs carries `vfio-early-boot` (bind only) instead.
 
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use vfio_early::{addon, check, confedit, romcli, status};
+use vfio_early::{addon, check, confedit, help, romcli, status};
 use vfio_early_engine::options::{Mode, Options, EXIT_USAGE};
 use vfio_early_system::sysfs::Root;
 use vfio_early_system::{errln, out, outln};
@@ -14,7 +15,8 @@ const HELP: &str = "\
 vfio-early: bind chosen PCI devices to vfio-pci from the initramfs, before any native driver
 
 Usage:
-  vfio-early [bind] [--root DIR]              act (inside an initramfs only; always exits 0 there)
+  vfio-early bind [--root DIR]                act (inside an initramfs only; always exits 0 there;
+                                              also with no command)
   vfio-early plan [--root DIR] [--cmdline S]  show what a boot would do; change nothing
   vfio-early config [--root DIR] [--file F]   what /etc/vfio-early.conf sets, read by the boot's parser
   vfio-early status [--json] [--all] [--root DIR]
@@ -57,6 +59,11 @@ Kernel command line (the same keys work in /etc/vfio-early.conf without the pref
   vfio-early.dry-run        plan and log at boot, write nothing
   vfio-early.debug          more log records
   vfio-early.rom=display|BDF,...             capture these expansion ROMs at boot (once)
+  vfio-early.sync           the whole run before udev (no split run beside it)
+  vfio-early.init=PATH      the init the rdinit shim starts (command line only)
+In /etc/vfio-early.conf only:
+  build-strict = yes        the initramfs hooks fail the image build when vfio-early cannot go in
+Per command: vfio-early COMMAND --help.
 
 Exit codes of plan: 0 every entry would be bound, 1 something is refused or malformed, 2 usage.
 Exit codes of cmdline: 0 printed, 1 the next boot would refuse a device (named on stderr), 2 usage.
@@ -67,39 +74,57 @@ Exit codes of config: 0 clean, 1 a problem (named on stderr), 2 unreadable file 
 The kernel log (dmesg | grep vfio-early) and /run/vfio-early/state.json say what happened.
 ";
 
-/// The command and its words, with the options every command takes already taken out.
+/// The command and its words, with the options every command takes already taken out. Words
+/// stay OS strings (a file name may be any bytes); each command reads as text only what is text.
 struct Args {
     root: PathBuf,
     command: String,
-    rest: Vec<String>,
+    rest: Vec<OsString>,
 }
 
 /// `Ok(None)`: help or version was printed.
-fn split(args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+fn split(args: impl Iterator<Item = OsString>) -> Result<Option<Args>, String> {
     let mut root = PathBuf::from("/");
-    let mut command = None;
+    let mut command: Option<String> = None;
     let mut rest = Vec::new();
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--root" => root = args.next().ok_or("--root needs a directory")?.into(),
-            "-h" | "--help" | "help" => {
-                match command.as_deref() {
-                    Some("rom") => out!("{}", romcli::USAGE),
-                    _ => out!("{HELP}"),
+        match arg.to_str() {
+            Some("--root") => root = args.next().ok_or("--root needs a directory")?.into(),
+            Some("-h" | "--help") | Some("help") if command.as_deref() != Some("help") => {
+                // `help COMMAND` and `COMMAND --help` alike.
+                let named = match command.as_deref() {
+                    None if arg == "help" => args.next().map(|a| text(&a)).transpose()?,
+                    c => c.map(str::to_string),
+                };
+                match named.as_deref().map(|c| (c, help::of(c))) {
+                    None => out!("{HELP}"),
+                    Some((_, Some(h))) => out!("{h}"),
+                    Some((c, None)) => return Err(format!("unknown command \"{c}\"")),
                 }
                 return Ok(None);
             }
-            "-V" | "--version" if command.is_none() => {
+            Some("-V" | "--version") if command.is_none() => {
                 outln!("vfio-early {}", env!("CARGO_PKG_VERSION"));
                 return Ok(None);
             }
-            _ if command.is_none() && !arg.starts_with('-') => command = Some(arg),
+            _ if command.is_none() && !arg.as_encoded_bytes().starts_with(b"-") => {
+                command = Some(text(&arg).map_err(|e| format!("unknown command {e}"))?)
+            }
             // A value that looks like an option (`--cmdline "--x"`) stays with its option.
-            _ => {
+            word => {
                 let takes_value = matches!(
-                    arg.as_str(),
-                    "--cmdline" | "--file" | "--image" | "--kver" | "-o" | "--conf" | "--binary"
+                    word,
+                    Some(
+                        "--cmdline"
+                            | "--file"
+                            | "--image"
+                            | "--kver"
+                            | "-o"
+                            | "--conf"
+                            | "--binary"
+                            | "--init"
+                    )
                 );
                 rest.push(arg);
                 if takes_value {
@@ -115,8 +140,23 @@ fn split(args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
     }))
 }
 
+/// A word as text, or why not (its bytes shown, the invalid ones as U+FFFD).
+fn text(word: &OsStr) -> Result<String, String> {
+    word.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("\"{}\" (not UTF-8)", word.to_string_lossy()))
+}
+
+/// Every word as text (addresses, entries), or the first that is not.
+fn texts(words: &[OsString]) -> Result<Vec<String>, String> {
+    words
+        .iter()
+        .map(|w| text(w).map_err(|e| format!("{e} is not a PCI address")))
+        .collect()
+}
+
 /// The value of option `name` in `rest` (taken out), and whatever else is left.
-fn take_value(rest: &mut Vec<String>, name: &str) -> Result<Option<String>, String> {
+fn take_value(rest: &mut Vec<OsString>, name: &str) -> Result<Option<OsString>, String> {
     let Some(at) = rest.iter().position(|a| a == name) else {
         return Ok(None);
     };
@@ -129,15 +169,23 @@ fn take_value(rest: &mut Vec<String>, name: &str) -> Result<Option<String>, Stri
 }
 
 /// Whether flag `name` is in `rest` (taken out).
-fn take_flag(rest: &mut Vec<String>, name: &str) -> bool {
+fn take_flag(rest: &mut Vec<OsString>, name: &str) -> bool {
     let before = rest.len();
     rest.retain(|a| a != name);
     rest.len() != before
 }
 
-fn no_more(rest: &[String]) -> Result<(), String> {
+fn no_more(rest: &[OsString]) -> Result<(), String> {
     match rest.first() {
-        Some(other) => Err(format!("unknown argument \"{other}\"")),
+        Some(other) => Err(format!("unknown argument \"{}\"", other.to_string_lossy())),
+        None => Ok(()),
+    }
+}
+
+/// The first word that looks like an option, as an error.
+fn no_options(rest: &[OsString]) -> Result<(), String> {
+    match rest.iter().find(|a| a.as_encoded_bytes().starts_with(b"-")) {
+        Some(flag) => Err(format!("unknown argument \"{}\"", flag.to_string_lossy())),
         None => Ok(()),
     }
 }
@@ -147,10 +195,16 @@ fn dispatch(a: Args) -> Result<i32, String> {
     let root = Root::new(&a.root);
     match a.command.as_str() {
         "bind" | "plan" => {
-            let cmdline = take_value(&mut rest, "--cmdline")?;
+            let cmdline = take_value(&mut rest, "--cmdline")?
+                .map(|c| text(&c).map_err(|e| format!("--cmdline {e}")))
+                .transpose()?;
             no_more(&rest)?;
             if cmdline.is_some() && a.command != "plan" {
                 return Err("--cmdline goes with plan".into());
+            }
+            if a.command == "bind" && !root.in_initrd() {
+                errln!("{OUTSIDE}");
+                return Ok(EXIT_USAGE);
             }
             let mode = match a.command.as_str() {
                 "plan" => Mode::Plan,
@@ -192,22 +246,21 @@ fn dispatch(a: Args) -> Result<i32, String> {
         }
         "add" | "remove" => {
             let dry_run = take_flag(&mut rest, "--dry-run");
-            if let Some(flag) = rest.iter().find(|a| a.starts_with('-')) {
-                return Err(format!("unknown argument \"{flag}\""));
-            }
+            no_options(&rest)?;
+            let words = texts(&rest)?;
             Ok(match a.command.as_str() {
-                "add" => confedit::add(&root, &rest, dry_run),
-                _ => confedit::remove(&root, &rest, dry_run),
+                "add" => confedit::add(&root, &words, dry_run),
+                _ => confedit::remove(&root, &words, dry_run),
             })
         }
         "cmdline" => {
-            if let Some(flag) = rest.iter().find(|a| a.starts_with('-')) {
-                return Err(format!("unknown argument \"{flag}\""));
-            }
-            Ok(status::cmdline(&root, &rest))
+            no_options(&rest)?;
+            Ok(status::cmdline(&root, &texts(&rest)?))
         }
         "addon" => {
-            let kver = take_value(&mut rest, "--kver")?;
+            let kver = take_value(&mut rest, "--kver")?
+                .map(|k| text(&k).map_err(|e| format!("--kver {e}")))
+                .transpose()?;
             let out = take_value(&mut rest, "-o")?.ok_or("addon needs -o FILE")?;
             let conf = take_value(&mut rest, "--conf")?.map(PathBuf::from);
             let binary = take_value(&mut rest, "--binary")?.map_or_else(
@@ -247,12 +300,21 @@ fn dispatch(a: Args) -> Result<i32, String> {
             };
             Ok(addon::main(&req, std::path::Path::new(&out)))
         }
-        other => Err(format!("unknown argument \"{other}\"")),
+        other => Err(format!("unknown command \"{other}\"")),
     }
 }
 
+/// What `bind` says on a running system (it acts only inside an initramfs).
+const OUTSIDE: &str = "\
+vfio-early: bind acts only inside an initramfs, before udev, where the hooks run it at boot; on a
+running system it changes nothing. At the next boot it would put the devices of
+vfio-early.devices= and /etc/vfio-early.conf on vfio-pci:
+  vfio-early plan      shows what it would do, device by device, without acting
+  vfio-early status    every device, and what this boot and the next one do with it
+  vfio-early check     whether the next boot will work";
+
 fn main() -> ExitCode {
-    let code = match split(std::env::args().skip(1)).and_then(|a| a.map(dispatch).transpose()) {
+    let code = match split(std::env::args_os().skip(1)).and_then(|a| a.map(dispatch).transpose()) {
         Ok(Some(code)) => code,
         Ok(None) => 0,
         Err(msg) => {

@@ -134,6 +134,42 @@ impl NextBoot {
 const MAX_INPUTS: usize = 8;
 const MAX_USB_ENTRIES: usize = 1024;
 
+/// What the next boot's settings say that a person asking for a device must know: the kill
+/// switch is set (it takes nothing), or both the kernel command line and the configuration file
+/// name devices (it takes both lists, and removing a card from one leaves it in the other).
+/// `adding`: the file is about to name devices (`add`).
+pub fn source_warnings(root: &Root, next: &NextBoot, adding: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    if next.settings().off {
+        out.push("the kill switch is set (vfio-early.off on the kernel command line, or off = yes in /etc/vfio-early.conf): the next boot takes nothing".to_string());
+    }
+    let names_devices = |apply: &dyn Fn(&mut Settings, &mut vfio_early_core::config::Problems)| {
+        let mut s = Settings::default();
+        apply(&mut s, &mut Default::default());
+        !s.entries.is_empty()
+    };
+    let cmdline = names_devices(&|s, p| {
+        vfio_early_engine::sources::apply_cmdline_file(
+            &root.path(vfio_early_core::layout::PROC_CMDLINE),
+            vfio_early_core::config::Origin::Cmdline,
+            s,
+            p,
+        );
+    });
+    let file = adding
+        || names_devices(&|s, p| {
+            vfio_early_engine::sources::apply_config_file(
+                &root.path(vfio_early_core::layout::CONFIG_FILE),
+                s,
+                p,
+            );
+        });
+    if cmdline && file {
+        out.push("both the kernel command line (vfio-early.devices=) and /etc/vfio-early.conf name devices: the next boot takes both lists, and a card removed from one stays in the other; keep one".to_string());
+    }
+    out
+}
+
 /// What to say of the input devices behind a USB controller the next boot takes.
 pub fn input_warning(bdf: &vfio_early_core::pci::Bdf, names: &[String]) -> String {
     format!(

@@ -162,12 +162,46 @@ pub fn lookup(text: &str, ids: &[(PciId, Class)]) -> Lookup {
             _ => {}
         }
     }
+    // The database is text anyone can write: a name never carries control bytes (ESC, BEL,
+    // NUL) to a terminal.
+    for names in &mut out.names {
+        for name in [
+            &mut names.vendor,
+            &mut names.device,
+            &mut names.subsystem,
+            &mut names.class,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if name.chars().any(char::is_control) {
+                *name = name
+                    .chars()
+                    .map(|c| if c.is_control() { '?' } else { c })
+                    .collect();
+            }
+        }
+    }
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_carry_no_control_bytes() {
+        let db = "10de  NVIDIA\x1b[2J Corp\x07\n\t1c03  GP106\0 [GTX 1060]\n";
+        let id = PciId {
+            vendor: 0x10de,
+            device: 0x1c03,
+            subvendor: 0,
+            subdevice: 0,
+        };
+        let l = lookup(db, &[(id, Class(0x030000))]);
+        assert_eq!(l.names[0].vendor.as_deref(), Some("NVIDIA?[2J Corp?"));
+        assert_eq!(l.names[0].device.as_deref(), Some("GP106? [GTX 1060]"));
+    }
 
     const DB: &str = "\
 # comment

@@ -2,6 +2,7 @@
 //! `vfio-early rom ...`: what people fetch rom-parser and header-strip scripts for, plus the
 //! persistence step and the libvirt snippet.
 
+use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
@@ -26,23 +27,31 @@ Usage:
   vfio-early rom persist                               keep boot captures: /run -> /var/lib
   vfio-early rom known                                 stored captures, for the initramfs hooks
 inspect exit codes: 0 usable, 1 unusable, 2 usage or read error.
+Example: vfio-early rom inspect 01:00.0
 ";
 
 /// Runs a `rom` subcommand; returns the exit code.
-pub fn main(root: &Root, args: &[String]) -> i32 {
-    let words: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (flags, rest): (Vec<&str>, Vec<&str>) = words.iter().partition(|a| a.starts_with("--"));
-    let json = flags.contains(&"--json");
-    let force = flags.contains(&"--force");
-    if let Some(bad) = flags.iter().find(|f| !matches!(**f, "--json" | "--force")) {
-        return usage(&format!("unknown option \"{bad}\""));
+/// Words are OS strings: a file name may be any bytes.
+pub fn main(root: &Root, args: &[std::ffi::OsString]) -> i32 {
+    let (flags, rest): (Vec<&OsStr>, Vec<&OsStr>) = args
+        .iter()
+        .map(|a| a.as_os_str())
+        .partition(|a| a.as_encoded_bytes().starts_with(b"--"));
+    let json = flags.contains(&OsStr::new("--json"));
+    let force = flags.contains(&OsStr::new("--force"));
+    if let Some(bad) = flags
+        .iter()
+        .find(|f| !matches!(f.to_str(), Some("--json" | "--force")))
+    {
+        return usage(&format!("unknown option \"{}\"", bad.to_string_lossy()));
     }
-    match rest.as_slice() {
-        ["inspect", target] => inspect(root, target, json, force),
-        ["clean", input, output] => clean(Path::new(input), Path::new(output)),
-        ["libvirt", bdf] => libvirt(root, bdf),
-        ["persist"] => persist(root),
-        ["known"] => known(root),
+    let command = rest.first().and_then(|c| c.to_str());
+    match (command, &rest[rest.len().min(1)..]) {
+        (Some("inspect"), [target]) => inspect(root, target, json, force),
+        (Some("clean"), [input, output]) => clean(Path::new(input), Path::new(output)),
+        (Some("libvirt"), [bdf]) => libvirt(root, &bdf.to_string_lossy()),
+        (Some("persist"), []) => persist(root),
+        (Some("known"), []) => known(root),
         _ => usage("which rom command?"),
     }
 }
@@ -52,8 +61,9 @@ fn usage(msg: &str) -> i32 {
     2
 }
 
-fn inspect(root: &Root, target: &str, json: bool, force: bool) -> i32 {
-    let (data, expect) = match Bdf::parse(target) {
+fn inspect(root: &Root, target: &OsStr, json: bool, force: bool) -> i32 {
+    let shown = target.to_string_lossy();
+    let (data, expect) = match target.to_str().and_then(Bdf::parse) {
         Some(bdf) if !Path::new(target).exists() => match read_device_rom(root, &bdf, force) {
             Ok(v) => v,
             Err(msg) => {
@@ -70,7 +80,7 @@ fn inspect(root: &Root, target: &str, json: bool, force: bool) -> i32 {
                     ..Report::default()
                 };
                 let _ = report.findings.push(rom::Finding::Huge { size });
-                return print_report(target, &report, json);
+                return print_report(&shown, &report, json);
             }
             Ok(input) => (input.bytes, None),
             Err(e) => {
@@ -79,7 +89,7 @@ fn inspect(root: &Root, target: &str, json: bool, force: bool) -> i32 {
             }
         },
     };
-    print_report(target, &rom::inspect(&data, expect.as_ref()), json)
+    print_report(&shown, &rom::inspect(&data, expect.as_ref()), json)
 }
 
 fn print_report(target: &str, report: &Report, json: bool) -> i32 {

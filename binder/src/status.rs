@@ -587,6 +587,10 @@ pub fn argument(root: &Root, words: &[String]) -> Result<Argument, String> {
                 "\"{w}\" is not a PCI address (DDDD:BB:DD.F or BB:DD.F; `vfio-early status` lists them)"
             ));
         };
+        // Named twice (01:00.0 and 0000:01:00.0): one entry.
+        if bdfs.contains(&bdf) {
+            continue;
+        }
         let dev = sysfs::read_device(root, &bdf, None)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| {
@@ -622,6 +626,7 @@ pub fn argument(root: &Root, words: &[String]) -> Result<Argument, String> {
     for (bdf, names) in next.inputs_behind_taken_usb(root) {
         notes.push(nextboot::input_warning(&bdf, &names));
     }
+    notes.extend(nextboot::source_warnings(root, &next, false));
     let mut text = None;
     if refused.is_empty() {
         let mut t = String::new();

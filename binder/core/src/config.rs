@@ -130,6 +130,7 @@ pub enum InputError {
     #[error("bad device entry \"{token}\": {why}")]
     Entry { token: Token, why: EntryError },
     #[error("unknown key \"{0}\" (known: devices, off, group, on-fail, timeout, dry-run, sync, debug, rom, build-strict, init)")]
+    // The list above is KEYS (a test holds them together).
     UnknownKey(Token),
     #[error("bad value \"{value}\" for {key}: expected {expected}")]
     Value {
@@ -422,6 +423,23 @@ fn boolean(key: &'static str, value: Option<&str>) -> Result<bool, InputError> {
     }
 }
 
+/// Every key the settings parser knows, as the configuration file spells them (on the command
+/// line each takes the `vfio-early.` prefix; `build-strict` is the file's only, `init` the
+/// command line's only).
+pub const KEYS: [&str; 11] = [
+    "devices",
+    "off",
+    "group",
+    "on-fail",
+    "timeout",
+    "dry-run",
+    "sync",
+    "debug",
+    "rom",
+    "build-strict",
+    "init",
+];
+
 /// The settings as `/etc/vfio-early.conf` lines (`vfio-early config`): every key with its
 /// effective value, in a form `apply_file` reads back to the same settings.
 pub struct FileForm<'a>(pub &'a Settings);
@@ -473,6 +491,26 @@ pub const MAX_CMDLINE_D: usize = 16;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_unknown_key_message_names_every_key() {
+        let text = InputError::UnknownKey(Token::new("x")).to_string();
+        assert!(
+            text.ends_with(&format!("(known: {})", KEYS.join(", "))),
+            "{text}"
+        );
+        let mut p = Problems::default();
+        let mut s = Settings::default();
+        for k in KEYS.iter().filter(|k| **k != "init") {
+            s.apply_file(&format!("{k} = 1\n"), &mut p);
+            assert!(
+                p.kept
+                    .iter()
+                    .all(|e| !e.to_string().contains("unknown key")),
+                "{k}: {p:?}"
+            );
+        }
+    }
 
     fn from(cmdline: &str, file: &str) -> (Settings, Problems) {
         let mut s = Settings::default();

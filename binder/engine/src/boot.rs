@@ -5,7 +5,7 @@
 use log::{error, info, LevelFilter};
 
 use crate::apply::{self, Kernel, RealKernel};
-use crate::options::{ctx, deadline, Mode, Options, Run, EXIT_OK, EXIT_REFUSED};
+use crate::options::{ctx, deadline, Mode, Options, Run, EXIT_OK, EXIT_USAGE};
 use crate::romread;
 use crate::scan;
 use crate::sources::{self, warn_legacy};
@@ -53,7 +53,9 @@ pub fn run_split_with<K: Kernel>(
             }
             let why = "boot mode refuses to act on a running system; use `vfio-early plan` to see what it would do";
             if !boot_start(&root, why) {
-                return EXIT_REFUSED;
+                // Said on stderr too: a person ran it (the kernel log may not be theirs to read).
+                errln!("vfio-early: not inside an initramfs (no /etc/initrd-release): nothing done; {why}");
+                return EXIT_USAGE;
             }
             // /run is the system's own mount (trusted, as the root is); vfio-early/ below it is
             // opened without following a symlink.
