@@ -138,6 +138,8 @@ install-doc:
 	install -Dm644 docs/vfio-early.8 $(DESTDIR)$(MANDIR)/man8/vfio-early.8
 	install -Dm644 vfio-early.conf.example $(DESTDIR)$(DOCDIR)/vfio-early.conf.example
 	install -Dm644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -d $(DESTDIR)$(DOCDIR)/docs
+	install -m644 docs/*.md $(DESTDIR)$(DOCDIR)/docs/
 	install -Dm644 CHANGELOG.md $(DESTDIR)$(DOCDIR)/CHANGELOG.md
 
 # The files git tracks (as they are in the work tree) plus every crate the lock file names,

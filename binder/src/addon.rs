@@ -600,7 +600,7 @@ pub fn main(req: &Request<'_>, out: &Path) -> i32 {
         names.join(" "),
         built.overhead()
     );
-    outln!("load it after the image's own initrd (a second initrd line, or a UKI's .initrd add-on: see the README's \"Immutable systems, UKIs\")");
+    outln!("load it after the image's own initrd (a second initrd line, or a UKI's .initrd add-on: see docs/addon.md)");
     vfio_early_engine::options::EXIT_OK
 }
 

@@ -103,7 +103,7 @@ fn iommu(root: &Root, next: &NextBoot, f: &mut Findings) {
             Level::Error,
             "iommu",
             "the IOMMU is off (no IOMMU groups): vfio-pci takes no device".into(),
-            Some(format!("add {arg} to the kernel command line (README, \"The kernel argument\") and enable VT-d / AMD-Vi (or \"IOMMU\") in the firmware setup")),
+            Some(format!("add {arg} to the kernel command line (README, \"3. Take it\") and enable VT-d / AMD-Vi (or \"IOMMU\") in the firmware setup")),
         );
         return;
     }
@@ -410,7 +410,7 @@ fn image_path(root: &Root, given: Option<&Path>, f: &mut Findings) -> Option<Pat
             Level::Warn,
             "image",
             "no initramfs generator found (update-initramfs, dracut, mkinitcpio): the image is not checked".into(),
-            Some("see README, \"Per initramfs generator\"; `vfio-early check --image FILE` checks a given image".into()),
+            Some("see docs/generators.md; `vfio-early check --image FILE` checks a given image".into()),
         );
         return None;
     };
@@ -472,7 +472,7 @@ fn addon_finding(addon: &Path, image: &str, rel: &str, f: &mut Findings) {
             Level::Warn,
             "image",
             format!("{image} has no vfio-early, but the initrd add-on {shown} carries it for kernel {rel}: ready if the boot entry loads the add-on after the image"),
-            Some("list the add-on as an initrd after the image's own in the boot entry (README, \"Immutable systems, UKIs\")".into()),
+            Some("list the add-on as an initrd after the image's own in the boot entry (docs/addon.md)".into()),
         ),
         other => f.add(
             Level::Error,
@@ -490,10 +490,10 @@ fn image(root: &Root, given: Option<&Path>, f: &mut Findings) {
     let Some(path) = image_path(root, given, f) else {
         return;
     };
-    let rebuild = imagetool::detect(root).map_or(
-        "rebuild the initramfs (README, \"Per initramfs generator\")",
-        |g| g.rebuild(),
-    );
+    let rebuild = imagetool::detect(root)
+        .map_or("rebuild the initramfs (docs/generators.md)", |g| {
+            g.rebuild()
+        });
     let shown = path.display();
     // O_NONBLOCK: a FIFO in the image's place must not hold check (scan refuses it by kind).
     if let Err(e) = vfio_early_system::read::open_ro(&path, nix::fcntl::OFlag::O_NONBLOCK) {

@@ -121,7 +121,7 @@ fn next_steps(root: &Root) -> Vec<String> {
     }
     if !sysfs::dir_has_entries(&root.path(vfio_early_core::layout::IOMMU_GROUPS)) {
         out.push(format!(
-            "the IOMMU is off: add {} to the kernel command line (README, \"The kernel argument\")",
+            "the IOMMU is off: add {} to the kernel command line (README, \"3. Take it\")",
             crate::status::iommu_argument(root)
         ));
     }

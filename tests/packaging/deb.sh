@@ -15,7 +15,7 @@
 #      -> the file untouched, the image rebuilt; boot with no argument: card A from the file
 #   4. apt remove with the add-on enabled -> the kernel hooks it leaves (conffiles) are silent
 # Plus the package itself: contents, no conffile but the add-on's kernel hooks, the trigger, no update-initramfs call in a
-# maintainer script, lintian (no errors, every warning listed in the README).
+# maintainer script, lintian (no errors, every warning listed in docs/building.md).
 # Ends with "N passed, M failed".
 #
 #   tests/packaging/deb.sh        (as root; JOBS boots at a time, default 2)
@@ -194,7 +194,7 @@ lintian --pedantic -I "$REPO_DIR"/target/debian/vfio-early_*.changes >"$SUITE_OU
 reasons=""
 grep -q '^E: ' "$SUITE_OUT/lintian.txt" && reasons+="errors: $(grep '^E: ' "$SUITE_OUT/lintian.txt" | tr '\n' ' ')"$'\n'
 for tag in $(sed -n 's/^[WI]: vfio-early: \([^ ]*\).*/\1/p' "$SUITE_OUT/lintian.txt" | sort -u); do
-    grep -qF "\`$tag\`" "$REPO_DIR/README.md" || reasons+="warning $tag is not listed in the README"$'\n'
+    grep -qF "\`$tag\`" "$REPO_DIR/docs/building.md" || reasons+="warning $tag is not listed in docs/building.md"$'\n'
 done
 verdict deb-lintian "$(grep -c '^[EWI]: ' "$SUITE_OUT/lintian.txt") tags: $(sed -n 's/^\([EWI]\): vfio-early: \([^ ]*\).*/\1:\2/p' "$SUITE_OUT/lintian.txt" | sort -u | tr '\n' ' ')" "$reasons"
 
