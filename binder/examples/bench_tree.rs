@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Generates the benchmark's fake root: `cargo run --example bench_tree -- DIR [--modprobe
 //! exe|bind|log|noop] [--shell PATH] [--devices N] [--targets 1|8] [--entries address|id]
-//! [--prebound] [--all-bars]` fills DIR (absent or empty) and prints only the target BDFs, space
+//! [--prebound] [--all-bars] [--foreign-parts]` fills DIR (absent or empty) and prints only the target BDFs, space
 //! separated, for tests/bench/bench.sh to hand to the classic script.
 //!
 //! The default machine (no option but `--modprobe`/`--shell`) is the one every earlier figure was
@@ -41,6 +41,9 @@
 //!   has (NVIDIA TU104 10de:1e87, AMD Navi 22 1002:73df) and lists those IDs instead of the
 //!   addresses, so an ID entry matches exactly the targets (the binder refuses one that matches
 //!   more than 64 devices).
+//! - `--foreign-parts`: the cards' USB and UCSI functions carry another vendor's ID (1b21,
+//!   ASMedia), so they are not the cards' parts: the binder takes each target and its audio only,
+//!   the job issue 12's syscall budget was set on (before issue 28 took the whole card).
 //! - `--all-bars`: `proc/iomem` lists every memory BAR of every function (ROMs, 64-bit BARs, the
 //!   audio, USB and second NIC BARs) and every bridge's prefetchable window, as the kernel does;
 //!   without it, only what the default machine has always listed (each display's first two BARs,
@@ -219,7 +222,7 @@ fn noop_elf() -> Vec<u8> {
 fn usage() -> ! {
     eprintln!(
         "usage: bench_tree DIR [--modprobe exe|bind|log|noop] [--shell PATH] [--devices N] \
-         [--targets 1|8] [--entries address|id] [--prebound] [--all-bars]"
+         [--targets 1|8] [--entries address|id] [--prebound] [--all-bars] [--foreign-parts]"
     );
     std::process::exit(2);
 }
@@ -265,6 +268,7 @@ struct Opts {
     id_entries: bool,
     prebound: bool,
     all_bars: bool,
+    foreign_parts: bool,
 }
 
 fn parse_args() -> Opts {
@@ -278,6 +282,7 @@ fn parse_args() -> Opts {
         id_entries: false,
         prebound: false,
         all_bars: false,
+        foreign_parts: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -315,6 +320,7 @@ fn parse_args() -> Opts {
             }
             "--prebound" => o.prebound = true,
             "--all-bars" => o.all_bars = true,
+            "--foreign-parts" => o.foreign_parts = true,
             _ if dir.is_none() && !a.starts_with('-') => dir = Some(PathBuf::from(a)),
             _ => usage(),
         }
@@ -564,14 +570,14 @@ fn main() -> ExitCode {
                 let boot = dom == 0 && bus == 1;
                 for f in 0..4u32 {
                     let bdf = format!("{dom:04x}:{bus:02x}:00.{f}");
-                    let mut d = Dev::new(
-                        &bdf,
-                        card.vendor,
-                        card.ids[f as usize],
-                        GPU_CLASSES[f as usize],
-                    )
-                    .subsys(card.subsys.0, card.subsys.1)
-                    .group(group);
+                    let vendor = match f {
+                        2 | 3 if o.foreign_parts => 0x1b21,
+                        _ => card.vendor,
+                    };
+                    let mut d =
+                        Dev::new(&bdf, vendor, card.ids[f as usize], GPU_CLASSES[f as usize])
+                            .subsys(card.subsys.0, card.subsys.1)
+                            .group(group);
                     match f {
                         0 => {
                             let io = io_base(dom, bus);
@@ -672,8 +678,14 @@ fn main() -> ExitCode {
             t.file(&format!("{staged}/{f}"), "");
         }
         for b in &targets {
-            // Each target and its audio function: what the binder fences in `companions` mode.
-            for f in [b.clone(), format!("{}.1", &b[..b.len() - 2])] {
+            // What the binder fences in `companions` mode: the whole card (each target, its
+            // audio, and its USB and UCSI unless they are another vendor's).
+            let parts: &[u32] = if o.foreign_parts {
+                &[0, 1]
+            } else {
+                &[0, 1, 2, 3]
+            };
+            for f in parts.iter().map(|f| format!("{}.{f}", &b[..b.len() - 2])) {
                 let rel = FakeTree::dev_rel(&f);
                 t.symlink(
                     &format!("{rel}/driver"),

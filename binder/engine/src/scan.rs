@@ -130,6 +130,27 @@ fn id_candidates(
     (read.ok()? && whole).then_some(out)
 }
 
+/// Whether a function that could be a card's USB or UCSI part (the class, on the slot and in the
+/// group of a display with its vendor ID) is an SR-IOV virtual function (`physfn`): asked only of
+/// those, one `lstat` each, so a boot pays nothing for it on other machines.
+fn mark_virtual_functions(root: &Root, inv: &mut Inventory) {
+    let displays: heapless::Vec<(Bdf, u16, Option<u32>), MAX_DEVICES> = inv
+        .devices
+        .iter()
+        .filter(|d| d.class.is_display())
+        .map(|d| (d.bdf, d.id.vendor, d.group))
+        .collect();
+    for d in inv.devices.iter_mut() {
+        let candidate = matches!(d.class.base_sub(), 0x0c03 | 0x0c80)
+            && displays
+                .iter()
+                .any(|(b, v, g)| b.same_slot(&d.bdf) && *v == d.id.vendor && *g == d.group);
+        if candidate {
+            d.virtfn = sysfs::is_virtual_function(root, &d.bdf);
+        }
+    }
+}
+
 pub fn scan(root: &Root, entries: &[Entry]) -> (Inventory, Errors) {
     let mut s = Scan {
         root,
@@ -208,6 +229,7 @@ pub fn scan(root: &Root, entries: &[Entry]) -> (Inventory, Errors) {
         }
     }
     s.inv.devices.sort_unstable_by_key(|d| d.bdf);
+    mark_virtual_functions(root, &mut s.inv);
     // A device with a group proves the IOMMU on; only without one is the directory asked (to
     // tell "the IOMMU is off" from "this device is not behind it").
     s.inv.iommu_on = s.inv.devices.iter().any(|d| d.group.is_some())

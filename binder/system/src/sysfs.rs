@@ -189,7 +189,6 @@ pub fn read_device(root: &Root, bdf: &Bdf, group: Option<u32>) -> Result<Option<
     // The kernel creates boot_vga only for VGA-class devices.
     let boot_vga = class.base_sub() == 0x0300
         && read_attr::<16>(&root.attr(bdf, "boot_vga"))?.is_some_and(|t| t.trim() == "1");
-    let virtfn = fs::symlink_metadata(root.attr(bdf, "physfn")).is_ok();
     Ok(Some(Device {
         bdf: *bdf,
         id,
@@ -197,9 +196,15 @@ pub fn read_device(root: &Root, bdf: &Bdf, group: Option<u32>) -> Result<Option<
         driver: device::uevent_driver(&text),
         group,
         boot_vga,
-        virtfn,
+        // Asked only where it matters ([`is_virtual_function`]).
+        virtfn: false,
         bars: heapless::Vec::new(),
     }))
+}
+
+/// An SR-IOV virtual function has a `physfn` link to its physical function.
+pub fn is_virtual_function(root: &Root, bdf: &Bdf) -> bool {
+    fs::symlink_metadata(root.attr(bdf, "physfn")).is_ok()
 }
 
 /// A device's memory BARs, from `resource`.
