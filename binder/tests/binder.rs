@@ -678,7 +678,7 @@ fn boot_mode_refuses_outside_an_initramfs() {
     let (code, _, err) = exe::run(exe::boot_exe(), &t, &[]);
     assert_eq!(code, 2);
     assert!(
-        err.contains("not inside an initramfs (no /etc/initrd-release): nothing done"),
+        err.contains("not inside an initramfs: nothing done; boot mode refuses"),
         "{err}"
     );
     assert!(has(&t.kmsg_lines(), "not inside an initramfs"));

@@ -54,7 +54,7 @@ pub fn run_split_with<K: Kernel>(
             let why = "boot mode refuses to act on a running system; use `vfio-early plan` to see what it would do";
             if !boot_start(&root, why) {
                 // Said on stderr too: a person ran it (the kernel log may not be theirs to read).
-                errln!("vfio-early: not inside an initramfs (no /etc/initrd-release): nothing done; {why}");
+                errln!("vfio-early: not inside an initramfs: nothing done; {why}");
                 return EXIT_USAGE;
             }
             // /run is the system's own mount (trusted, as the root is); vfio-early/ below it is

@@ -134,19 +134,18 @@ fn id_candidates(
 /// group of a display with its vendor ID) is an SR-IOV virtual function (`physfn`): asked only of
 /// those, one `lstat` each, so a boot pays nothing for it on other machines.
 fn mark_virtual_functions(root: &Root, inv: &mut Inventory) {
-    let displays: heapless::Vec<(Bdf, u16, Option<u32>), MAX_DEVICES> = inv
-        .devices
-        .iter()
-        .filter(|d| d.class.is_display())
-        .map(|d| (d.bdf, d.id.vendor, d.group))
-        .collect();
-    for d in inv.devices.iter_mut() {
+    for n in 0..inv.devices.len() {
+        let d = &inv.devices[n];
         let candidate = matches!(d.class.base_sub(), 0x0c03 | 0x0c80)
-            && displays
-                .iter()
-                .any(|(b, v, g)| b.same_slot(&d.bdf) && *v == d.id.vendor && *g == d.group);
+            && inv.devices.iter().any(|m| {
+                m.class.is_display()
+                    && m.bdf.same_slot(&d.bdf)
+                    && m.id.vendor == d.id.vendor
+                    && m.group == d.group
+            });
         if candidate {
-            d.virtfn = sysfs::is_virtual_function(root, &d.bdf);
+            let bdf = d.bdf;
+            inv.devices[n].virtfn = sysfs::is_virtual_function(root, &bdf);
         }
     }
 }
