@@ -143,27 +143,25 @@ pub fn source_warnings(root: &Root, next: &NextBoot, adding: bool) -> Vec<String
     if next.settings().off {
         out.push("the kill switch is set (vfio-early.off on the kernel command line, or off = yes in /etc/vfio-early.conf): the next boot takes nothing".to_string());
     }
-    let names_devices = |apply: &dyn Fn(&mut Settings, &mut vfio_early_core::config::Problems)| {
-        let mut s = Settings::default();
-        apply(&mut s, &mut Default::default());
-        !s.entries.is_empty()
-    };
-    let cmdline = names_devices(&|s, p| {
-        vfio_early_engine::sources::apply_cmdline_file(
-            &root.path(vfio_early_core::layout::PROC_CMDLINE),
-            vfio_early_core::config::Origin::Cmdline,
-            s,
-            p,
+    // Each source read alone (the next boot's settings merge them).
+    let mut problems = Default::default();
+    let mut from_cmdline = Settings::default();
+    vfio_early_engine::sources::apply_cmdline_file(
+        &root.path(vfio_early_core::layout::PROC_CMDLINE),
+        vfio_early_core::config::Origin::Cmdline,
+        &mut from_cmdline,
+        &mut problems,
+    );
+    let mut from_file = Settings::default();
+    if !adding {
+        vfio_early_engine::sources::apply_config_file(
+            &root.path(vfio_early_core::layout::CONFIG_FILE),
+            &mut from_file,
+            &mut problems,
         );
-    });
-    let file = adding
-        || names_devices(&|s, p| {
-            vfio_early_engine::sources::apply_config_file(
-                &root.path(vfio_early_core::layout::CONFIG_FILE),
-                s,
-                p,
-            );
-        });
+    }
+    let cmdline = !from_cmdline.entries.is_empty();
+    let file = adding || !from_file.entries.is_empty();
     if cmdline && file {
         out.push("both the kernel command line (vfio-early.devices=) and /etc/vfio-early.conf name devices: the next boot takes both lists, and a card removed from one stays in the other; keep one".to_string());
     }

@@ -166,6 +166,22 @@ fn whole_card_host() -> FakeTree {
 }
 
 #[test]
+fn the_card_s_own_usb_needs_no_guard_under_any_group_policy() {
+    let t = whole_card_host();
+    let (_, out, _) = run(
+        &t,
+        &[
+            "plan",
+            "--cmdline",
+            "vfio-early.devices=01:00.0 vfio-early.group=whole",
+        ],
+    );
+    assert!(out.contains("0000:01:00.2 [10de:1ad8] USB controller (IOMMU group member of 0000:01:00.0): would bind to vfio-pci"), "{out}");
+    // Another vendor's xHCI in the group is still the machine's: guarded.
+    assert!(out.contains("0000:01:00.4 [1022:15e0] USB controller (IOMMU group member of 0000:01:00.0): refused: class guard"), "{out}");
+}
+
+#[test]
 fn a_virtual_function_on_the_slot_is_not_the_card() {
     let t = FakeTree::new();
     whole_card(&t);

@@ -34,7 +34,11 @@ impl Part {
     /// (SR-IOV: it belongs to its physical function, not to the card), never another vendor's
     /// USB or serial bus (an APU slot also holds the machine's own xHCI and its PSP).
     pub fn of(lead: &Device, m: &Device) -> Option<Part> {
-        if m.virtfn || !m.bdf.same_slot(&lead.bdf) || m.group != lead.group {
+        if !lead.class.is_display()
+            || m.virtfn
+            || !m.bdf.same_slot(&lead.bdf)
+            || m.group != lead.group
+        {
             return None;
         }
         let same_vendor = m.id.vendor == lead.id.vendor;
@@ -188,7 +192,9 @@ pub fn plan(settings: &Settings, inv: &Inventory) -> Plan {
                     (Some(d), Some(pin)) if !pin.matches(&d.id) => {
                         Decision::Refuse(Refusal::IdMismatch { expected: *pin })
                     }
-                    (Some(d), _) => decide(d, entry.flags, pin.is_some(), inv),
+                    (Some(d), _) => {
+                        decide(d, entry.flags, entry.flags.guarded && pin.is_some(), inv)
+                    }
                 };
                 plan.push(Item {
                     bdf: *bdf,
@@ -213,7 +219,7 @@ pub fn plan(settings: &Settings, inv: &Inventory) -> Plan {
                             decision: match inv.unseen.id_matches {
                                 // Acting on some of an entry's matches would be a silent cut.
                                 true => Decision::Refuse(Refusal::PartialView(Partial::IdMatches)),
-                                false => decide(d, entry.flags, true, inv),
+                                false => decide(d, entry.flags, entry.flags.guarded, inv),
                             },
                         });
                     }
@@ -226,14 +232,15 @@ pub fn plan(settings: &Settings, inv: &Inventory) -> Plan {
     plan
 }
 
-/// The checks every path goes through, in order of precedence.
-fn decide(d: &Device, flags: Flags, pinned: bool, inv: &Inventory) -> Decision {
+/// The checks every path goes through, in order of precedence. `guard_lifted`: a guarded class
+/// may be taken (its entry pins the ID and says `+guarded`, or it is a card's own part).
+fn decide(d: &Device, flags: Flags, guard_lifted: bool, inv: &Inventory) -> Decision {
     let refuse = |r| Decision::Refuse(r);
     if d.class.is_bridge() {
         return refuse(Refusal::Bridge);
     }
     if let Some(kind) = d.class.guarded_kind() {
-        if !(flags.guarded && pinned) {
+        if !guard_lifted {
             return refuse(Refusal::Guarded { kind });
         }
     }
@@ -278,18 +285,10 @@ fn add_companions(plan: &mut Plan, policy: GroupPolicy, inv: &Inventory) {
             if plan.has(&m.bdf) || m.class.is_bridge() {
                 continue;
             }
-            let part = Part::of(&lead, m).filter(|_| lead.class.is_display());
-            let (why, flags) = match (policy, part) {
-                (GroupPolicy::Whole, _) => (Why::GroupMember(lead.bdf), flags),
-                // The card's own USB and UCSI controllers are not the machine's: the guard on
-                // USB controllers (the keyboard's) is for those.
-                (_, Some(p)) => (
-                    Why::Companion(lead.bdf, p),
-                    Flags {
-                        guarded: p != Part::Audio || flags.guarded,
-                        ..flags
-                    },
-                ),
+            let part = Part::of(&lead, m);
+            let why = match (policy, part) {
+                (GroupPolicy::Whole, _) => Why::GroupMember(lead.bdf),
+                (_, Some(p)) => Why::Companion(lead.bdf, p),
                 (_, None) => continue,
             };
             plan.push(Item {
@@ -297,8 +296,10 @@ fn add_companions(plan: &mut Plan, policy: GroupPolicy, inv: &Inventory) {
                 dev: Some(m.clone()),
                 why,
                 flags,
-                // A companion's identity is not pinned by its lead's entry; a card's USB and
-                // UCSI parts are pinned by being the display vendor's, on its slot.
+                // A companion's identity is not pinned by its lead's entry, so the class guard
+                // stays, but for the card's own USB and UCSI controllers: the guard is for the
+                // machine's (the keyboard's), and these are pinned by being the display
+                // vendor's, on its slot.
                 decision: decide(m, flags, part.is_some_and(|p| p != Part::Audio), inv),
             });
         }

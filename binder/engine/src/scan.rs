@@ -6,6 +6,7 @@ use vfio_early_core::device::{self, Inventory, MAX_DEVICES};
 use vfio_early_core::entry::{Entry, Selector};
 use vfio_early_core::iomem;
 use vfio_early_core::pci::Bdf;
+use vfio_early_core::plan::Part;
 use vfio_early_system::read::SysError;
 use vfio_early_system::sysfs::{self, Root};
 
@@ -130,19 +131,16 @@ fn id_candidates(
     (read.ok()? && whole).then_some(out)
 }
 
-/// Whether a function that could be a card's USB or UCSI part (the class, on the slot and in the
-/// group of a display with its vendor ID) is an SR-IOV virtual function (`physfn`): asked only of
-/// those, one `lstat` each, so a boot pays nothing for it on other machines.
+/// Whether a function that could be a card's USB or UCSI part ([`Part::of`] a display of the
+/// inventory) is an SR-IOV virtual function (`physfn`): asked only of those, one `lstat` each, so
+/// a boot pays nothing for it on other machines.
 fn mark_virtual_functions(root: &Root, inv: &mut Inventory) {
     for n in 0..inv.devices.len() {
         let d = &inv.devices[n];
-        let candidate = matches!(d.class.base_sub(), 0x0c03 | 0x0c80)
-            && inv.devices.iter().any(|m| {
-                m.class.is_display()
-                    && m.bdf.same_slot(&d.bdf)
-                    && m.id.vendor == d.id.vendor
-                    && m.group == d.group
-            });
+        let candidate = inv
+            .devices
+            .iter()
+            .any(|lead| matches!(Part::of(lead, d), Some(Part::Usb | Part::Ucsi)));
         if candidate {
             let bdf = d.bdf;
             inv.devices[n].virtfn = sysfs::is_virtual_function(root, &bdf);
